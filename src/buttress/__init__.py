@@ -1,0 +1,120 @@
+"""buttress: resilience for Python services.
+
+Retry with backoff, circuit breakers, timeouts and fallbacks, composed into
+pipelines that protect sync and async code alike, correct under concurrency
+and cancellation and nearly free on the success path::
+
+    from buttress import CircuitBreaker, RetryConfig, pipeline
+
+    protect = pipeline(
+        retry=RetryConfig(max_attempts=3, base_delay=0.2, retry_on=(ConnectionError,)),
+        circuit_breaker=CircuitBreaker("payments", failure_threshold=5),
+        timeout=2.0,
+    )
+
+    @protect
+    async def charge(amount: int) -> dict: ...
+
+``import buttress`` loads only the standard library.
+"""
+
+from __future__ import annotations
+
+from buttress._core.clock import SYSTEM_CLOCK, Clock, SystemClock
+from buttress._core.errors import (
+    ButtressError,
+    CircuitBreakerError,
+    ConfigurationError,
+    OperationTimeoutError,
+    RetryError,
+    RetryExhaustedError,
+)
+from buttress._core.strategy import Strategy
+from buttress.backoff import ExponentialBackoff, RetryStrategy
+from buttress.breaker import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CircuitBreakerState,
+    CircuitBreakerStats,
+    CircuitState,
+)
+from buttress.decorators import (
+    async_circuit_breaker,
+    circuit_breaker,
+    retry_database_operation,
+    retry_http_request,
+)
+from buttress.fallback import Fallback, with_fallback
+from buttress.pipeline import Pipeline, pipeline
+from buttress.registry import (
+    clear_circuit_breakers,
+    get_all_circuit_breaker_stats,
+    get_circuit_breaker,
+    get_circuit_breaker_stats,
+    reset_circuit_breakers,
+)
+from buttress.retry import (
+    Retry,
+    RetryConfig,
+    RetryResult,
+    async_retry,
+    async_retry_with_backoff,
+    is_transient,
+    retry,
+    retry_sync,
+    retry_with_backoff,
+    should_retry,
+    with_retry,
+)
+from buttress.timeout import Timeout, TimeoutConfig, async_timeout, timeout, timeout_operation
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SYSTEM_CLOCK",
+    "ButtressError",
+    "CircuitBreaker",
+    "CircuitBreakerConfig",
+    "CircuitBreakerError",
+    "CircuitBreakerState",
+    "CircuitBreakerStats",
+    "CircuitState",
+    "Clock",
+    "ConfigurationError",
+    "ExponentialBackoff",
+    "Fallback",
+    "OperationTimeoutError",
+    "Pipeline",
+    "Retry",
+    "RetryConfig",
+    "RetryError",
+    "RetryExhaustedError",
+    "RetryResult",
+    "RetryStrategy",
+    "Strategy",
+    "SystemClock",
+    "Timeout",
+    "TimeoutConfig",
+    "async_circuit_breaker",
+    "async_retry",
+    "async_retry_with_backoff",
+    "async_timeout",
+    "circuit_breaker",
+    "clear_circuit_breakers",
+    "get_all_circuit_breaker_stats",
+    "get_circuit_breaker",
+    "get_circuit_breaker_stats",
+    "is_transient",
+    "pipeline",
+    "reset_circuit_breakers",
+    "retry",
+    "retry_database_operation",
+    "retry_http_request",
+    "retry_sync",
+    "retry_with_backoff",
+    "should_retry",
+    "timeout",
+    "timeout_operation",
+    "with_fallback",
+    "with_retry",
+]

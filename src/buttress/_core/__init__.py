@@ -1,0 +1,1 @@
+"""Shared building blocks: the clock, the error hierarchy and config validation."""

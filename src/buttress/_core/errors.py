@@ -1,0 +1,105 @@
+"""The one error hierarchy of buttress.
+
+Every error buttress raises on its own account derives from :class:`ButtressError`
+and carries the facts a caller needs as attributes. Errors that replace an
+original exception are chained to it with ``from``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from buttress.breaker import CircuitState
+
+__all__ = [
+    "ButtressError",
+    "CircuitBreakerError",
+    "ConfigurationError",
+    "OperationTimeoutError",
+    "RetryError",
+    "RetryExhaustedError",
+]
+
+
+class ButtressError(Exception):
+    """Root of every error raised by buttress itself."""
+
+
+class ConfigurationError(ButtressError, ValueError):
+    """A configuration value is invalid; the message names the field and the value."""
+
+
+class RetryExhaustedError(ButtressError):
+    """Every allowed attempt failed (or the retry deadline was spent).
+
+    ``attempts`` is the number of calls made, ``last_exception`` the error of the
+    final attempt (``None`` when the final attempt returned a result that the
+    ``retry_on_result`` predicate rejected, see ``last_result``).
+    """
+
+    def __init__(
+        self,
+        attempts: int,
+        last_exception: BaseException | None,
+        last_result: Any = None,
+        operation: str | None = None,
+    ) -> None:
+        self.attempts = attempts
+        self.last_exception = last_exception
+        self.last_result = last_result
+        self.operation = operation
+        what = f"{operation!r} " if operation else ""
+        if last_exception is not None:
+            cause = f"{type(last_exception).__name__}: {last_exception}"
+        else:
+            cause = f"result {last_result!r} was rejected"
+        super().__init__(f"operation {what}failed after {attempts} attempts; last: {cause}")
+
+
+RetryError = RetryExhaustedError
+"""Alias of :class:`RetryExhaustedError` (the spelling several seeds use)."""
+
+
+class CircuitBreakerError(ButtressError):
+    """The circuit breaker rejected the call without running it.
+
+    ``remaining_timeout`` is the number of seconds until the breaker lets a probe
+    call through (0.0 when it is half-open and its probe permits are taken).
+    """
+
+    def __init__(self, name: str, state: CircuitState, remaining_timeout: float) -> None:
+        self.name = name
+        self.state = state
+        self.remaining_timeout = remaining_timeout
+        super().__init__(
+            f"circuit breaker {name!r} is {state.value}; "
+            f"next probe allowed in {remaining_timeout:.3f}s"
+        )
+
+    @property
+    def retry_after(self) -> float:
+        """Delay hint for an outer retry: the time until a probe is allowed."""
+        return self.remaining_timeout
+
+
+class OperationTimeoutError(ButtressError, TimeoutError):
+    """An operation ran past its time limit.
+
+    A subclass of the builtin :class:`TimeoutError`, so ``except TimeoutError``
+    catches it. ``operation`` and ``timeout`` name what ran out of time.
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        operation: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self.operation = operation
+        self.timeout = timeout
+        if message is None:
+            what = f"operation {operation!r}" if operation else "operation"
+            message = f"{what} timed out after {timeout}s"
+        super().__init__(message)

@@ -1,0 +1,78 @@
+"""The seam every strategy plugs into.
+
+A strategy knows how to wrap a sync callable and an async callable; the
+decisions it makes live in a sans-IO policy object next to it. A pipeline is
+nothing more than strategies wrapped around each other in a fixed order.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+__all__ = ["Strategy", "call_hook", "is_async_callable", "logger"]
+
+logger = logging.getLogger("buttress")
+# A library logs; the application decides where logs go.
+logger.addHandler(logging.NullHandler())
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def is_async_callable(fn: object) -> bool:
+    """True for coroutine functions, including ``functools.partial`` and objects
+    whose ``__call__`` is a coroutine function."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - we want the bound method
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+def call_hook(hook: Callable[..., object], *args: object) -> None:
+    """Run a user callback; a callback that raises is logged, never propagated,
+    so observing a call can not break it."""
+    try:
+        hook(*args)
+    except Exception:
+        logger.exception("buttress: callback %r raised; the protected call is unaffected", hook)
+
+
+class Strategy:
+    """Base of every strategy: wrap a sync or an async callable.
+
+    ``order`` places the strategy in a pipeline: fallback (10) → retry (20) →
+    circuit breaker (30) → timeout (40) → bulkhead (50) → the call.
+    Calling the strategy on a function decorates it, choosing the sync or async
+    wrapper by looking at the function once, at decoration time.
+    """
+
+    __slots__ = ()
+
+    order: ClassVar[int] = 100
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Return a sync callable that applies this strategy around ``fn``."""
+        raise NotImplementedError
+
+    def wrap_async(
+        self, fn: Callable[..., Awaitable[Any]]
+    ) -> Callable[..., Awaitable[Any]]:
+        """Return a coroutine function that applies this strategy around ``fn``."""
+        raise NotImplementedError
+
+    def __call__(self, fn: F) -> F:
+        wrapped = self.wrap_async(fn) if is_async_callable(fn) else self.wrap(fn)
+        return functools.wraps(fn)(wrapped)  # type: ignore[return-value]
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` once under this strategy."""
+        return self.wrap(fn)(*args, **kwargs)
+
+    async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        """Await ``fn(*args, **kwargs)`` once under this strategy."""
+        return await self.wrap_async(fn)(*args, **kwargs)

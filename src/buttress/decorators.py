@@ -1,0 +1,149 @@
+"""Ready-made decorators in the seeds' spellings, all built on the core strategies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from buttress._core.clock import Clock
+from buttress._core.strategy import is_async_callable
+from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+from buttress.pipeline import Pipeline
+from buttress.registry import get_circuit_breaker
+from buttress.retry import Retry, is_transient
+
+__all__ = [
+    "async_circuit_breaker",
+    "circuit_breaker",
+    "is_transient_database_error",
+    "retry_database_operation",
+    "retry_http_request",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Transient errors of the usual client libraries, matched by name so that no
+# optional dependency is imported to recognise them.
+_TRANSIENT_CLASSES = frozenset({
+    ("httpx", "TransportError"),
+    ("requests", "ConnectionError"),
+    ("requests", "Timeout"),
+    ("urllib3", "ProtocolError"),
+    ("urllib3", "TimeoutError"),
+    ("aiohttp", "ClientConnectionError"),
+})
+_TRANSIENT_DB_CLASSES = frozenset({
+    ("sqlite3", "OperationalError"),
+    ("sqlalchemy", "OperationalError"),
+    ("sqlalchemy", "DisconnectionError"),
+    ("psycopg", "OperationalError"),
+    ("psycopg2", "OperationalError"),
+    ("redis", "ConnectionError"),
+    ("redis", "TimeoutError"),
+})
+
+
+def _matches(exc: BaseException, names: frozenset[tuple[str, str]]) -> bool:
+    for cls in type(exc).__mro__:
+        package = cls.__module__.partition(".")[0]
+        if (package, cls.__name__) in names:
+            return True
+    return False
+
+
+def is_transient_http_error(exc: Exception) -> bool:
+    """Transient for HTTP: :func:`is_transient`, or a transport error of httpx,
+    requests, urllib3 or aiohttp."""
+    return is_transient(exc) or _matches(exc, _TRANSIENT_CLASSES)
+
+
+def is_transient_database_error(exc: Exception) -> bool:
+    """Transient for databases: connection errors, timeouts and the drivers'
+    ``OperationalError``/``DisconnectionError`` (sqlite3, SQLAlchemy, psycopg)."""
+    return isinstance(exc, ConnectionError | TimeoutError) or _matches(exc, _TRANSIENT_DB_CLASSES)
+
+
+def _breaker_from(config: CircuitBreakerConfig | None, clock: Clock | None,
+                  options: dict[str, Any]) -> CircuitBreaker:
+    if config is None:
+        config = CircuitBreakerConfig(**options)
+    elif options:
+        config = config.replace(**options)
+    return get_circuit_breaker(config.name, config, clock=clock)
+
+
+def circuit_breaker(
+    config: CircuitBreakerConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+) -> CircuitBreaker:
+    """Decorator protecting a sync or async function with the registered breaker
+    named by the config (created on first use, shared by every function naming it)::
+
+        @circuit_breaker(CircuitBreakerConfig(name="external_api", failure_threshold=5))
+        def call_external_api(url: str) -> dict: ...
+    """
+    return _breaker_from(config, clock, options)
+
+
+def async_circuit_breaker(
+    config: CircuitBreakerConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+) -> Callable[[F], F]:
+    """Like :func:`circuit_breaker`, for coroutine functions only."""
+    breaker = _breaker_from(config, clock, options)
+
+    def decorate(fn: F) -> F:
+        if not is_async_callable(fn):
+            raise TypeError(f"async_circuit_breaker needs a coroutine function, got {fn!r}; "
+                            "use circuit_breaker() for sync functions")
+        return breaker(fn)
+
+    return decorate
+
+
+def _retry_with_breaker(retry: Retry, breaker_name: str | None, clock: Clock | None) -> Any:
+    if breaker_name is None:
+        return retry
+    return Pipeline(retry, get_circuit_breaker(breaker_name, clock=clock))
+
+
+def retry_http_request(
+    max_attempts: int = 3,
+    base_delay: float = 1.0,
+    max_delay: float = 30.0,
+    *,
+    circuit_breaker: str | None = None,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Any:
+    """Retry an HTTP call on transient failures only (connection errors, timeouts,
+    408/425/429/5xx statuses), with jittered exponential backoff, optionally behind
+    the named circuit breaker::
+
+        @retry_http_request(max_attempts=3, circuit_breaker="payment_api")
+        def charge(amount: int) -> dict: ...
+    """
+    options.setdefault("retry_condition", is_transient_http_error)
+    options.setdefault("strategy", "jittered_exponential")
+    retry = Retry(max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
+                  clock=clock, **options)
+    return _retry_with_breaker(retry, circuit_breaker, clock)
+
+
+def retry_database_operation(
+    max_attempts: int = 3,
+    base_delay: float = 0.5,
+    max_delay: float = 10.0,
+    *,
+    circuit_breaker: str | None = None,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Any:
+    """Retry a database call on transient errors only (lost connections, timeouts,
+    driver ``OperationalError``), with exponential backoff::
+
+        @retry_database_operation(max_attempts=3, base_delay=0.5)
+        def get_user(user_id: int) -> tuple: ...
+    """
+    options.setdefault("retry_condition", is_transient_database_error)
+    retry = Retry(max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
+                  clock=clock, **options)
+    return _retry_with_breaker(retry, circuit_breaker, clock)

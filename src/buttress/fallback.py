@@ -1,0 +1,106 @@
+"""Fallback: answer with a value or another function when the call fails.
+
+A fallback is the outermost strategy of a pipeline, so it also answers for
+exhausted retries, open breakers and timeouts. Cancellation, interrupts and
+exits are never answered by a fallback.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from buttress._core import validate
+from buttress._core.strategy import Strategy, call_hook
+
+__all__ = ["Fallback", "with_fallback"]
+
+_UNSET: Final[Any] = object()
+
+
+class Fallback(Strategy):
+    """Return ``fallback_value`` (a fresh copy of a list, dict or set each time), or
+    ``fallback(exc, *args, **kwargs)``, when the call raises one of ``exceptions``.
+
+    ``on_fallback(exc)`` is told every time the fallback answers.
+    """
+
+    __slots__ = ("_handler", "exceptions", "on_fallback")
+
+    order = 10
+
+    def __init__(
+        self,
+        fallback_value: Any = _UNSET,
+        *,
+        fallback: Callable[..., Any] | None = None,
+        exceptions: Any = (Exception,),
+        on_fallback: Callable[[BaseException], object] | None = None,
+    ) -> None:
+        o = "Fallback"
+        if (fallback_value is _UNSET) == (fallback is None):
+            raise TypeError(
+                f"{o} needs exactly one of fallback_value=... or fallback=callable, got "
+                f"fallback_value={'<unset>' if fallback_value is _UNSET else fallback_value!r}, "
+                f"fallback={fallback!r}"
+            )
+        validate.optional_callable(o, "fallback", fallback)
+        self.exceptions = validate.exception_types(o, "exceptions", exceptions)
+        self.on_fallback = validate.optional_callable(o, "on_fallback", on_fallback)
+        if fallback is not None:
+            self._handler: Callable[..., Any] = fallback
+        elif isinstance(fallback_value, list | dict | set):
+            value = fallback_value
+            self._handler = lambda exc, *args, **kwargs: copy.deepcopy(value)
+        else:
+            value = fallback_value
+            self._handler = lambda exc, *args, **kwargs: value
+
+    def _answer(self, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if self.on_fallback is not None:
+            call_hook(self.on_fallback, exc)
+        return self._handler(exc, *args, **kwargs)
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        exceptions = self.exceptions
+
+        def with_fallback(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except exceptions as exc:
+                return self._answer(exc, args, kwargs)
+
+        return with_fallback
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        exceptions = self.exceptions
+
+        async def with_fallback(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fn(*args, **kwargs)
+            except exceptions as exc:
+                answer = self._answer(exc, args, kwargs)
+                return (await answer) if inspect.isawaitable(answer) else answer
+
+        return with_fallback
+
+
+def with_fallback(
+    fallback_value: Any = _UNSET,
+    *,
+    fallback: Callable[..., Any] | None = None,
+    exceptions: Any = (Exception,),
+    on_fallback: Callable[[BaseException], object] | None = None,
+) -> Fallback:
+    """Fallback decorator for sync and async functions::
+
+        @with_fallback(fallback_value={"recommendations": []})
+        async def get_recommendations(user_id: str) -> dict: ...
+
+        @with_fallback(fallback=lambda exc, user_id: cached_profile(user_id))
+        def get_profile(user_id: str) -> dict: ...
+    """
+    return Fallback(fallback_value, fallback=fallback, exceptions=exceptions,
+                    on_fallback=on_fallback)

@@ -1,0 +1,101 @@
+"""Composition: several strategies around one call, in the standard order
+fallback → retry → circuit breaker → timeout → (bulkhead) → the call.
+
+One pipeline protects sync and async callables alike; the choice is made once
+per decorated function, not per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+from buttress._core.clock import Clock
+from buttress._core.strategy import Strategy
+from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+from buttress.fallback import Fallback
+from buttress.retry import Retry, RetryConfig
+from buttress.timeout import Timeout, TimeoutConfig
+
+__all__ = ["Pipeline", "pipeline"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_UNSET: Final[Any] = object()
+
+
+class Pipeline(Strategy):
+    """Strategies composed in the standard order, whatever order they are given in::
+
+        protect = Pipeline(Retry(max_attempts=3), CircuitBreaker("api"), Timeout(2.0))
+
+        @protect
+        async def fetch() -> bytes: ...
+    """
+
+    __slots__ = ("strategies",)
+
+    order = 0
+
+    def __init__(self, *strategies: Strategy) -> None:
+        for strategy in strategies:
+            if not isinstance(strategy, Strategy):
+                raise TypeError(f"Pipeline takes strategies, got {strategy!r}")
+        # sorted() is stable: strategies of the same kind keep the order given.
+        self.strategies: tuple[Strategy, ...] = tuple(sorted(strategies, key=lambda s: s.order))
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        for strategy in reversed(self.strategies):
+            fn = strategy.wrap(fn)
+        return fn
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        for strategy in reversed(self.strategies):
+            fn = strategy.wrap_async(fn)
+        return fn
+
+    def __repr__(self) -> str:
+        return f"Pipeline({', '.join(map(repr, self.strategies))})"
+
+
+def pipeline(
+    *strategies: Strategy,
+    retry: Retry | RetryConfig | None = None,
+    circuit_breaker: CircuitBreaker | CircuitBreakerConfig | str | None = None,
+    timeout: Timeout | TimeoutConfig | float | None = None,
+    fallback: Fallback | Callable[..., Any] | None = None,
+    fallback_value: Any = _UNSET,
+    clock: Clock | None = None,
+) -> Pipeline:
+    """Build a :class:`Pipeline` from strategies and/or configs::
+
+        protect = pipeline(
+            retry=RetryConfig(max_attempts=3, base_delay=0.1),
+            circuit_breaker=CircuitBreakerConfig(name="payments", failure_threshold=5),
+            timeout=2.0,
+            fallback_value=None,
+        )
+
+    A breaker given by config or name comes from the registry
+    (:func:`get_circuit_breaker`), so every pipeline naming it shares one breaker.
+    ``clock`` is handed to every strategy built here.
+    """
+    from buttress.registry import get_circuit_breaker
+
+    parts: list[Strategy] = list(strategies)
+    if retry is not None:
+        parts.append(retry if isinstance(retry, Retry) else Retry(retry, clock=clock))
+    if circuit_breaker is not None:
+        if isinstance(circuit_breaker, CircuitBreaker):
+            parts.append(circuit_breaker)
+        elif isinstance(circuit_breaker, CircuitBreakerConfig):
+            parts.append(get_circuit_breaker(circuit_breaker.name, circuit_breaker, clock=clock))
+        else:
+            parts.append(get_circuit_breaker(circuit_breaker, clock=clock))
+    if timeout is not None:
+        parts.append(timeout if isinstance(timeout, Timeout) else Timeout(timeout, clock=clock))
+    if fallback is not None or fallback_value is not _UNSET:
+        if isinstance(fallback, Fallback):
+            parts.append(fallback)
+        else:
+            parts.append(Fallback(fallback_value, fallback=fallback))
+    return Pipeline(*parts)

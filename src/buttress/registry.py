@@ -1,0 +1,118 @@
+"""Named circuit breakers.
+
+``get_circuit_breaker(name, config)`` returns the one breaker of that name,
+creating it on first use; asking again with a *different* config is an error,
+not a silent second breaker. Breakers constructed directly are observed too
+(weakly), so statistics and health see every live breaker by name.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from buttress._core.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from buttress._core.clock import Clock
+    from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+
+__all__ = [
+    "clear_circuit_breakers",
+    "get_all_circuit_breaker_stats",
+    "get_circuit_breaker",
+    "get_circuit_breaker_stats",
+    "reset_circuit_breakers",
+]
+
+_lock = threading.Lock()
+_named: dict[str, CircuitBreaker] = {}
+_observed: weakref.WeakValueDictionary[str, CircuitBreaker] = weakref.WeakValueDictionary()
+
+
+def observe(breaker: CircuitBreaker) -> None:
+    """Remember a live breaker by name (weakly); called by every breaker's constructor."""
+    with _lock:
+        _observed[breaker.name] = breaker
+
+
+def get_circuit_breaker(
+    name: str,
+    config: CircuitBreakerConfig | None = None,
+    *,
+    clock: Clock | None = None,
+    **options: Any,
+) -> CircuitBreaker:
+    """The breaker registered under ``name``, created from ``config`` (or keyword
+    options) on first use::
+
+        breaker = get_circuit_breaker("external_api", CircuitBreakerConfig(failure_threshold=5))
+
+    Raises :class:`ConfigurationError` when ``name`` exists with a different config.
+    """
+    from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+
+    wanted: CircuitBreakerConfig | None = None
+    if config is not None or options:
+        base = config if config is not None else CircuitBreakerConfig(name=name)
+        wanted = base.replace(name=name, **options)
+    with _lock:
+        existing = _named.get(name)
+        if existing is not None:
+            if wanted is not None and wanted != existing.config:
+                raise ConfigurationError(
+                    f"circuit breaker {name!r} already exists with a different config: "
+                    + _difference(existing.config, wanted)
+                )
+            return existing
+    breaker = CircuitBreaker(wanted if wanted is not None else CircuitBreakerConfig(name=name),
+                             clock=clock)
+    with _lock:
+        # Another thread may have won the race; keep the first one.
+        return _named.setdefault(name, breaker)
+
+
+def _difference(old: CircuitBreakerConfig, new: CircuitBreakerConfig) -> str:
+    changed = [
+        f"{field}={getattr(old, field)!r} (registered) vs {getattr(new, field)!r} (requested)"
+        for field in old.__dataclass_fields__
+        if getattr(old, field) != getattr(new, field)
+    ]
+    return "; ".join(changed)
+
+
+def _live() -> dict[str, CircuitBreaker]:
+    with _lock:
+        result = dict(_observed)
+        result.update(_named)
+    return result
+
+
+def get_circuit_breaker_stats(name: str) -> dict[str, Any] | None:
+    """Statistics of the breaker called ``name`` as a dict, or ``None`` if there is none."""
+    breaker = _live().get(name)
+    return None if breaker is None else breaker.stats.as_dict()
+
+
+def get_all_circuit_breaker_stats() -> dict[str, dict[str, Any]]:
+    """Statistics of every live breaker, by name."""
+    return {name: b.stats.as_dict() for name, b in sorted(_live().items())}
+
+
+def all_circuit_breakers() -> dict[str, CircuitBreaker]:
+    """Every live breaker, by name."""
+    return _live()
+
+
+def reset_circuit_breakers() -> None:
+    """Reset every live breaker to CLOSED with cleared counters."""
+    for breaker in _live().values():
+        breaker.reset()
+
+
+def clear_circuit_breakers() -> None:
+    """Forget every named breaker (tests use this between cases)."""
+    with _lock:
+        _named.clear()
+        _observed.clear()

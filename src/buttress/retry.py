@@ -1,0 +1,715 @@
+"""Retry with backoff.
+
+The decision logic is :class:`RetryPolicy`, a sans-IO object: given what an
+attempt did, it answers *retry after d seconds*, *give up* or *raise as is*.
+Two short loops drive it, one sync and one async; they are the only code here
+that sleeps. The success path of a decorated call is one ``try`` and the call.
+
+Only :class:`Exception` subclasses are ever caught, so ``asyncio.CancelledError``,
+``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` always propagate at
+once and are never retried or counted.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, TypeVar, overload
+
+from buttress._core import validate
+from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.errors import CircuitBreakerError, ConfigurationError, RetryExhaustedError
+from buttress._core.strategy import Strategy, call_hook, is_async_callable
+from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
+
+__all__ = [
+    "Decision",
+    "Retry",
+    "RetryConfig",
+    "RetryPolicy",
+    "RetryResult",
+    "RetryState",
+    "async_retry",
+    "async_retry_with_backoff",
+    "is_transient",
+    "retry",
+    "retry_sync",
+    "retry_with_backoff",
+    "should_retry",
+    "with_retry",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_UNSET: Final[Any] = object()
+_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` looks like a transient failure worth retrying.
+
+    Connection errors, timeouts, and HTTP errors whose status (``.status``,
+    ``.status_code`` or ``.response.status_code``) is 408, 425, 429, 500, 502,
+    503 or 504.
+    """
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return isinstance(status, int) and status in _TRANSIENT_STATUS
+
+
+def _pick(owner: str, names: tuple[str, ...], values: tuple[Any, ...], default: Any) -> Any:
+    """Resolve a field given under several spellings; disagreeing spellings are an error."""
+    given = [(n, v) for n, v in zip(names, values, strict=True) if v is not _UNSET]
+    if not given:
+        return default
+    first_name, first_value = given[0]
+    for name, value in given[1:]:
+        if value != first_value:
+            raise ConfigurationError(
+                f"{owner}.{first_name} and its alias {name} disagree: "
+                f"{first_value!r} != {value!r}"
+            )
+    return first_value
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class RetryConfig:
+    """How to retry: when, how often and how long to wait.
+
+    ``max_attempts`` counts every call including the first. The seeds' spellings
+    are accepted and read back as aliases: ``initial_delay`` for ``base_delay``,
+    ``backoff_multiplier``/``multiplier`` for ``exponential_base``,
+    ``retry_on``/``retryable_exceptions`` for ``exceptions``, ``retry_predicate``
+    for ``retry_condition``.
+
+    Example::
+
+        config = RetryConfig(max_attempts=5, base_delay=0.2, max_delay=30.0,
+                             retry_on=(TimeoutError, ConnectionError))
+    """
+
+    max_attempts: int
+    base_delay: float
+    max_delay: float
+    exponential_base: float
+    strategy: RetryStrategy
+    jitter: float
+    exceptions: tuple[type[Exception], ...]
+    non_retryable_exceptions: tuple[type[Exception], ...]
+    retry_condition: Callable[[Exception], bool] | None
+    retry_on_result: Callable[[Any], bool] | None
+    deadline: float | None
+    reraise: bool
+    retry_after: Callable[[Exception], float | None] | None
+    on_retry: Callable[[int, Any], object] | None
+    on_failure: Callable[[int, Any], object] | None
+    on_success: Callable[[int, float], object] | None
+    rng: random.Random | None
+    name: str | None
+
+    def __init__(
+        self,
+        max_attempts: int = 3,
+        base_delay: float = _UNSET,
+        max_delay: float = 60.0,
+        exponential_base: float = _UNSET,
+        strategy: RetryStrategy | str = RetryStrategy.EXPONENTIAL_BACKOFF,
+        jitter: bool | float = 0.1,
+        exceptions: Any = _UNSET,
+        non_retryable_exceptions: Any = (),
+        retry_condition: Callable[[Exception], bool] | None = _UNSET,
+        retry_on_result: Callable[[Any], bool] | None = None,
+        deadline: float | None = None,
+        reraise: bool = False,
+        retry_after: Callable[[Exception], float | None] | None = None,
+        on_retry: Callable[[int, Any], object] | None = None,
+        on_failure: Callable[[int, Any], object] | None = None,
+        on_success: Callable[[int, float], object] | None = None,
+        rng: random.Random | None = None,
+        name: str | None = None,
+        *,
+        initial_delay: float = _UNSET,
+        backoff_multiplier: float = _UNSET,
+        multiplier: float = _UNSET,
+        retry_on: Any = _UNSET,
+        retryable_exceptions: Any = _UNSET,
+        retry_predicate: Callable[[Exception], bool] | None = _UNSET,
+    ) -> None:
+        o = "RetryConfig"
+        base = _pick(o, ("base_delay", "initial_delay"), (base_delay, initial_delay), 0.1)
+        growth = _pick(
+            o,
+            ("exponential_base", "backoff_multiplier", "multiplier"),
+            (exponential_base, backoff_multiplier, multiplier),
+            2.0,
+        )
+        excs = _pick(
+            o,
+            ("exceptions", "retry_on", "retryable_exceptions"),
+            (exceptions, retry_on, retryable_exceptions),
+            (Exception,),
+        )
+        condition = _pick(
+            o, ("retry_condition", "retry_predicate"), (retry_condition, retry_predicate), None
+        )
+        if max_attempts is None and deadline is None:
+            raise ConfigurationError(
+                f"{o}.max_attempts may only be None when a deadline is set, got None"
+            )
+        fields: dict[str, Any] = {
+            "max_attempts": (
+                None if max_attempts is None
+                else validate.integer(o, "max_attempts", max_attempts, minimum=1)
+            ),
+            "base_delay": validate.number(o, "base_delay", base, minimum=0.0),
+            "max_delay": validate.number(o, "max_delay", max_delay, minimum=0.0),
+            "exponential_base": validate.number(o, "exponential_base", growth, minimum=1.0),
+            "strategy": normalise_strategy(o, strategy),
+            "jitter": normalise_jitter(o, jitter),
+            "exceptions": validate.exception_types(o, "exceptions", excs),
+            "non_retryable_exceptions": validate.exception_types(
+                o, "non_retryable_exceptions", non_retryable_exceptions
+            ),
+            "retry_condition": validate.optional_callable(o, "retry_condition", condition),
+            "retry_on_result": validate.optional_callable(o, "retry_on_result", retry_on_result),
+            "deadline": validate.optional_number(
+                o, "deadline", deadline, minimum=0.0, strict_minimum=True
+            ),
+            "reraise": reraise,
+            "retry_after": validate.optional_callable(o, "retry_after", retry_after),
+            "on_retry": validate.optional_callable(o, "on_retry", on_retry),
+            "on_failure": validate.optional_callable(o, "on_failure", on_failure),
+            "on_success": validate.optional_callable(o, "on_success", on_success),
+            "rng": rng,
+            "name": name,
+        }
+        if not isinstance(reraise, bool):
+            raise TypeError(f"{o}.reraise must be a bool, got {reraise!r}")
+        if rng is not None and not isinstance(rng, random.Random):
+            raise TypeError(f"{o}.rng must be a random.Random or None, got {rng!r}")
+        if name is not None:
+            validate.text(o, "name", name)
+        if fields["max_delay"] < fields["base_delay"]:
+            raise ConfigurationError(
+                f"{o}.max_delay must be >= base_delay ({fields['base_delay']:g}), "
+                f"got {max_delay!r}"
+            )
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
+
+    # Seed spellings, read back.
+    @property
+    def initial_delay(self) -> float:
+        """Alias of ``base_delay``."""
+        return self.base_delay
+
+    @property
+    def backoff_multiplier(self) -> float:
+        """Alias of ``exponential_base``."""
+        return self.exponential_base
+
+    @property
+    def multiplier(self) -> float:
+        """Alias of ``exponential_base``."""
+        return self.exponential_base
+
+    @property
+    def retry_on(self) -> tuple[type[Exception], ...]:
+        """Alias of ``exceptions``."""
+        return self.exceptions
+
+    @property
+    def retryable_exceptions(self) -> tuple[type[Exception], ...]:
+        """Alias of ``exceptions``."""
+        return self.exceptions
+
+    @property
+    def retry_predicate(self) -> Callable[[Exception], bool] | None:
+        """Alias of ``retry_condition``."""
+        return self.retry_condition
+
+    def replace(self, **changes: Any) -> RetryConfig:
+        """A copy with some fields changed (and validated again)."""
+        current = {name: getattr(self, name) for name in _FIELDS}
+        current.update(changes)
+        return RetryConfig(**current)
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether this config retries ``exc`` (ignoring attempts left).
+
+        :class:`CircuitBreakerError` is only retried when named explicitly in
+        ``exceptions``: retrying into an open breaker just burns attempts.
+        """
+        if not isinstance(exc, self.exceptions) or isinstance(exc, self.non_retryable_exceptions):
+            return False
+        if isinstance(exc, CircuitBreakerError) and not any(
+            issubclass(cls, CircuitBreakerError) for cls in self.exceptions
+        ):
+            return False
+        return self.retry_condition is None or bool(self.retry_condition(exc))
+
+    def delay_for(self, attempt: int, previous: float = 0.0) -> float:
+        """The wait after failed attempt ``attempt`` (1-based), jitter included."""
+        return compute_delay(
+            self.strategy,
+            attempt,
+            base_delay=self.base_delay,
+            max_delay=self.max_delay,
+            exponential_base=self.exponential_base,
+            jitter=self.jitter,
+            previous=previous,
+            rng=self.rng,
+        )
+
+
+_FIELDS: Final = tuple(RetryConfig.__dataclass_fields__)
+
+
+class Decision:
+    """What the policy says after an attempt: retry after ``delay``, give up, or
+    let the exception through untouched."""
+
+    __slots__ = ("delay", "kind")
+
+    RETRY: ClassVar[str] = "retry"
+    GIVE_UP_KIND: ClassVar[str] = "give_up"
+    RAISE_KIND: ClassVar[str] = "raise"
+
+    GIVE_UP: ClassVar[Decision]
+    RAISE: ClassVar[Decision]
+
+    def __init__(self, kind: str, delay: float = 0.0) -> None:
+        self.kind = kind
+        self.delay = delay
+
+    @classmethod
+    def retry_after(cls, delay: float) -> Decision:
+        """Retry once ``delay`` seconds have passed."""
+        return cls(cls.RETRY, delay)
+
+    def __repr__(self) -> str:
+        if self.kind == self.RETRY:
+            return f"Decision.retry_after({self.delay!r})"
+        return f"Decision.{self.kind.upper()}"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Decision) and other.kind == self.kind
+                and other.delay == self.delay)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.delay))
+
+
+Decision.GIVE_UP = Decision(Decision.GIVE_UP_KIND)
+Decision.RAISE = Decision(Decision.RAISE_KIND)
+
+
+class RetryState:
+    """Per-call bookkeeping; created only once a call needs it (on the first
+    failure, or up front when a deadline or ``on_success`` needs the start time)."""
+
+    __slots__ = ("attempts", "last_exception", "last_result", "previous_delay", "start",
+                 "total_delay")
+
+    def __init__(self, start: float = 0.0, attempts: int = 1) -> None:
+        self.start = start
+        self.attempts = attempts
+        self.previous_delay = 0.0
+        self.total_delay = 0.0
+        self.last_exception: Exception | None = None
+        self.last_result: Any = None
+
+
+class RetryPolicy:
+    """The pure decision logic of retrying; no sleeping, no locks, no awaits."""
+
+    __slots__ = ("config", "is_lean", "is_timed")
+
+    def __init__(self, config: RetryConfig) -> None:
+        self.config = config
+        # "Timed" calls need the clock before the first attempt.
+        self.is_timed = config.deadline is not None or config.on_success is not None
+        # A lean call needs nothing at all on its success path.
+        self.is_lean = not self.is_timed and config.retry_on_result is None
+
+    def accepts(self, result: Any) -> bool:
+        """Whether a returned value ends the call (``retry_on_result`` says no)."""
+        check = self.config.retry_on_result
+        return check is None or not check(result)
+
+    def after_exception(self, state: RetryState, exc: Exception, now: float) -> Decision:
+        """Decide after attempt ``state.attempts`` raised ``exc``."""
+        state.last_exception = exc
+        state.last_result = None
+        if not self.config.should_retry(exc):
+            return Decision.RAISE
+        return self._schedule(state, now, self._hint(exc))
+
+    def after_result(self, state: RetryState, result: Any, now: float) -> Decision:
+        """Decide after attempt ``state.attempts`` returned a rejected ``result``."""
+        state.last_exception = None
+        state.last_result = result
+        return self._schedule(state, now, None)
+
+    def _hint(self, exc: Exception) -> float | None:
+        hint_of = self.config.retry_after
+        hint = hint_of(exc) if hint_of is not None else getattr(exc, "retry_after", None)
+        if isinstance(hint, int | float) and not isinstance(hint, bool) and hint >= 0:
+            return min(float(hint), self.config.max_delay)
+        return None
+
+    def _schedule(self, state: RetryState, now: float, hint: float | None) -> Decision:
+        config = self.config
+        if config.max_attempts is not None and state.attempts >= config.max_attempts:
+            return Decision.GIVE_UP
+        delay = config.delay_for(state.attempts, state.previous_delay) if hint is None else hint
+        if config.deadline is not None and (now - state.start) + delay > config.deadline:
+            return Decision.GIVE_UP
+        state.previous_delay = delay
+        state.total_delay += delay
+        return Decision.retry_after(delay)
+
+    def final_error(self, state: RetryState, decision: Decision) -> Exception:
+        """The exception a call ends with once the policy stops retrying."""
+        last = state.last_exception
+        if decision is Decision.RAISE and last is not None:
+            return last
+        on_failure = self.config.on_failure
+        if on_failure is not None:
+            call_hook(on_failure, state.attempts, last)
+        if self.config.reraise and last is not None:
+            return last
+        error = RetryExhaustedError(state.attempts, last, state.last_result, self.config.name)
+        error.__cause__ = last
+        return error
+
+    def notify_retry(self, state: RetryState) -> None:
+        """Run ``on_retry(attempt, exception)`` before the wait."""
+        on_retry = self.config.on_retry
+        if on_retry is not None:
+            call_hook(on_retry, state.attempts, state.last_exception)
+
+    def notify_success(self, state: RetryState | None, now: float) -> None:
+        """Run ``on_success(attempts, duration)``."""
+        on_success = self.config.on_success
+        if on_success is not None:
+            attempts = 1 if state is None else state.attempts
+            start = now if state is None else state.start
+            call_hook(on_success, attempts, now - start)
+
+
+# --- the two runners -------------------------------------------------------------------
+
+
+def _resume_sync(
+    policy: RetryPolicy,
+    clock: Clock,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    state: RetryState,
+    failure: Exception | None,
+    result: Any,
+) -> Any:
+    """Continue a sync call after its first attempt failed or was rejected."""
+    timed = policy.config.deadline is not None
+    while True:
+        now = clock.monotonic() if timed else 0.0
+        if failure is not None:
+            decision = policy.after_exception(state, failure, now)
+        else:
+            decision = policy.after_result(state, result, now)
+        if decision.kind != Decision.RETRY:
+            raise policy.final_error(state, decision)
+        policy.notify_retry(state)
+        if decision.delay > 0.0:
+            clock.sleep(decision.delay)
+        state.attempts += 1
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            failure = exc
+            continue
+        failure = None
+        if policy.accepts(result):
+            if policy.is_timed:
+                policy.notify_success(state, clock.monotonic())
+            return result
+
+
+async def _resume_async(
+    policy: RetryPolicy,
+    clock: Clock,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    state: RetryState,
+    failure: Exception | None,
+    result: Any,
+) -> Any:
+    """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
+    timed = policy.config.deadline is not None
+    while True:
+        now = clock.monotonic() if timed else 0.0
+        if failure is not None:
+            decision = policy.after_exception(state, failure, now)
+        else:
+            decision = policy.after_result(state, result, now)
+        if decision.kind != Decision.RETRY:
+            raise policy.final_error(state, decision)
+        policy.notify_retry(state)
+        if decision.delay > 0.0:
+            await clock.async_sleep(decision.delay)
+        state.attempts += 1
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as exc:
+            failure = exc
+            continue
+        failure = None
+        if policy.accepts(result):
+            if policy.is_timed:
+                policy.notify_success(state, clock.monotonic())
+            return result
+
+
+class Retry(Strategy):
+    """The retry strategy: a decorator, a pipeline stage, or ``retry.call(fn)``.
+
+    Example::
+
+        @Retry(RetryConfig(max_attempts=3, base_delay=0.5))
+        def fetch() -> bytes: ...
+    """
+
+    __slots__ = ("_mode", "clock", "config", "policy")
+
+    order = 20
+
+    def __init__(
+        self,
+        config: RetryConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        _mode: str = "any",
+        **options: Any,
+    ) -> None:
+        if config is not None and not isinstance(config, RetryConfig):
+            raise TypeError(f"retry config must be a RetryConfig, got {config!r}")
+        if config is None:
+            config = RetryConfig(**options)
+        elif options:
+            config = config.replace(**options)
+        self.config = config
+        self.policy = RetryPolicy(config)
+        self.clock = SYSTEM_CLOCK if clock is None else clock
+        self._mode = _mode
+
+    def __call__(self, fn: F) -> F:
+        is_async = is_async_callable(fn)
+        if self._mode == "async" and not is_async:
+            raise TypeError(
+                f"async_retry/with_retry-async needs a coroutine function, got {fn!r}; "
+                "use retry() or retry_sync() for sync functions"
+            )
+        if self._mode == "sync" and is_async:
+            raise TypeError(
+                f"retry_sync needs a plain function, got coroutine function {fn!r}; "
+                "use retry() or async_retry() for async functions"
+            )
+        return super().__call__(fn)
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        policy, clock = self.policy, self.clock
+        if policy.is_lean:
+
+            def retrying(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return fn(*args, **kwargs)
+                except Exception as exc:
+                    failure = exc
+                # Resumed outside the except block so that later failures are not
+                # chained onto this one through __context__.
+                return _resume_sync(policy, clock, fn, args, kwargs, RetryState(), failure, None)
+
+            return retrying
+
+        def retrying_timed(*args: Any, **kwargs: Any) -> Any:
+            state = RetryState(clock.monotonic() if policy.is_timed else 0.0)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+            else:
+                if policy.accepts(result):
+                    if policy.is_timed:
+                        policy.notify_success(state, clock.monotonic())
+                    return result
+                return _resume_sync(policy, clock, fn, args, kwargs, state, None, result)
+            return _resume_sync(policy, clock, fn, args, kwargs, state, failure, None)
+
+        return retrying_timed
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        policy, clock = self.policy, self.clock
+        if policy.is_lean:
+
+            async def retrying(*args: Any, **kwargs: Any) -> Any:
+                try:
+                    return await fn(*args, **kwargs)
+                except Exception as exc:
+                    failure = exc
+                return await _resume_async(
+                    policy, clock, fn, args, kwargs, RetryState(), failure, None
+                )
+
+            return retrying
+
+        async def retrying_timed(*args: Any, **kwargs: Any) -> Any:
+            state = RetryState(clock.monotonic() if policy.is_timed else 0.0)
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+            else:
+                if policy.accepts(result):
+                    if policy.is_timed:
+                        policy.notify_success(state, clock.monotonic())
+                    return result
+                return await _resume_async(policy, clock, fn, args, kwargs, state, None, result)
+            return await _resume_async(policy, clock, fn, args, kwargs, state, failure, None)
+
+        return retrying_timed
+
+    def __repr__(self) -> str:
+        return f"Retry({self.config!r})"
+
+
+# --- the seeds' spellings ----------------------------------------------------------------
+
+
+@overload
+def retry(config: F, /) -> F: ...
+@overload
+def retry(
+    config: RetryConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+) -> Retry: ...
+def retry(
+    config: Any = None, /, *, clock: Clock | None = None, **options: Any
+) -> Any:
+    """Retry decorator for sync and async functions.
+
+    Accepts a :class:`RetryConfig`, keyword options (the config's fields), or
+    nothing (``@retry`` alone uses the defaults)::
+
+        @retry(max_attempts=3, base_delay=0.5, retry_on=(ConnectionError,))
+        async def fetch(url: str) -> bytes: ...
+    """
+    if callable(config) and not isinstance(config, RetryConfig):
+        return Retry(clock=clock, **options)(config)
+    return Retry(config, clock=clock, **options)
+
+
+def with_retry(
+    config: RetryConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+) -> Retry:
+    """Same as :func:`retry` (the ``svc_infra`` spelling)."""
+    return Retry(config, clock=clock, **options)
+
+
+def async_retry(
+    config: RetryConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+) -> Retry:
+    """Like :func:`retry`, but insists on a coroutine function (raises ``TypeError``
+    at decoration time otherwise)."""
+    return Retry(config, clock=clock, _mode="async", **options)
+
+
+def retry_sync(
+    config: RetryConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+) -> Retry:
+    """Like :func:`retry`, but insists on a plain (sync) function."""
+    return Retry(config, clock=clock, _mode="sync", **options)
+
+
+def retry_with_backoff(
+    config: RetryConfig | None = None,
+    /,
+    *,
+    retry_predicate: Callable[[Exception], bool] | None = None,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Retry:
+    """Retry decorator in both seed forms: keyword options, or a ``RetryConfig``
+    plus an optional ``retry_predicate(exception) -> bool``::
+
+        @retry_with_backoff(max_attempts=3, base_delay=1.0,
+                            strategy=RetryStrategy.EXPONENTIAL_BACKOFF)
+        def unreliable() -> str: ...
+
+        @retry_with_backoff(RetryConfig(max_attempts=5), retry_predicate=is_retryable)
+        async def selective() -> str: ...
+    """
+    if retry_predicate is not None:
+        options["retry_condition"] = retry_predicate
+    return Retry(config, clock=clock, **options)
+
+
+def should_retry(exc: BaseException, config: RetryConfig | None = None) -> bool:
+    """Whether ``exc`` should be retried.
+
+    With a config, its own rules decide. Without one, the transient-failure rule
+    of :func:`is_transient` does. Cancellation, interrupts and exits: never.
+    """
+    if not isinstance(exc, Exception):
+        return False
+    if config is None:
+        return is_transient(exc)
+    return config.should_retry(exc)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryResult:
+    """Outcome of :func:`async_retry_with_backoff`: never raises for a failed call."""
+
+    success: bool
+    value: Any
+    attempts: int
+    last_exception: BaseException | None
+
+
+async def async_retry_with_backoff(
+    fn: Callable[..., Awaitable[Any]],
+    /,
+    *args: Any,
+    config: RetryConfig | None = None,
+    clock: Clock | None = None,
+    **options: Any,
+) -> RetryResult:
+    """Await ``fn(*args)`` with retries and return a :class:`RetryResult` instead of
+    raising when every attempt fails::
+
+        result = await async_retry_with_backoff(fetch, max_attempts=3, base_delay=1.0,
+                                                exceptions=(ConnectionError,))
+        if not result.success:
+            raise result.last_exception
+    """
+    strategy = Retry(config, clock=clock, **options)
+    # reraise=True makes the runner end with the last attempt's own exception.
+    strategy = Retry(strategy.config.replace(reraise=True), clock=strategy.clock)
+    attempts = 0
+
+    async def counted() -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await fn(*args)
+
+    try:
+        value = await strategy.wrap_async(counted)()
+    except Exception as exc:
+        return RetryResult(False, None, attempts, exc)
+    return RetryResult(True, value, attempts, None)

@@ -1,0 +1,185 @@
+"""Test support: a virtual clock every strategy accepts, and registry resets.
+
+``VirtualClock`` makes waiting instant: ``sleep(d)`` moves the clock forward by
+``d`` and records ``d`` in ``sleeps``, so a test can assert the exact backoff
+schedule and run a 30 s recovery timeout in no time::
+
+    clock = VirtualClock()
+
+    @retry(max_attempts=3, base_delay=1.0, jitter=0, clock=clock)
+    def flaky() -> str: ...
+
+    flaky()
+    assert clock.sleeps == [1.0, 2.0]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+
+__all__ = ["TimerHandle", "VirtualClock", "reset_registries"]
+
+
+class TimerHandle:
+    """A callback scheduled on a :class:`VirtualClock`."""
+
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], object]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        """Do not run the callback."""
+        self.cancelled = True
+
+
+class _VirtualTimeout:
+    """``asyncio.timeout`` on virtual time: cancels the task when the clock passes
+    the deadline, and turns that cancellation into ``TimeoutError`` on exit (the
+    same bookkeeping as ``asyncio.Timeout``, so outside cancellation still wins)."""
+
+    def __init__(self, clock: VirtualClock, seconds: float) -> None:
+        self._clock = clock
+        self._seconds = seconds
+        self._expired = False
+        self._task: asyncio.Task[object] | None = None
+        self._handle: TimerHandle | None = None
+        self._cancelling = 0
+
+    def expired(self) -> bool:
+        return self._expired
+
+    def _fire(self) -> None:
+        assert self._task is not None
+        self._expired = True
+        self._task.cancel()
+
+    async def __aenter__(self) -> _VirtualTimeout:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("VirtualClock.timeout must be used inside a task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        self._handle = self._clock.call_later(self._seconds, self._fire)
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        assert self._handle is not None
+        assert self._task is not None
+        self._handle.cancel()
+        if self._expired and self._task.uncancel() <= self._cancelling and \
+                exc_type is asyncio.CancelledError:
+            raise TimeoutError from exc
+
+
+class VirtualClock:
+    """A clock that only moves when told to, or when someone sleeps on it.
+
+    Thread-safe. ``sleeps`` lists every wait requested, in order.
+    """
+
+    REAL_WAIT_LIMIT = 30.0
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+        self._lock = threading.RLock()
+        self._timers: list[tuple[float, int, TimerHandle]] = []
+        self._order = itertools.count()
+        self.sleeps: list[float] = []
+
+    # Clock protocol
+
+    def monotonic(self) -> float:
+        return self._now
+
+    __call__ = monotonic
+
+    @property
+    def now(self) -> float:
+        """The current virtual time."""
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        """Record the wait and move the clock forward by it, at once."""
+        with self._lock:
+            self.sleeps.append(seconds)
+        self.advance(seconds)
+
+    async def async_sleep(self, seconds: float) -> None:
+        """Record the wait, move the clock forward, and yield to the event loop once."""
+        with self._lock:
+            self.sleeps.append(seconds)
+        self.advance(seconds)
+        await asyncio.sleep(0)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        """Wait for ``event`` until the virtual time passes ``seconds`` from now.
+
+        Returns as soon as the event is set or another thread moves the clock past
+        the deadline; real time does not count.
+        """
+        expired = threading.Event()
+        handle = self.call_later(seconds, expired.set)
+        give_up = time.monotonic() + self.REAL_WAIT_LIMIT
+        try:
+            while not event.wait(0.001):
+                if expired.is_set():
+                    return event.is_set()
+                if time.monotonic() > give_up:
+                    raise RuntimeError(
+                        f"VirtualClock.wait: nothing set the event or moved the clock for "
+                        f"{self.REAL_WAIT_LIMIT}s of real time"
+                    )
+            return True
+        finally:
+            handle.cancel()
+
+    def timeout(self, seconds: float) -> _VirtualTimeout:
+        """Virtual-time equivalent of ``asyncio.timeout(seconds)``."""
+        return _VirtualTimeout(self, seconds)
+
+    # control
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> TimerHandle:
+        """Run ``callback`` once the clock reaches now + ``delay``."""
+        with self._lock:
+            handle = TimerHandle(self._now + delay, callback)
+            heapq.heappush(self._timers, (handle.when, next(self._order), handle))
+        if delay <= 0:
+            self.advance(0.0)
+        return handle
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward, running each timer that comes due at its own time."""
+        if seconds < 0:
+            raise ValueError(f"VirtualClock.advance needs seconds >= 0, got {seconds!r}")
+        with self._lock:
+            target = self._now + seconds
+        while True:
+            with self._lock:
+                if not self._timers or self._timers[0][0] > target:
+                    self._now = max(self._now, target)
+                    return
+                when, _, handle = heapq.heappop(self._timers)
+                self._now = max(self._now, when)
+            if not handle.cancelled:
+                handle.callback()
+
+    def __repr__(self) -> str:
+        return f"VirtualClock(now={self._now})"
+
+
+def reset_registries() -> None:
+    """Forget every named circuit breaker and clear global resilience state."""
+    from buttress.registry import clear_circuit_breakers
+
+    clear_circuit_breakers()

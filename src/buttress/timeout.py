@@ -1,0 +1,314 @@
+"""Timeouts.
+
+Async code is cancelled when its time is up (``asyncio.timeout`` on the real
+clock). Sync code cannot be interrupted safely, so a sync call runs in a worker
+thread and the caller stops waiting when time is up; the worker finishes in the
+background. The ``SIGALRM`` variant does interrupt sync code, but only where
+that is valid: the main thread on Unix.
+
+Every timeout raises :class:`OperationTimeoutError` (a builtin ``TimeoutError``)
+naming the operation and the limit, unless ``TimeoutConfig.exception_class``
+says otherwise. A ``TimeoutError`` raised by the operation itself passes
+through unchanged.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+from typing import Any, TypeVar
+
+from buttress._core import validate
+from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock
+from buttress._core.errors import OperationTimeoutError
+from buttress._core.strategy import Strategy, is_async_callable
+
+__all__ = [
+    "Timeout",
+    "TimeoutConfig",
+    "async_timeout",
+    "timeout",
+    "timeout_operation",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TimeoutConfig:
+    """A time limit and what to raise when it is exceeded.
+
+    ``exception_class`` is called with the message (buttress's own error also
+    gets ``operation`` and ``timeout``). ``use_signal=True`` interrupts sync
+    code with ``SIGALRM`` (main thread on Unix only).
+    """
+
+    timeout_seconds: float
+    exception_class: type[BaseException] = OperationTimeoutError
+    error_message: str | None = None
+    operation_name: str | None = None
+    use_signal: bool = False
+
+    def __post_init__(self) -> None:
+        o = "TimeoutConfig"
+        validate.number(o, "timeout_seconds", self.timeout_seconds, minimum=0.0,
+                        strict_minimum=True)
+        if not (isinstance(self.exception_class, type)
+                and issubclass(self.exception_class, BaseException)):
+            raise TypeError(f"{o}.exception_class must be an exception class, "
+                            f"got {self.exception_class!r}")
+        if self.error_message is not None and not isinstance(self.error_message, str):
+            raise TypeError(f"{o}.error_message must be a str, got {self.error_message!r}")
+        if self.operation_name is not None:
+            validate.text(o, "operation_name", self.operation_name)
+        if not isinstance(self.use_signal, bool):
+            raise TypeError(f"{o}.use_signal must be a bool, got {self.use_signal!r}")
+
+    def error(self, operation: str | None = None) -> BaseException:
+        """The exception to raise for an expired limit."""
+        name = self.operation_name or operation
+        cls = self.exception_class
+        if issubclass(cls, OperationTimeoutError):
+            return cls(self.error_message, operation=name, timeout=self.timeout_seconds)
+        message = self.error_message or OperationTimeoutError(
+            operation=name, timeout=self.timeout_seconds).args[0]
+        return cls(message)
+
+
+def _config(value: TimeoutConfig | float | None, options: dict[str, Any]) -> TimeoutConfig:
+    if isinstance(value, TimeoutConfig):
+        if options:
+            raise TypeError(f"pass either a TimeoutConfig or options, not both: {options!r}")
+        return value
+    if value is not None:
+        if "timeout_seconds" in options:
+            raise TypeError("timeout given twice: positionally and as timeout_seconds")
+        options["timeout_seconds"] = value
+    if "timeout_seconds" not in options:
+        raise TypeError("a timeout needs timeout_seconds (or a TimeoutConfig)")
+    return TimeoutConfig(**options)
+
+
+# --- mechanisms --------------------------------------------------------------------------
+
+
+async def await_with_timeout(
+    awaitable: Awaitable[T],
+    seconds: float,
+    clock: Clock,
+    operation: str | None = None,
+    config: TimeoutConfig | None = None,
+) -> T:
+    """Await ``awaitable``, cancelling it after ``seconds``."""
+    limit: AsyncTimeout = clock.timeout(seconds)
+    try:
+        async with limit:
+            return await awaitable
+    except TimeoutError as exc:
+        if not limit.expired():
+            raise  # the operation's own TimeoutError
+        error = (config.error(operation) if config is not None
+                 else OperationTimeoutError(operation=operation, timeout=seconds))
+        raise error from exc
+
+
+def call_with_thread_timeout(
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    seconds: float,
+    clock: Clock,
+    operation: str | None = None,
+    config: TimeoutConfig | None = None,
+) -> T:
+    """Run ``fn`` in a worker thread and stop waiting for it after ``seconds``.
+
+    The worker runs in a copy of the caller's context (contextvars carry over).
+    A worker that overruns is left to finish in the background (a daemon
+    thread); Python offers no safe way to stop it.
+    """
+    outcome: list[Any] = []
+    done = threading.Event()
+    context = contextvars.copy_context()
+
+    def work() -> None:
+        try:
+            outcome.append((True, context.run(fn, *args, **kwargs)))
+        except BaseException as exc:  # handed to the caller below
+            outcome.append((False, exc))
+        finally:
+            done.set()
+
+    name = f"buttress-timeout-{operation or getattr(fn, '__name__', 'call')}"
+    threading.Thread(target=work, name=name, daemon=True).start()
+    if not clock.wait(done, seconds):
+        raise (config.error(operation) if config is not None
+               else OperationTimeoutError(operation=operation, timeout=seconds))
+    ok, value = outcome[0]
+    if ok:
+        return value  # type: ignore[no-any-return]
+    raise value
+
+
+def call_with_signal_timeout(
+    fn: Callable[..., T],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    config: TimeoutConfig,
+    operation: str | None = None,
+) -> T:
+    """Run ``fn`` in this thread, interrupting it with ``SIGALRM`` after the limit."""
+    if not hasattr(signal, "SIGALRM"):
+        raise RuntimeError("TimeoutConfig(use_signal=True) needs SIGALRM, which this "
+                           "platform lacks; use the default thread-based timeout")
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("TimeoutConfig(use_signal=True) only works in the main thread; "
+                           "use the default thread-based timeout elsewhere")
+    fired = False
+
+    def on_alarm(signum: int, frame: FrameType | None) -> None:
+        nonlocal fired
+        fired = True
+        raise config.error(operation)
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, config.timeout_seconds)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# --- the strategy ------------------------------------------------------------------------
+
+
+class Timeout(Strategy):
+    """The timeout strategy: a decorator, a pipeline stage, or ``async with``::
+
+        @Timeout(5.0)
+        async def fetch() -> bytes: ...
+
+        async with Timeout(5.0):
+            await slow()
+    """
+
+    __slots__ = ("_active", "clock", "config")
+
+    order = 40
+
+    def __init__(
+        self,
+        config: TimeoutConfig | float | None = None,
+        *,
+        clock: Clock | None = None,
+        **options: Any,
+    ) -> None:
+        self.config = _config(config, options)
+        self.clock = SYSTEM_CLOCK if clock is None else clock
+        self._active: contextvars.ContextVar[list[AsyncTimeout]] = contextvars.ContextVar(
+            "buttress.timeout")
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        config, clock = self.config, self.clock
+        operation = config.operation_name or getattr(fn, "__qualname__", None)
+        if config.use_signal:
+
+            def limited_by_signal(*args: Any, **kwargs: Any) -> Any:
+                return call_with_signal_timeout(fn, args, kwargs, config, operation)
+
+            return limited_by_signal
+
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            return call_with_thread_timeout(fn, args, kwargs, config.timeout_seconds, clock,
+                                            operation, config)
+
+        return limited
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        config, clock = self.config, self.clock
+        operation = config.operation_name or getattr(fn, "__qualname__", None)
+        seconds = config.timeout_seconds
+
+        async def limited(*args: Any, **kwargs: Any) -> Any:
+            return await await_with_timeout(fn(*args, **kwargs), seconds, clock, operation,
+                                            config)
+
+        return limited
+
+    async def __aenter__(self) -> Timeout:
+        limit = self.clock.timeout(self.config.timeout_seconds)
+        await limit.__aenter__()
+        stack = self._active.get(None)
+        self._active.set([*(stack or ()), limit])
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        stack = self._active.get()
+        limit = stack[-1]
+        self._active.set(stack[:-1])
+        try:
+            await limit.__aexit__(exc_type, exc, tb)
+        except TimeoutError as expired:
+            if not limit.expired():
+                raise
+            raise self.config.error(None) from expired
+
+    def __repr__(self) -> str:
+        return f"Timeout({self.config.timeout_seconds}s)"
+
+
+def timeout_operation(
+    seconds: float, *, operation: str | None = None, clock: Clock | None = None
+) -> Timeout:
+    """An async context manager that cancels its body after ``seconds``::
+
+        async with timeout_operation(30.0):
+            result = await complex_computation()
+    """
+    return Timeout(seconds, operation_name=operation, clock=clock) if operation else Timeout(
+        seconds, clock=clock)
+
+
+def timeout(
+    config: TimeoutConfig | float | None = None,
+    /,
+    *,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Timeout:
+    """Timeout decorator for sync and async functions::
+
+        @timeout(timeout_seconds=5.0)
+        def slow_operation() -> str: ...
+    """
+    return Timeout(config, clock=clock, **options)
+
+
+def async_timeout(
+    config: TimeoutConfig | float | None = None,
+    /,
+    *,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Callable[[F], F]:
+    """Timeout decorator for coroutine functions (``TypeError`` for anything else)::
+
+        @async_timeout(timeout_seconds=5.0)
+        async def slow_operation_async() -> str: ...
+    """
+    strategy = Timeout(config, clock=clock, **options)
+
+    def decorate(fn: F) -> F:
+        if not is_async_callable(fn):
+            raise TypeError(f"async_timeout needs a coroutine function, got {fn!r}; "
+                            "use timeout() for sync functions")
+        return strategy(fn)
+
+    return decorate
