@@ -1,0 +1,180 @@
+"""A real HTTP server with scripted faults, on loopback, for demos and tests.
+
+Standard library only. It listens on ``127.0.0.1`` on a free port, answers
+``GET /data`` with JSON, and fails the way real dependencies fail: error
+statuses (optionally with ``Retry-After``), slow answers, and outages during
+which every request fails. ``hits`` counts the requests that reached it.
+
+    with FlakyServer(failure_rate=0.3, seed=7) as server:
+        urllib.request.urlopen(server.url + "/data")
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+from collections import deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+__all__ = ["FlakyServer"]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        flaky = self.server.flaky
+        if self.path.startswith("/health"):
+            self._reply(200, {"status": "healthy"})
+            return
+        status, delay, retry_after = flaky._next_outcome()
+        if delay > 0:
+            time.sleep(delay)
+        if status >= 400:
+            headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
+            self._reply(status, {"error": "injected fault", "status": status}, headers)
+        else:
+            self._reply(200, {"ok": True, "path": self.path})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length:
+            self.rfile.read(length)
+        self.do_GET()
+
+    def _reply(self, status: int, body: dict[str, Any],
+               headers: dict[str, str] | None = None) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # quiet: tests and the demo report what matters themselves
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    flaky: FlakyServer
+
+
+class FlakyServer:
+    """A loopback HTTP server that fails on purpose.
+
+    * ``failure_rate`` — share of requests answered with ``failure_status``;
+    * ``latency`` — seconds every answer waits (``slow_rate`` of requests wait
+      ``slow_latency`` instead);
+    * ``retry_after`` — if set, failures carry a ``Retry-After`` header;
+    * ``script(...)`` — exact statuses for the next requests, before the random rule;
+    * ``outage(seconds)`` — every request fails for the next ``seconds``.
+    """
+
+    def __init__(
+        self,
+        *,
+        failure_rate: float = 0.0,
+        failure_status: int = 503,
+        latency: float = 0.0,
+        slow_rate: float = 0.0,
+        slow_latency: float = 0.0,
+        retry_after: float | None = None,
+        seed: int | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError(f"FlakyServer.failure_rate must be in 0..1, got {failure_rate!r}")
+        self.failure_rate = failure_rate
+        self.failure_status = failure_status
+        self.latency = latency
+        self.slow_rate = slow_rate
+        self.slow_latency = slow_latency
+        self.retry_after = retry_after
+        self.host = host
+        self.hits = 0
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._script: deque[int] = deque()
+        self._outage_until = 0.0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # control
+
+    def script(self, *statuses: int) -> None:
+        """Answer the next requests with exactly these statuses, in order."""
+        with self._lock:
+            self._script.extend(statuses)
+
+    def outage(self, seconds: float) -> None:
+        """Fail every request for the next ``seconds`` of real time."""
+        with self._lock:
+            self._outage_until = time.monotonic() + seconds
+
+    def _next_outcome(self) -> tuple[int, float, float | None]:
+        with self._lock:
+            self.hits += 1
+            rng = self._rng
+            delay = self.slow_latency if rng.random() < self.slow_rate else self.latency
+            if self._script:
+                status = self._script.popleft()
+            elif time.monotonic() < self._outage_until or rng.random() < self.failure_rate:
+                status = self.failure_status
+            else:
+                status = 200
+        return status, delay, self.retry_after
+
+    # lifecycle
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (started servers only)."""
+        if self._server is None:
+            raise RuntimeError("FlakyServer is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> FlakyServer:
+        """Bind a free port and serve in a background thread."""
+        if self._server is not None:
+            raise RuntimeError("FlakyServer already started")
+        server = _Server((self.host, 0), _Handler)
+        server.flaky = self
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05},
+            name="buttress-flaky-server", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        server, thread = self._server, self._thread
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5.0)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FlakyServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
