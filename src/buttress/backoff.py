@@ -82,7 +82,9 @@ def compute_delay(
         try:
             raw = base_delay * exponential_base ** (attempt - 1)
         except OverflowError:
-            raw = max_delay
+            # Past the float range the schedule is far beyond any cap, unless it
+            # is a zero-delay schedule, which must stay zero.
+            raw = max_delay if base_delay > 0.0 else 0.0
         if s is RetryStrategy.FULL_JITTER:
             jitter = 1.0
         elif s is RetryStrategy.EQUAL_JITTER:
@@ -158,6 +160,8 @@ class ExponentialBackoff:
                 f"got {max_delay!r}"
             )
         self.jitter = normalise_jitter(owner, jitter)
+        if rng is not None and not isinstance(rng, random.Random):
+            raise TypeError(f"{owner}.rng must be a random.Random or None, got {rng!r}")
         self._rng = rng
 
     def next_delay(self, attempt: int) -> float:

@@ -127,7 +127,10 @@ class CircuitBreakerConfig:
                 f"{o}.ignored_exceptions and its alias exception_whitelist are both given: "
                 f"{ignored_exceptions!r}, {exception_whitelist!r}"
             )
-        ignored = ignored_exceptions if ignored_exceptions is not _UNSET else exception_whitelist
+        # Errors name the spelling the caller used.
+        ignored_field, ignored = "ignored_exceptions", ignored_exceptions
+        if exception_whitelist is not _UNSET:
+            ignored_field, ignored = "exception_whitelist", exception_whitelist
         if ignored is _UNSET:
             ignored = ()
         f: dict[str, Any] = {
@@ -156,7 +159,7 @@ class CircuitBreakerConfig:
                                                 strict_minimum=True),
             "failure_exceptions": validate.exception_types(o, "failure_exceptions",
                                                            failure_exceptions),
-            "ignored_exceptions": validate.exception_types(o, "ignored_exceptions", ignored),
+            "ignored_exceptions": validate.exception_types(o, ignored_field, ignored),
             "fallback": validate.optional_callable(o, "fallback", fallback),
         }
         if f["slow_call_rate_threshold"] is not None and f["slow_call_duration"] is None:

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from buttress._core import validate
-from buttress._core.strategy import Strategy, call_hook
+from buttress._core.strategy import Strategy, call_hook, is_async_callable
 
 __all__ = ["Fallback", "with_fallback"]
 
@@ -27,7 +27,7 @@ class Fallback(Strategy):
     ``on_fallback(exc)`` is told every time the fallback answers.
     """
 
-    __slots__ = ("_handler", "exceptions", "on_fallback")
+    __slots__ = ("_answers", "_handler", "exceptions", "on_fallback")
 
     order = 10
 
@@ -49,6 +49,8 @@ class Fallback(Strategy):
         validate.optional_callable(o, "fallback", fallback)
         self.exceptions = validate.exception_types(o, "exceptions", exceptions)
         self.on_fallback = validate.optional_callable(o, "on_fallback", on_fallback)
+        self._answers = (("fallback", fallback) if fallback is not None
+                         else ("fallback_value", fallback_value))
         if fallback is not None:
             self._handler: Callable[..., Any] = fallback
         elif isinstance(fallback_value, list | dict | set):
@@ -64,6 +66,10 @@ class Fallback(Strategy):
         return self._handler(exc, *args, **kwargs)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if is_async_callable(self._handler):
+            # A sync caller would get an un-awaited coroutine instead of an answer.
+            raise TypeError(f"fallback {self._handler!r} is a coroutine function; it can only "
+                            f"answer async functions, not {fn!r}")
         exceptions = self.exceptions
 
         def with_fallback(*args: Any, **kwargs: Any) -> Any:
@@ -85,6 +91,10 @@ class Fallback(Strategy):
                 return (await answer) if inspect.isawaitable(answer) else answer
 
         return with_fallback
+
+    def __repr__(self) -> str:
+        kind, answer = self._answers
+        return f"Fallback({kind}={answer!r})"
 
 
 def with_fallback(

@@ -96,6 +96,9 @@ def pipeline(
     if fallback is not None or fallback_value is not _UNSET:
         if isinstance(fallback, Fallback):
             parts.append(fallback)
+        elif fallback is not None:
+            parts.append(Fallback(fallback=fallback) if fallback_value is _UNSET
+                         else Fallback(fallback_value, fallback=fallback))  # TypeError: both
         else:
-            parts.append(Fallback(fallback_value, fallback=fallback))
+            parts.append(Fallback(fallback_value))
     return Pipeline(*parts)

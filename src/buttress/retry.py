@@ -13,8 +13,9 @@ once and are never retried or counted.
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar, overload
 
 from buttress._core import validate
@@ -24,6 +25,7 @@ from buttress._core.strategy import Strategy, call_hook, is_async_callable
 from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
 
 __all__ = [
+    "Attempt",
     "Decision",
     "Retry",
     "RetryConfig",
@@ -233,8 +235,13 @@ class RetryConfig:
         return self.retry_condition
 
     def replace(self, **changes: Any) -> RetryConfig:
-        """A copy with some fields changed (and validated again)."""
+        """A copy with some fields changed (and validated again); seed spellings
+        such as ``retry_on`` or ``initial_delay`` replace the field they alias."""
         current = {name: getattr(self, name) for name in _FIELDS}
+        for alias in changes.keys() & _ALIASES.keys():
+            # The current value must not linger under its own name, or it would
+            # "disagree" with the new value given under the alias.
+            current.pop(_ALIASES[alias], None)
         current.update(changes)
         return RetryConfig(**current)
 
@@ -267,6 +274,14 @@ class RetryConfig:
 
 
 _FIELDS: Final = tuple(RetryConfig.__dataclass_fields__)
+_ALIASES: Final = {
+    "initial_delay": "base_delay",
+    "backoff_multiplier": "exponential_base",
+    "multiplier": "exponential_base",
+    "retry_on": "exceptions",
+    "retryable_exceptions": "exceptions",
+    "retry_predicate": "retry_condition",
+}
 
 
 class Decision:
@@ -376,11 +391,11 @@ class RetryPolicy:
     def final_error(self, state: RetryState, decision: Decision) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
-        if decision is Decision.RAISE and last is not None:
-            return last
         on_failure = self.config.on_failure
         if on_failure is not None:
             call_hook(on_failure, state.attempts, last)
+        if decision is Decision.RAISE and last is not None:
+            return last
         if self.config.reraise and last is not None:
             return last
         error = RetryExhaustedError(state.attempts, last, state.last_result, self.config.name)
@@ -475,6 +490,57 @@ async def _resume_async(
             if policy.is_timed:
                 policy.notify_success(state, clock.monotonic())
             return result
+
+
+class Attempt:
+    """One attempt of a hand-written retry loop; use it as a context manager.
+
+    Leaving the block with a retryable exception suppresses it (the loop goes on
+    after the wait); a non-retryable exception propagates; giving up raises what
+    the decorator would raise (``RetryExhaustedError``, or the last exception
+    with ``reraise=True``). Cancellation, interrupts and exits always propagate.
+    """
+
+    __slots__ = ("_clock", "_decision", "_finished", "_policy", "_state", "number")
+
+    def __init__(self, number: int, policy: RetryPolicy, state: RetryState, clock: Clock) -> None:
+        self.number = number
+        self._policy = policy
+        self._state = state
+        self._clock = clock
+        self._decision: Decision | None = None
+        self._finished = False
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        self._finished = True
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        policy = self._policy
+        now = self._clock.monotonic() if policy.config.deadline is not None else 0.0
+        decision = policy.after_exception(self._state, exc, now)
+        if decision.kind != Decision.RETRY:
+            error = policy.final_error(self._state, decision)
+            if error is exc:
+                return False
+            raise error
+        self._decision = decision
+        return True
+
+    def _next_delay(self) -> float | None:
+        """After the block: the wait before the next attempt, or None when done."""
+        if not self._finished:
+            raise RuntimeError("each attempt of Retry.attempts() must be entered with `with`")
+        decision = self._decision
+        if decision is None:
+            if self._policy.is_timed:
+                self._policy.notify_success(self._state, self._clock.monotonic())
+            return None
+        self._policy.notify_retry(self._state)
+        return decision.delay
 
 
 class Retry(Strategy):
@@ -585,6 +651,46 @@ class Retry(Strategy):
 
         return retrying_timed
 
+    def attempts(self) -> Iterator[Attempt]:
+        """The retry loop as an iterator, for code that is not a single function::
+
+            for attempt in Retry(max_attempts=3).attempts():
+                with attempt:
+                    response = session.get(url)
+
+        ``retry_on_result`` does not apply here (there is no result to look at).
+        """
+        policy, clock = self.policy, self.clock
+        state = RetryState(clock.monotonic() if policy.is_timed else 0.0, attempts=0)
+        while True:
+            state.attempts += 1
+            attempt = Attempt(state.attempts, policy, state, clock)
+            yield attempt
+            delay = attempt._next_delay()
+            if delay is None:
+                return
+            if delay > 0.0:
+                clock.sleep(delay)
+
+    async def attempts_async(self) -> AsyncIterator[Attempt]:
+        """The async twin of :meth:`attempts`::
+
+            async for attempt in Retry(max_attempts=3).attempts_async():
+                with attempt:
+                    response = await client.get(url)
+        """
+        policy, clock = self.policy, self.clock
+        state = RetryState(clock.monotonic() if policy.is_timed else 0.0, attempts=0)
+        while True:
+            state.attempts += 1
+            attempt = Attempt(state.attempts, policy, state, clock)
+            yield attempt
+            delay = attempt._next_delay()
+            if delay is None:
+                return
+            if delay > 0.0:
+                await clock.async_sleep(delay)
+
     def __repr__(self) -> str:
         return f"Retry({self.config!r})"
 
@@ -615,14 +721,14 @@ def retry(
 
 
 def with_retry(
-    config: RetryConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+    config: RetryConfig | None = None, *, clock: Clock | None = None, **options: Any
 ) -> Retry:
     """Same as :func:`retry` (the ``svc_infra`` spelling)."""
     return Retry(config, clock=clock, **options)
 
 
 def async_retry(
-    config: RetryConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+    config: RetryConfig | None = None, *, clock: Clock | None = None, **options: Any
 ) -> Retry:
     """Like :func:`retry`, but insists on a coroutine function (raises ``TypeError``
     at decoration time otherwise)."""
@@ -630,7 +736,7 @@ def async_retry(
 
 
 def retry_sync(
-    config: RetryConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+    config: RetryConfig | None = None, *, clock: Clock | None = None, **options: Any
 ) -> Retry:
     """Like :func:`retry`, but insists on a plain (sync) function."""
     return Retry(config, clock=clock, _mode="sync", **options)
@@ -638,7 +744,6 @@ def retry_sync(
 
 def retry_with_backoff(
     config: RetryConfig | None = None,
-    /,
     *,
     retry_predicate: Callable[[Exception], bool] | None = None,
     clock: Clock | None = None,

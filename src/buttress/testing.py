@@ -21,7 +21,6 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
-from types import TracebackType
 
 __all__ = ["TimerHandle", "VirtualClock", "reset_registries"]
 
@@ -71,14 +70,16 @@ class _VirtualTimeout:
         self._handle = self._clock.call_later(self._seconds, self._fire)
         return self
 
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
+    # Typed like the AsyncTimeout protocol (not like asyncio.Timeout) so that
+    # VirtualClock type-checks as a Clock wherever a strategy takes one.
+    async def __aexit__(self, *exc_info: object) -> None:
         assert self._handle is not None
         assert self._task is not None
+        exc_type, exc = (exc_info + (None, None))[:2]
         self._handle.cancel()
         if self._expired and self._task.uncancel() <= self._cancelling and \
                 exc_type is asyncio.CancelledError:
-            raise TimeoutError from exc
+            raise TimeoutError from (exc if isinstance(exc, BaseException) else None)
 
 
 class VirtualClock:
@@ -124,22 +125,31 @@ class VirtualClock:
     def wait(self, event: threading.Event, seconds: float) -> bool:
         """Wait for ``event`` until the virtual time passes ``seconds`` from now.
 
-        Returns as soon as the event is set or another thread moves the clock past
-        the deadline; real time does not count.
+        Returns ``True`` if the event was set before the deadline and ``False`` once
+        another thread moves the clock past the deadline first; real time does not
+        count. The verdict is taken at the deadline itself, so a worker that sleeps
+        past the deadline on this clock and then sets the event has still timed out.
         """
         expired = threading.Event()
-        handle = self.call_later(seconds, expired.set)
+
+        def expire() -> None:
+            if not event.is_set():
+                expired.set()
+
+        handle = self.call_later(seconds, expire)
         give_up = time.monotonic() + self.REAL_WAIT_LIMIT
         try:
-            while not event.wait(0.001):
-                if expired.is_set():
-                    return event.is_set()
+            while not expired.is_set():
+                if event.wait(0.001):
+                    # expire() runs before whoever set the event moves on, so a
+                    # deadline passed first is already visible here.
+                    return not expired.is_set()
                 if time.monotonic() > give_up:
                     raise RuntimeError(
                         f"VirtualClock.wait: nothing set the event or moved the clock for "
                         f"{self.REAL_WAIT_LIMIT}s of real time"
                     )
-            return True
+            return False
         finally:
             handle.cancel()
 

@@ -56,8 +56,9 @@ class TimeoutConfig:
 
     def __post_init__(self) -> None:
         o = "TimeoutConfig"
+        # Bounded by what threading and signal.setitimer accept; inf is no limit at all.
         validate.number(o, "timeout_seconds", self.timeout_seconds, minimum=0.0,
-                        strict_minimum=True)
+                        strict_minimum=True, maximum=threading.TIMEOUT_MAX)
         if not (isinstance(self.exception_class, type)
                 and issubclass(self.exception_class, BaseException)):
             raise TypeError(f"{o}.exception_class must be an exception class, "
@@ -117,6 +118,28 @@ async def await_with_timeout(
         raise error from exc
 
 
+class _Done(threading.Event):
+    """Set when the worker has finished.
+
+    The worker starts the call only once the clock first looks at this event. A
+    clock arms its deadline before it looks, so the work cannot consume time (on
+    a :class:`~buttress.testing.VirtualClock`, by sleeping on it) before the
+    deadline exists; every conforming clock looks, so the worker always starts.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.watched = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.watched.set()
+        return super().wait(timeout)
+
+    def is_set(self) -> bool:
+        self.watched.set()
+        return super().is_set()
+
+
 def call_with_thread_timeout(
     fn: Callable[..., T],
     args: tuple[Any, ...],
@@ -133,11 +156,12 @@ def call_with_thread_timeout(
     thread); Python offers no safe way to stop it.
     """
     outcome: list[Any] = []
-    done = threading.Event()
+    done = _Done()
     context = contextvars.copy_context()
 
     def work() -> None:
         try:
+            done.watched.wait()
             outcome.append((True, context.run(fn, *args, **kwargs)))
         except BaseException as exc:  # handed to the caller below
             outcome.append((False, exc))

@@ -1,0 +1,387 @@
+"""The logic of ``buttress demo``: a flaky dependency, called bare and through buttress.
+
+Standard library and buttress only, so it runs and is tested without the CLI
+extras; :mod:`buttress.cli.display` draws it with rich.
+
+The demo starts a :class:`~buttress.flaky_server.FlakyServer` on loopback and
+runs two *phases* against it with the same traffic: ``requests`` calls of
+``GET /data`` at ``rate`` calls per second, a hard outage of ``outage`` seconds
+starting a third of the way in. Traffic follows a fixed schedule (an app
+serving its own users does not send faster because its dependency fails fast),
+so both phases see the outage for the same share of their calls::
+
+    summary = run_demo(DemoConfig.quick())
+    assert summary.protected.success_rate > summary.bare.success_rate
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from buttress._core import validate
+from buttress._core.errors import CircuitBreakerError
+from buttress.backoff import RetryStrategy
+from buttress.breaker import CircuitBreaker, CircuitState
+from buttress.fallback import Fallback
+from buttress.flaky_server import FlakyServer
+from buttress.pipeline import Pipeline, pipeline
+from buttress.retry import RetryConfig, is_transient
+
+__all__ = [
+    "BARE",
+    "PROTECTED",
+    "DemoConfig",
+    "DemoObserver",
+    "DemoSummary",
+    "DependencyError",
+    "Outcome",
+    "PhaseResult",
+    "PhaseTally",
+    "Transition",
+    "build_config",
+    "percentile",
+    "run_demo",
+]
+
+BARE: Final = "bare"
+PROTECTED: Final = "buttress"
+
+# The policy the demo shows off. Three attempts turn a 30% failure rate into
+# about 3%; a breaker that trips after two fully failed calls (3 attempts each)
+# hardly ever trips on chance alone (0.3**6 per call), but trips at once in an outage.
+MAX_ATTEMPTS: Final = 3
+FAILURE_THRESHOLD: Final = 2 * MAX_ATTEMPTS
+BASE_DELAY: Final = 0.02
+MAX_DELAY: Final = 0.2
+PATH: Final = "/data"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoConfig:
+    """One demo run: the traffic, the dependency's faults, the breaker's patience.
+
+    ``requests`` calls per phase at ``rate`` per second; the server fails
+    ``failure_rate`` of them with 503 after ``latency`` seconds, and fails all of
+    them for ``outage`` seconds starting a third of the way into each phase.
+    ``recovery_timeout`` is how long the breaker stays open before probing.
+    The defaults take about 15 seconds; :meth:`quick` about 3::
+
+        config = DemoConfig(requests=200, failure_rate=0.5, seed=3)
+    """
+
+    requests: int = 300
+    failure_rate: float = 0.3
+    seed: int = 7
+    rate: float = 50.0
+    latency: float = 0.01
+    outage: float = 1.5
+    recovery_timeout: float = 0.3
+
+    def __post_init__(self) -> None:
+        o = "DemoConfig"
+        validate.integer(o, "requests", self.requests, minimum=1)
+        validate.number(o, "failure_rate", self.failure_rate, minimum=0.0, maximum=1.0)
+        validate.integer(o, "seed", self.seed, minimum=0)
+        validate.number(o, "rate", self.rate, minimum=0.0, strict_minimum=True)
+        validate.number(o, "latency", self.latency, minimum=0.0)
+        validate.number(o, "outage", self.outage, minimum=0.0)
+        validate.number(o, "recovery_timeout", self.recovery_timeout, minimum=0.0)
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        """A small run of about three seconds with the same story (for tests and CI)."""
+        return cls(requests=60, rate=60.0, outage=0.3, recovery_timeout=0.08)
+
+    @property
+    def outage_at(self) -> int:
+        """Index of the request that starts the outage (a third of the way in)."""
+        return self.requests // 3
+
+
+def build_config(
+    *,
+    quick: bool = False,
+    requests: int | None = None,
+    failure_rate: float | None = None,
+    seed: int | None = None,
+) -> DemoConfig:
+    """The default (or ``quick``) config with the options that were given::
+
+        build_config(quick=True, seed=3) == dataclasses.replace(DemoConfig.quick(), seed=3)
+    """
+    base = DemoConfig.quick() if quick else DemoConfig()
+    given = {"requests": requests, "failure_rate": failure_rate, "seed": seed}
+    return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
+
+
+class Outcome(Enum):
+    """How one call of the app ended."""
+
+    OK = "ok"
+    FALLBACK = "fallback"
+    FAILED = "failed"
+
+
+class DependencyError(Exception):
+    """The dependency answered with an error status (``status`` makes it transient
+    for :func:`buttress.is_transient` when it is 5xx, 408, 425 or 429)."""
+
+    def __init__(self, status: int) -> None:
+        self.status = status
+        super().__init__(f"dependency answered HTTP {status}")
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The breaker moved from ``old`` to ``new``, ``at`` seconds into the phase."""
+
+    at: float
+    old: CircuitState
+    new: CircuitState
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q``-quantile (0 < q <= 1) of ``values``; 0.0 when empty::
+
+        percentile([3.0, 1.0, 2.0], 0.5) == 2.0
+    """
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+class PhaseTally:
+    """Running counts of one phase; the observer sees it after every call."""
+
+    __slots__ = ("breaker_state", "done", "failed", "fell_back", "latencies", "phase",
+                 "started_at", "succeeded", "total", "transitions")
+
+    def __init__(self, phase: str, total: int, breaker: CircuitBreaker | None) -> None:
+        self.phase = phase
+        self.total = total
+        self.done = self.succeeded = self.fell_back = self.failed = 0
+        self.latencies: list[float] = []
+        self.transitions: list[Transition] = []
+        self.breaker_state = None if breaker is None else breaker.state
+        self.started_at = time.monotonic()
+
+    def record(self, outcome: Outcome, latency: float) -> None:
+        """Count one finished call."""
+        self.done += 1
+        self.latencies.append(latency)
+        if outcome is Outcome.OK:
+            self.succeeded += 1
+        elif outcome is Outcome.FALLBACK:
+            self.fell_back += 1
+        else:
+            self.failed += 1
+
+    def on_transition(self, breaker: CircuitBreaker, old: CircuitState,
+                      new: CircuitState) -> None:
+        """Breaker listener: remember the transition and the state."""
+        self.breaker_state = new
+        self.transitions.append(Transition(time.monotonic() - self.started_at, old, new))
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseResult:
+    """What one phase achieved.
+
+    ``client_calls`` counts every call the client made, retries included;
+    ``server_hits`` those that reached the server (by the server's own count);
+    ``rejected`` those the breaker turned away without sending them.
+    """
+
+    phase: str
+    requests: int
+    succeeded: int
+    fell_back: int
+    failed: int
+    client_calls: int
+    server_hits: int
+    rejected: int
+    p50: float
+    p99: float
+    wall_time: float
+    transitions: tuple[Transition, ...]
+
+    @property
+    def success_rate(self) -> float:
+        """Share of the app's calls answered with real data (fallbacks do not count)."""
+        return self.succeeded / self.requests
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    """Both phases side by side, and where the (now stopped) server listened."""
+
+    config: DemoConfig
+    server_url: str
+    server_port: int
+    bare: PhaseResult
+    protected: PhaseResult
+
+
+class DemoObserver:
+    """Told what the demo is doing as it goes; silent by default. Subclass it to
+    show progress (:class:`buttress.cli.display.LiveProgress` does)."""
+
+    def server_started(self, url: str, config: DemoConfig) -> None:
+        """The flaky server listens at ``url``."""
+
+    def phase_started(self, tally: PhaseTally) -> None:
+        """A phase is about to send its first call."""
+
+    def call_finished(self, tally: PhaseTally) -> None:
+        """One more call of the phase has finished (``tally.done`` of ``tally.total``)."""
+
+
+class _Client:
+    """A plain HTTP client for one phase; counts the calls it sends.
+
+    Each call opens its own connection: :class:`FlakyServer` writes headers and
+    body as two segments without ``TCP_NODELAY``, so on a kept-alive connection
+    Nagle's algorithm and delayed ACKs would add 40 ms to every call. On
+    loopback a fresh connection costs a fraction of a millisecond.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.calls = 0
+
+    def fetch(self) -> Outcome:
+        """``GET /data``; raise :class:`DependencyError` for an error status."""
+        self.calls += 1
+        connection = http.client.HTTPConnection(self.host, self.port, timeout=5.0)
+        try:
+            connection.request("GET", PATH, headers={"Connection": "close"})
+            status = connection.getresponse().status
+        finally:
+            connection.close()
+        if status >= 400:
+            raise DependencyError(status)
+        return Outcome.OK
+
+
+def demo_pipeline(config: DemoConfig, breaker: CircuitBreaker) -> Pipeline:
+    """The protection under test: jittered exponential retries of transient
+    failures, around ``breaker``, with a fallback answering the calls it rejects."""
+    return pipeline(
+        retry=RetryConfig(
+            max_attempts=MAX_ATTEMPTS,
+            base_delay=BASE_DELAY,
+            max_delay=MAX_DELAY,
+            strategy=RetryStrategy.JITTERED_EXPONENTIAL,
+            jitter=0.5,
+            retry_condition=is_transient,
+            rng=random.Random(config.seed),
+        ),
+        circuit_breaker=breaker,
+        fallback=Fallback(Outcome.FALLBACK, exceptions=(CircuitBreakerError,)),
+    )
+
+
+def demo_breaker(config: DemoConfig) -> CircuitBreaker:
+    """A breaker that trips after :data:`FAILURE_THRESHOLD` consecutive failures
+    and probes again after ``config.recovery_timeout`` seconds."""
+    return CircuitBreaker(
+        "demo-dependency",
+        failure_threshold=FAILURE_THRESHOLD,
+        recovery_timeout=config.recovery_timeout,
+        success_threshold=1,
+        half_open_max_calls=1,
+    )
+
+
+def _timed_call(call: Callable[[], Outcome]) -> tuple[Outcome, float]:
+    start = time.perf_counter()
+    try:
+        outcome = call()
+    except Exception:
+        # What the app would see: an error it has to handle itself.
+        outcome = Outcome.FAILED
+    return outcome, time.perf_counter() - start
+
+
+def _sleep_until(deadline: float) -> float:
+    """Sleep until ``deadline`` (monotonic); return the time it is now."""
+    delay = deadline - time.monotonic()
+    if delay > 0.0:
+        time.sleep(delay)
+    return time.monotonic()
+
+
+def _send_traffic(call: Callable[[], Outcome], tally: PhaseTally, config: DemoConfig,
+                  server: FlakyServer, observer: DemoObserver) -> float:
+    """Send the phase's calls ``1 / rate`` seconds apart, starting the outage on cue;
+    return the wall time.
+
+    A call that overruns its slot delays the next one instead of causing a burst:
+    calls rejected in a microsecond must not rush through the rest of the traffic.
+    """
+    observer.phase_started(tally)
+    start = next_call = tally.started_at = time.monotonic()
+    for index in range(config.requests):
+        next_call = _sleep_until(next_call) + 1.0 / config.rate
+        if index == config.outage_at and config.outage > 0.0:
+            server.outage(config.outage)
+        tally.record(*_timed_call(call))
+        observer.call_finished(tally)
+    return time.monotonic() - start
+
+
+def _run_phase(phase: str, config: DemoConfig, server: FlakyServer, observer: DemoObserver,
+               breaker: CircuitBreaker | None) -> PhaseResult:
+    """One phase: bare when ``breaker`` is None, else through :func:`demo_pipeline`."""
+    tally = PhaseTally(phase, config.requests, breaker)
+    hits_before = server.hits
+    client = _Client(server.host, server.port)
+    call: Callable[[], Outcome] = client.fetch
+    if breaker is not None:
+        breaker.add_listener(tally.on_transition)
+        call = demo_pipeline(config, breaker)(client.fetch)
+    wall_time = _send_traffic(call, tally, config, server, observer)
+    rejected = 0 if breaker is None else breaker.stats.rejected_calls
+    return PhaseResult(
+        phase=phase,
+        requests=tally.done,
+        succeeded=tally.succeeded,
+        fell_back=tally.fell_back,
+        failed=tally.failed,
+        client_calls=client.calls + rejected,
+        server_hits=server.hits - hits_before,
+        rejected=rejected,
+        p50=percentile(tally.latencies, 0.50),
+        p99=percentile(tally.latencies, 0.99),
+        wall_time=wall_time,
+        transitions=tuple(tally.transitions),
+    )
+
+
+def run_demo(config: DemoConfig, observer: DemoObserver | None = None) -> DemoSummary:
+    """Start a flaky server, run the bare phase then the buttress phase against it,
+    stop the server, and return both results::
+
+        summary = run_demo(DemoConfig.quick())
+        print(f"{summary.bare.success_rate:.0%} -> {summary.protected.success_rate:.0%}")
+    """
+    observer = DemoObserver() if observer is None else observer
+    server = FlakyServer(failure_rate=config.failure_rate, latency=config.latency,
+                         seed=config.seed).start()
+    try:
+        observer.server_started(server.url, config)
+        bare = _run_phase(BARE, config, server, observer, None)
+        protected = _run_phase(PROTECTED, config, server, observer, demo_breaker(config))
+        return DemoSummary(config, server.url, server.port, bare, protected)
+    finally:
+        server.stop()

@@ -1,0 +1,155 @@
+"""How ``buttress demo`` looks: rich progress bars while it runs, a table at the end.
+
+Without a terminal (CI, output piped) rich prints plain text: no colours, no
+redraws, each progress bar once in its final state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Final
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+
+from buttress.breaker import CircuitState
+from buttress.cli.demo import (
+    BARE,
+    PROTECTED,
+    DemoConfig,
+    DemoObserver,
+    DemoSummary,
+    PhaseResult,
+    PhaseTally,
+)
+
+__all__ = ["LiveProgress", "print_summary", "summary_table"]
+
+_STATE_STYLE: Final = {
+    CircuitState.CLOSED: "green",
+    CircuitState.HALF_OPEN: "yellow",
+    CircuitState.OPEN: "bold red",
+}
+
+
+def _counts(tally: PhaseTally) -> str:
+    """The live counters shown next to a phase's bar (rich markup)."""
+    text = (f"[green]ok {tally.succeeded}[/]  [cyan]fallback {tally.fell_back}[/]  "
+            f"[red]failed {tally.failed}[/]")
+    state = tally.breaker_state
+    if state is not None:
+        text += f"  breaker [{_STATE_STYLE[state]}]{state.value}[/]"
+    return text
+
+
+class LiveProgress(DemoObserver):
+    """Shows a running demo: what the server does, then one progress bar per phase::
+
+        with LiveProgress(console) as progress:
+            summary = run_demo(config, progress)
+    """
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._progress = Progress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            console=console,
+        )
+        self._tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> LiveProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self._progress.stop()
+
+    def server_started(self, url: str, config: DemoConfig) -> None:
+        """Say what the flaky dependency does and what traffic it will get."""
+        self._console.print(
+            f"Flaky dependency at {url}: {config.failure_rate:.0%} of calls fail with 503 "
+            f"after {config.latency * 1000:g} ms, and all fail for {config.outage:g} s "
+            "a third of the way into each phase.\n"
+            f"Each phase sends {config.requests} x GET /data at {config.rate:g}/s "
+            f"(seed {config.seed}).",
+            highlight=False,
+        )
+
+    def phase_started(self, tally: PhaseTally) -> None:
+        """Add the phase's progress bar."""
+        self._tasks[tally.phase] = self._progress.add_task(
+            tally.phase, total=tally.total, counts=_counts(tally)
+        )
+
+    def call_finished(self, tally: PhaseTally) -> None:
+        """Advance the phase's progress bar."""
+        self._progress.update(self._tasks[tally.phase], completed=tally.done,
+                              counts=_counts(tally))
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+_ROWS: Final[tuple[tuple[str, Callable[[PhaseResult], str]], ...]] = (
+    ("success rate", lambda r: f"{r.success_rate:.1%} ({r.succeeded}/{r.requests})"),
+    ("answered by fallback", lambda r: str(r.fell_back)),
+    ("errors seen by the app", lambda r: str(r.failed)),
+    ("calls made by the client", lambda r: str(r.client_calls)),
+    ("calls that reached the server", lambda r: str(r.server_hits)),
+    ("rejected by the breaker", lambda r: str(r.rejected)),
+    ("latency p50", lambda r: _ms(r.p50)),
+    ("latency p99", lambda r: _ms(r.p99)),
+    ("wall time", lambda r: f"{r.wall_time:.2f} s"),
+)
+
+
+def summary_table(summary: DemoSummary) -> Table:
+    """Both phases side by side, one row per measure."""
+    config = summary.config
+    table = Table(
+        title=(f"{config.requests} x GET /data per phase, {config.failure_rate:.0%} 503s "
+               f"+ {config.outage:g} s outage (seed {config.seed})"),
+        title_justify="left",
+    )
+    table.add_column("")
+    table.add_column(BARE, justify="right")
+    table.add_column(PROTECTED, justify="right", style="bold")
+    for label, cell in _ROWS:
+        table.add_row(label, cell(summary.bare), cell(summary.protected))
+    return table
+
+
+def _transitions(result: PhaseResult) -> str:
+    """The breaker's path through its states as one chain (rich markup)."""
+    if not result.transitions:
+        return "Breaker: stayed closed."
+    steps = [f"[{_STATE_STYLE[t.new]}]{t.new.value}[/] {t.at:.2f} s" for t in result.transitions]
+    return f"Breaker ({result.phase} phase): {result.transitions[0].old.value} -> " + " -> ".join(
+        steps
+    )
+
+
+def _verdict(summary: DemoSummary) -> str:
+    bare, protected = summary.bare, summary.protected
+    return (
+        f"buttress answered {protected.success_rate:.0%} of calls with real data "
+        f"(bare: {bare.success_rate:.0%}); its breaker kept {protected.rejected} calls off "
+        f"the failing server and the fallback answered them. Server at {summary.server_url} "
+        "stopped."
+    )
+
+
+def print_summary(console: Console, summary: DemoSummary) -> None:
+    """Print the table, the breaker's transitions and a one-line verdict."""
+    console.print()
+    console.print(summary_table(summary))
+    console.print(_transitions(summary.protected), highlight=False)
+    console.print()
+    console.print(_verdict(summary), highlight=False)

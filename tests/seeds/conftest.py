@@ -1,0 +1,47 @@
+"""Fixtures for the ported seed examples.
+
+* ``server`` — a real :class:`FlakyServer` on loopback (random free port), stopped after.
+* ``closed_url`` — a loopback URL nobody listens on (connection refused).
+* ``clock`` — a fresh :class:`VirtualClock`; examples take it as their one extra
+  keyword (``clock=clock``) so backoff and recovery timeouts cost no wall time.
+* ``fresh_registries`` (autouse) — :func:`buttress.testing.reset_registries` before and
+  after every test, so the breaker names the seeds reuse ("external_api", ...) start clean.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from buttress.flaky_server import FlakyServer
+from buttress.testing import VirtualClock, reset_registries
+
+from ._standins import closed_port_url
+
+
+@pytest.fixture
+def server() -> Iterator[FlakyServer]:
+    """A real HTTP server on 127.0.0.1 with scripted faults (``server.script(503, 200)``)."""
+    with FlakyServer() as flaky:
+        yield flaky
+
+
+@pytest.fixture
+def closed_url() -> str:
+    """``http://127.0.0.1:<port>`` with nothing listening."""
+    return closed_port_url()
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    """Virtual time for the examples' delays and timeouts."""
+    return VirtualClock()
+
+
+@pytest.fixture(autouse=True)
+def fresh_registries() -> Iterator[None]:
+    """Forget every named circuit breaker around each test."""
+    reset_registries()
+    yield
+    reset_registries()
