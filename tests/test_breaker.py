@@ -348,6 +348,8 @@ def test_open_breaker_still_rejects_one_millisecond_before_recovery_timeout() ->
     assert breaker.is_open
     error = rejection(breaker)
     assert error.remaining_timeout == pytest.approx(0.001)
+    clock.advance(math.nextafter(30.0, 0.0) - clock.now)  # the last instant before 30 s
+    assert rejection(breaker).remaining_timeout > 0.0
     assert breaker.state is OPEN
 
 
@@ -541,7 +543,7 @@ def test_failure_rate_over_a_time_window_forgets_calls_older_than_the_window() -
     breaker = rate_breaker(clock, failure_rate_threshold=0.5, failure_window=10.0,
                            minimum_calls=4)
     outcomes(breaker, "FF")
-    clock.advance(10.0)
+    clock.advance(15.0)
     outcomes(breaker, "SSFS")  # the two old failures have left the window
     assert breaker.state is CLOSED
     assert breaker.stats.failure_rate == 0.25

@@ -564,6 +564,16 @@ def test_pipeline_refuses_both_fallback_and_fallback_value() -> None:
         pipeline(fallback=lambda exc: 1, fallback_value=2)
 
 
+def test_pipeline_refuses_a_fallback_object_plus_a_fallback_value() -> None:
+    with pytest.raises(TypeError, match="either a Fallback or fallback_value"):
+        pipeline(fallback=Fallback("a"), fallback_value="b")
+
+
+def test_pipeline_refuses_a_retry_that_is_not_a_retry_config() -> None:
+    with pytest.raises(TypeError, match="RetryConfig"):
+        pipeline(retry={"max_attempts": 3})  # type: ignore[arg-type]
+
+
 def test_pipeline_accepts_extra_strategies_alongside_keywords() -> None:
     limit = Timeout(1.0)
     built = pipeline(limit, retry=no_jitter(), fallback_value=None)

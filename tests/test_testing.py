@@ -299,6 +299,23 @@ async def test_virtual_timeout_not_reached_does_nothing() -> None:
     assert not limit.expired()
 
 
+async def test_virtual_timeout_outside_a_task_is_refused() -> None:
+    loop = asyncio.get_running_loop()
+    outcome: asyncio.Future[BaseException] = loop.create_future()
+
+    def from_a_plain_callback() -> None:  # a running loop, but no current task
+        entering = VirtualClock().timeout(1.0).__aenter__()
+        try:
+            entering.send(None)
+        except RuntimeError as exc:
+            outcome.set_result(exc)
+        finally:
+            entering.close()
+
+    loop.call_soon(from_a_plain_callback)
+    assert "inside a task" in str(await outcome)
+
+
 def test_repr_shows_the_time() -> None:
     assert repr(VirtualClock(start=3.0)) == "VirtualClock(now=3.0)"
 

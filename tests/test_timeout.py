@@ -575,6 +575,19 @@ def test_signal_timeout_off_the_main_thread_raises_a_clear_runtime_error() -> No
     assert "use_signal=True" in str(outcome[0])
 
 
+def test_signal_timeout_without_sigalrm_raises_a_clear_runtime_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delattr(signal, "SIGALRM", raising=False)
+
+    @timeout(TimeoutConfig(1.0, use_signal=True))
+    def work() -> str:
+        return "never"
+
+    with pytest.raises(RuntimeError, match=r"needs SIGALRM.*thread-based timeout"):
+        work()
+
+
 @pytest.mark.skipif(not hasattr(signal, "SIGALRM"), reason="needs SIGALRM")
 def test_signal_timeout_success_restores_the_previous_handler_and_timer() -> None:
     before = signal.getsignal(signal.SIGALRM)

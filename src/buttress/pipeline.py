@@ -95,6 +95,9 @@ def pipeline(
         parts.append(timeout if isinstance(timeout, Timeout) else Timeout(timeout, clock=clock))
     if fallback is not None or fallback_value is not _UNSET:
         if isinstance(fallback, Fallback):
+            if fallback_value is not _UNSET:
+                raise TypeError(f"pass either a Fallback or fallback_value, not both: "
+                                f"{fallback!r}, fallback_value={fallback_value!r}")
             parts.append(fallback)
         elif fallback is not None:
             parts.append(Fallback(fallback=fallback) if fallback_value is _UNSET

@@ -75,7 +75,7 @@ class _VirtualTimeout:
     async def __aexit__(self, *exc_info: object) -> None:
         assert self._handle is not None
         assert self._task is not None
-        exc_type, exc = (exc_info + (None, None))[:2]
+        exc_type, exc = (*exc_info, None, None)[:2]
         self._handle.cancel()
         if self._expired and self._task.uncancel() <= self._cancelling and \
                 exc_type is asyncio.CancelledError:

@@ -13,17 +13,23 @@ from __future__ import annotations
 import asyncio
 import json as _json
 import socket
-import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any
 
-from buttress.testing import VirtualClock
-
 # --- one blocking round trip -------------------------------------------------------------
+
+
+def fetch_json(url: str, timeout: float = 5.0) -> Any:
+    """GET ``url`` with urllib and decode the JSON body. Error statuses raise urllib's
+    own ``HTTPError`` (``.code``/``.status``), closed first so no socket is left open."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return _json.load(answer)
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise
 
 
 class RequestException(OSError):
@@ -240,23 +246,3 @@ def closed_port_url() -> str:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return f"http://127.0.0.1:{port}"
-
-
-@contextmanager
-def ticking(clock: VirtualClock, step: float = 1.0) -> Iterator[None]:
-    """Let virtual time pass on its own: a helper thread advances ``clock`` by ``step``
-    seconds every real millisecond. For sync timeouts, whose waiting happens in a
-    thread the test cannot drive directly."""
-    stop = threading.Event()
-
-    def run() -> None:
-        while not stop.wait(0.001):
-            clock.advance(step)
-
-    thread = threading.Thread(target=run, name="seed-ticker", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()

@@ -23,8 +23,11 @@ from ._standins import closed_port_url
 @pytest.fixture
 def server() -> Iterator[FlakyServer]:
     """A real HTTP server on 127.0.0.1 with scripted faults (``server.script(503, 200)``)."""
-    with FlakyServer() as flaky:
+    flaky = FlakyServer().start()
+    try:
         yield flaky
+    finally:
+        flaky.stop()
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ from buttress import CircuitBreakerError, CircuitState, RetryExhaustedError
 from buttress.flaky_server import FlakyServer
 from buttress.testing import VirtualClock
 
-from ._standins import httpx, requests
+from ._standins import fetch_json, httpx, requests
 
 logger = logging.getLogger("seed0.app")
 
@@ -141,8 +141,7 @@ def test_basic_retry_decorator(server: FlakyServer, clock: VirtualClock) -> None
     from buttress import RetryStrategy, retry_with_backoff
 
     def api_call() -> Any:  # stand-in for the reader's call: a real HTTP GET
-        with urllib.request.urlopen(f"{server.url}/data", timeout=5) as answer:
-            return json.load(answer)
+        return fetch_json(f"{server.url}/data")
 
     @retry_with_backoff(
         max_attempts=3,
@@ -167,8 +166,7 @@ def test_basic_retry_decorator_gives_up_after_max_attempts(
     from buttress import RetryStrategy, retry_with_backoff
 
     def api_call() -> Any:
-        with urllib.request.urlopen(f"{server.url}/data", timeout=5) as answer:
-            return json.load(answer)
+        return fetch_json(f"{server.url}/data")
 
     @retry_with_backoff(
         max_attempts=3,
@@ -443,8 +441,7 @@ def test_circuit_breaker_configuration(server: FlakyServer, clock: VirtualClock)
     circuit_breaker = get_circuit_breaker("external_api", config, clock=clock)
 
     def api_call() -> Any:
-        with urllib.request.urlopen(f"{server.url}/data", timeout=5) as answer:
-            return json.load(answer)
+        return fetch_json(f"{server.url}/data")
 
     assert get_circuit_breaker("external_api") is circuit_breaker
     assert get_circuit_breaker("external_api", config) is circuit_breaker

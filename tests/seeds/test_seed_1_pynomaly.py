@@ -53,7 +53,6 @@ buttress's ``RetryError`` is an alias of ``RetryExhaustedError`` carrying
 
 from __future__ import annotations
 
-import json
 import urllib.error
 import urllib.request
 from typing import Any
@@ -71,10 +70,11 @@ from buttress import (
 from buttress.flaky_server import FlakyServer
 from buttress.testing import VirtualClock
 
+from ._standins import fetch_json
+
 
 def _fetch(server: FlakyServer) -> Any:
-    with urllib.request.urlopen(f"{server.url}/data", timeout=5) as answer:
-        return json.load(answer)
+    return fetch_json(f"{server.url}/data")
 
 
 def test_exception_types_retry_error_when_all_attempts_are_exhausted(

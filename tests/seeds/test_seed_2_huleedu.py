@@ -58,7 +58,6 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 from unittest.mock import AsyncMock
@@ -69,7 +68,7 @@ from buttress import CircuitBreakerError, CircuitState, OperationTimeoutError
 from buttress.flaky_server import FlakyServer
 from buttress.testing import VirtualClock
 
-from ._standins import httpx, send
+from ._standins import fetch_json, httpx, send
 
 # --- the reader's own code, as stand-ins ---------------------------------------------------
 
@@ -120,11 +119,6 @@ class LLMClient:
             response = await client.post("/generate", json={"prompt": prompt})
             response.raise_for_status()
             return SimpleNamespace(text=response.text)
-
-
-def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as answer:
-        return json.load(answer)
 
 
 # --- Circuit Breaker -----------------------------------------------------------------
@@ -286,7 +280,7 @@ async def test_circuit_breaker_error_handling(server: FlakyServer, clock: Virtua
 
     async def call_external_service() -> Any:
         async with breaker:
-            return await asyncio.to_thread(_get_json, f"{server.url}/data")
+            return await asyncio.to_thread(fetch_json, f"{server.url}/data")
 
     async def resilient_operation():
         try:
@@ -307,7 +301,7 @@ async def test_circuit_breaker_error_handling(server: FlakyServer, clock: Virtua
                     service="external-service",
                     correlation_id=get_correlation_id()
                 )
-                raise ServiceUnavailableError("External service unavailable")
+                raise ServiceUnavailableError("External service unavailable")  # noqa: B904 (seed text)
 
     assert await resilient_operation() == {"ok": True, "path": "/data"}
 
@@ -382,12 +376,12 @@ async def test_conditional_retry(server: FlakyServer, clock: VirtualClock) -> No
         """Determine if error should trigger retry."""
         if isinstance(exception, (ConnectionError, TimeoutError)):
             return True
-        if isinstance(exception, HTTPError) and exception.status in [502, 503, 504]:
+        if isinstance(exception, HTTPError) and exception.status in [502, 503, 504]:  # noqa: SIM103 (seed text)
             return True
         return False
 
     async def api_call() -> Any:  # stand-in: urllib raises HTTPError for 4xx/5xx
-        return await asyncio.to_thread(_get_json, f"{server.url}/data")
+        return await asyncio.to_thread(fetch_json, f"{server.url}/data")
 
     @retry_with_backoff(
         config=RetryConfig(max_attempts=5),
@@ -412,9 +406,11 @@ async def test_conditional_retry(server: FlakyServer, clock: VirtualClock) -> No
     # transient failures agrees with the reader's predicate on these.
     for error in (ConnectionError("reset"), TimeoutError("slow"),
                   HTTPError("u", 503, "unavailable", None, None)):  # type: ignore[arg-type]
-        assert should_retry(error) and is_retryable_error(error)
+        assert should_retry(error)
+        assert is_retryable_error(error)
     not_found = HTTPError("u", 404, "not found", None, None)  # type: ignore[arg-type]
-    assert not should_retry(not_found) and not is_retryable_error(not_found)
+    assert not should_retry(not_found)
+    assert not is_retryable_error(not_found)
 
 
 async def test_exponential_backoff_manual_retry(clock: VirtualClock) -> None:
@@ -481,7 +477,7 @@ async def test_operation_timeouts(server: FlakyServer, clock: VirtualClock) -> N
     async def complex_computation() -> Any:  # stand-in: a real request, or 45 s of work
         if slow:
             await clock.async_sleep(45.0)
-        return await asyncio.to_thread(_get_json, f"{server.url}/data")
+        return await asyncio.to_thread(fetch_json, f"{server.url}/data")
 
     async def time_bounded_operation():
         async with timeout_operation(30.0, clock=clock):  # 30 second timeout
@@ -551,7 +547,7 @@ async def test_service_degradation(server: FlakyServer) -> None:
     class RecommendationService:  # stand-in: a real request; 5xx means unavailable
         async def get_recommendations(self, user_id: str) -> dict:
             try:
-                data = await asyncio.to_thread(_get_json,
+                data = await asyncio.to_thread(fetch_json,
                                                f"{server.url}/recommendations/{user_id}")
             except urllib.error.HTTPError as exc:
                 raise ServiceUnavailableError(f"recommendations: {exc.code}") from exc
@@ -606,7 +602,7 @@ async def test_cached_fallbacks(server: FlakyServer, clock: VirtualClock) -> Non
             if behaviour["primary"] == "slow":
                 await clock.async_sleep(15.0)
             try:
-                return await asyncio.to_thread(_get_json, f"{server.url}/data/{key}")
+                return await asyncio.to_thread(fetch_json, f"{server.url}/data/{key}")
             except urllib.error.HTTPError as exc:
                 raise ServiceUnavailableError(str(exc.code)) from exc
 
@@ -757,8 +753,10 @@ class Histogram:
 
     def labels(self, **labels: str) -> SimpleNamespace:
         assert sorted(labels) == sorted(self.labelnames)
-        observe: Callable[[float], None] = lambda value: self.observations.append(
-            (labels, value))
+
+        def observe(value: float) -> None:
+            self.observations.append((labels, value))
+
         return SimpleNamespace(observe=observe)
 
 
@@ -777,7 +775,7 @@ async def test_failure_tracking(server: FlakyServer, clock: VirtualClock) -> Non
     async def external_operation() -> Any:  # stand-in: real request, or 6 s slow
         if mode["slow"]:
             await clock.async_sleep(6.0)
-        return await asyncio.to_thread(_get_json, f"{server.url}/data")
+        return await asyncio.to_thread(fetch_json, f"{server.url}/data")
 
     async def monitored_operation():
         start_time = time.time()
@@ -830,7 +828,7 @@ async def test_circuit_breaker_opens_after_failures():
 
     # Trigger failures
     for _ in range(3):
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 (seed text)
             async with breaker:
                 raise ConnectionError("Service down")
 

@@ -24,7 +24,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from buttress._core import validate
 from buttress._core.errors import CircuitBreakerError
@@ -47,6 +48,8 @@ __all__ = [
     "PhaseTally",
     "Transition",
     "build_config",
+    "demo_breaker",
+    "demo_pipeline",
     "percentile",
     "run_demo",
 ]
@@ -72,7 +75,7 @@ class DemoConfig:
     ``failure_rate`` of them with 503 after ``latency`` seconds, and fails all of
     them for ``outage`` seconds starting a third of the way into each phase.
     ``recovery_timeout`` is how long the breaker stays open before probing.
-    The defaults take about 15 seconds; :meth:`quick` about 3::
+    The defaults take about 15 seconds; :meth:`quick` about 4::
 
         config = DemoConfig(requests=200, failure_rate=0.5, seed=3)
     """
@@ -97,8 +100,8 @@ class DemoConfig:
 
     @classmethod
     def quick(cls) -> DemoConfig:
-        """A small run of about three seconds with the same story (for tests and CI)."""
-        return cls(requests=60, rate=60.0, outage=0.3, recovery_timeout=0.08)
+        """A small run of about four seconds with the same story (for tests and CI)."""
+        return cls(requests=90, rate=60.0, outage=0.5, recovery_timeout=0.08)
 
     @property
     def outage_at(self) -> int:
@@ -118,7 +121,7 @@ def build_config(
         build_config(quick=True, seed=3) == dataclasses.replace(DemoConfig.quick(), seed=3)
     """
     base = DemoConfig.quick() if quick else DemoConfig()
-    given = {"requests": requests, "failure_rate": failure_rate, "seed": seed}
+    given: dict[str, Any] = {"requests": requests, "failure_rate": failure_rate, "seed": seed}
     return dataclasses.replace(base, **{k: v for k, v in given.items() if v is not None})
 
 
@@ -172,7 +175,12 @@ class PhaseTally:
         self.latencies: list[float] = []
         self.transitions: list[Transition] = []
         self.breaker_state = None if breaker is None else breaker.state
+        self.started_at = 0.0
+
+    def start(self) -> float:
+        """Mark the phase's first call as about to go out; return the time."""
         self.started_at = time.monotonic()
+        return self.started_at
 
     def record(self, outcome: Outcome, latency: float) -> None:
         """Count one finished call."""
@@ -226,9 +234,13 @@ class DemoSummary:
 
     config: DemoConfig
     server_url: str
-    server_port: int
     bare: PhaseResult
     protected: PhaseResult
+
+    @property
+    def server_port(self) -> int:
+        """The port the server listened on."""
+        return int(urlsplit(self.server_url).port or 0)
 
 
 class DemoObserver:
@@ -293,7 +305,11 @@ def demo_pipeline(config: DemoConfig, breaker: CircuitBreaker) -> Pipeline:
 
 def demo_breaker(config: DemoConfig) -> CircuitBreaker:
     """A breaker that trips after :data:`FAILURE_THRESHOLD` consecutive failures
-    and probes again after ``config.recovery_timeout`` seconds."""
+    and probes again after ``config.recovery_timeout`` seconds.
+
+    One good probe closes it: with a third of all calls failing at random anyway,
+    waiting for several good probes in a row would keep it open long after an
+    outage ends."""
     return CircuitBreaker(
         "demo-dependency",
         failure_threshold=FAILURE_THRESHOLD,
@@ -328,16 +344,21 @@ def _send_traffic(call: Callable[[], Outcome], tally: PhaseTally, config: DemoCo
 
     A call that overruns its slot delays the next one instead of causing a burst:
     calls rejected in a microsecond must not rush through the rest of the traffic.
+    An outage that outlasts the calls is waited out (off the clock), so it can not
+    spill into the next phase.
     """
     observer.phase_started(tally)
-    start = next_call = tally.started_at = time.monotonic()
+    start = next_call = outage_over = tally.start()
     for index in range(config.requests):
         next_call = _sleep_until(next_call) + 1.0 / config.rate
         if index == config.outage_at and config.outage > 0.0:
             server.outage(config.outage)
+            outage_over = time.monotonic() + config.outage
         tally.record(*_timed_call(call))
         observer.call_finished(tally)
-    return time.monotonic() - start
+    wall_time = time.monotonic() - start
+    _sleep_until(outage_over)
+    return wall_time
 
 
 def _run_phase(phase: str, config: DemoConfig, server: FlakyServer, observer: DemoObserver,
@@ -382,6 +403,6 @@ def run_demo(config: DemoConfig, observer: DemoObserver | None = None) -> DemoSu
         observer.server_started(server.url, config)
         bare = _run_phase(BARE, config, server, observer, None)
         protected = _run_phase(PROTECTED, config, server, observer, demo_breaker(config))
-        return DemoSummary(config, server.url, server.port, bare, protected)
+        return DemoSummary(config, server.url, bare, protected)
     finally:
         server.stop()

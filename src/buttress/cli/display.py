@@ -17,6 +17,9 @@ from rich.table import Table
 from buttress.breaker import CircuitState
 from buttress.cli.demo import (
     BARE,
+    BASE_DELAY,
+    FAILURE_THRESHOLD,
+    MAX_ATTEMPTS,
     PROTECTED,
     DemoConfig,
     DemoObserver,
@@ -71,13 +74,20 @@ class LiveProgress(DemoObserver):
         self._progress.stop()
 
     def server_started(self, url: str, config: DemoConfig) -> None:
-        """Say what the flaky dependency does and what traffic it will get."""
+        """Say what the flaky dependency does, what traffic it gets, and the policy."""
         self._console.print(
-            f"Flaky dependency at {url}: {config.failure_rate:.0%} of calls fail with 503 "
-            f"after {config.latency * 1000:g} ms, and all fail for {config.outage:g} s "
-            "a third of the way into each phase.\n"
-            f"Each phase sends {config.requests} x GET /data at {config.rate:g}/s "
-            f"(seed {config.seed}).",
+            f"Flaky dependency at {url} (seed {config.seed}):\n"
+            f"  {config.failure_rate:.0%} of calls answer 503, every answer takes "
+            f"{config.latency * 1000:g}ms;\n"
+            f"  a {config.outage:g}s outage (every call fails) starts a third of the way "
+            "into each phase.\n"
+            f"Each phase sends {config.requests} x GET /data at {config.rate:g}/s: first bare, "
+            "then through buttress\n"
+            f"  (retry: {MAX_ATTEMPTS} attempts, jittered exponential backoff from "
+            f"{BASE_DELAY * 1000:g}ms;\n"
+            f"  breaker: opens after {FAILURE_THRESHOLD} failures in a row, probes after "
+            f"{config.recovery_timeout:g}s;\n"
+            "  fallback: answers the calls the breaker rejects).",
             highlight=False,
         )
 
@@ -115,7 +125,7 @@ def summary_table(summary: DemoSummary) -> Table:
     config = summary.config
     table = Table(
         title=(f"{config.requests} x GET /data per phase, {config.failure_rate:.0%} 503s "
-               f"+ {config.outage:g} s outage (seed {config.seed})"),
+               f"+ {config.outage:g}s outage (seed {config.seed})"),
         title_justify="left",
     )
     table.add_column("")
@@ -130,20 +140,20 @@ def _transitions(result: PhaseResult) -> str:
     """The breaker's path through its states as one chain (rich markup)."""
     if not result.transitions:
         return "Breaker: stayed closed."
-    steps = [f"[{_STATE_STYLE[t.new]}]{t.new.value}[/] {t.at:.2f} s" for t in result.transitions]
-    return f"Breaker ({result.phase} phase): {result.transitions[0].old.value} -> " + " -> ".join(
-        steps
-    )
+    # state@time keeps each step in one piece when rich wraps the line.
+    steps = [result.transitions[0].old.value]
+    steps += [f"[{_STATE_STYLE[t.new]}]{t.new.value}[/]@{t.at:.2f}s" for t in result.transitions]
+    return f"Breaker ({result.phase} phase): " + " -> ".join(steps)
 
 
 def _verdict(summary: DemoSummary) -> str:
     bare, protected = summary.bare, summary.protected
-    return (
-        f"buttress answered {protected.success_rate:.0%} of calls with real data "
-        f"(bare: {bare.success_rate:.0%}); its breaker kept {protected.rejected} calls off "
-        f"the failing server and the fallback answered them. Server at {summary.server_url} "
-        "stopped."
-    )
+    text = (f"buttress answered {protected.success_rate:.0%} of calls with real data "
+            f"(bare: {bare.success_rate:.0%}).")
+    if protected.rejected:
+        text += (f" Its breaker kept {protected.rejected} calls off the failing server, "
+                 "and the fallback answered them.")
+    return text + f" Server at {summary.server_url} stopped."
 
 
 def print_summary(console: Console, summary: DemoSummary) -> None:
