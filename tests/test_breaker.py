@@ -1133,6 +1133,8 @@ BAD_CONFIGS = [
     bad("timeout", NAN, ValueError),
     bad("timeout", "5", TypeError),
     bad("timeout", True, TypeError),
+    bad("timeout", math.inf, ValueError),
+    bad("timeout", 1e300, ValueError),
     bad("failure_exceptions", "ValueError", TypeError),
     bad("failure_exceptions", 42, TypeError),
     bad("failure_exceptions", (ValueError, int), TypeError, repr(int)),
@@ -1225,3 +1227,17 @@ def test_a_new_breaker_is_closed() -> None:
     assert breaker.state is CLOSED
     assert breaker.is_closed
     assert not breaker.is_open
+
+
+def test_a_listener_may_change_the_breaker_it_is_told_about() -> None:
+    seen: list[tuple[CircuitState, CircuitState]] = []
+
+    def close_again(b: CircuitBreaker, old: CircuitState, new: CircuitState) -> None:
+        seen.append((old, new))
+        if new is OPEN:
+            b.reset()
+
+    breaker = make(failure_threshold=1, on_state_change=close_again)
+    failures(breaker, 1)
+    assert breaker.state is CLOSED
+    assert seen == [(CLOSED, OPEN), (OPEN, CLOSED)]

@@ -510,3 +510,32 @@ def test_simultaneous_probe_successes_close_the_breaker_exactly_once(kind: str) 
     assert breaker.state is CLOSED
     assert breaker.stats.state_changes == 3
     assert seen == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+
+
+def test_listeners_see_transitions_in_order_even_when_one_listener_is_slow() -> None:
+    # Thread A turns the breaker half-open and is held up in the first listener; in
+    # the meantime the main thread's probe closes the breaker. The second listener
+    # (a state gauge, say) must still see open -> half-open before half-open -> closed.
+    clock = VirtualClock()
+    in_listener, proceed = threading.Event(), threading.Event()
+    gauge: list[tuple[CircuitState, CircuitState]] = []
+
+    def slow(b: CircuitBreaker, old: CircuitState, new: CircuitState) -> None:
+        if new is HALF_OPEN:
+            in_listener.set()
+            proceed.wait(LIMIT)
+
+    breaker = make("lean", clock, failure_threshold=1, success_threshold=1,
+                   half_open_max_calls=2, on_state_change=slow)
+    breaker.add_listener(lambda b, old, new: gauge.append((old, new)))
+    trip_and_wait(breaker, clock)
+    probe_a = threading.Thread(target=breaker.call, args=(lambda: "a",))
+    probe_a.start()
+    try:
+        assert in_listener.wait(LIMIT)
+        assert breaker.call(lambda: "b") == "b"
+        assert breaker.state is CLOSED
+    finally:
+        proceed.set()
+        probe_a.join(LIMIT)
+    assert gauge == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]

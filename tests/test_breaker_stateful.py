@@ -208,20 +208,38 @@ class BreakerComparison(RuleBasedStateMachine):
     def advance_time(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
+    @precondition(lambda self: self.model.remaining(self.now) not in (0.0, float("inf")))
+    @rule(short_by=st.sampled_from([0.0, 0.0, 0.25]))
+    def wait_out_the_recovery_timeout(self, short_by: float) -> None:
+        # Land exactly on the recovery deadline (or just before it), where the
+        # open -> half-open boundary is decided.
+        self.clock.advance(max(0.0, self.model.remaining(self.now) - short_by))
+
     @rule()
     def reset(self) -> None:
         self.breaker.reset()
         self.model.reset()
 
-    @rule()
-    def force_open(self) -> None:
-        self.breaker.force_open()
-        self.model.force_open(self.now)
+    # One rule for both, weighted to closing, so that a breaker held open does not
+    # crowd out the states worth exploring.
+    @rule(action=st.sampled_from(["open", "closed", "closed"]))
+    def force(self, action: str) -> None:
+        if action == "open":
+            self.breaker.force_open()
+            self.model.force_open(self.now)
+        else:
+            self.breaker.force_closed()
+            self.model.force_closed()
 
+    def call_once(self, outcome: str) -> None:
+        raise NotImplementedError
+
+    @precondition(lambda self: self.model.state == "closed")
     @rule()
-    def force_closed(self) -> None:
-        self.breaker.force_closed()
-        self.model.force_closed()
+    def fail_until_open(self) -> None:
+        for _ in range(self.model.failure_threshold):
+            self.call_once(FAILURE)
+        assert self.model.state == "open"
 
     def expect_rejection(self, error: CircuitBreakerError) -> None:
         assert error.state.value == self.model.state
@@ -275,7 +293,7 @@ class SequentialCalls(BreakerComparison):
 
     @rule(outcome=st.sampled_from([SUCCESS, FAILURE, IGNORED, UNCOUNTED, INTERRUPTED]),
           form=st.sampled_from(["call", "with", "decorator"]))
-    def call(self, outcome: str, form: str) -> None:
+    def call(self, outcome: str, form: str = "call") -> None:
         ran = []
         raised = RAISED[outcome]
 
@@ -300,13 +318,17 @@ class SequentialCalls(BreakerComparison):
             self.expect_rejection(error)
             return
         except BaseException as error:
-            assert error is raised
+            caught: BaseException | None = error
         else:
+            caught = None
             assert result == "ok"
-            assert raised is None
+        assert caught is raised, "the dependency's outcome must reach the caller unchanged"
         assert era is not None, "the breaker admitted a call the model rejected"
         assert ran == [True]
         self.model.finish(era, outcome, self.now)
+
+    def call_once(self, outcome: str) -> None:
+        self.call(outcome)
 
 
 @dataclass
@@ -332,8 +354,12 @@ class OverlappingCalls(BreakerComparison):
         self.held: list[Held] = []
         self.build(window, **config)
 
-    @rule()
-    def begin(self) -> None:
+    @rule(count=st.integers(1, 4))
+    def begin(self, count: int) -> None:
+        for _ in range(count):
+            self.begin_one()
+
+    def begin_one(self) -> None:
         # Each held call gets its own context, so they can end in any order.
         context = contextvars.copy_context()
         era = self.model.admit(self.now)
@@ -378,6 +404,9 @@ class OverlappingCalls(BreakerComparison):
             pass
         assert era is not None
         self.model.finish(era, outcome, self.now)
+
+    def call_once(self, outcome: str) -> None:
+        self.quick_call(outcome)
 
     @invariant()
     def held_probes_never_exceed_the_permits(self) -> None:

@@ -155,8 +155,10 @@ class CircuitBreakerConfig:
             "slow_call_rate_threshold": validate.optional_number(
                 o, "slow_call_rate_threshold", slow_call_rate_threshold,
                 minimum=0.0, maximum=1.0, strict_minimum=True),
+            # Bounded by what a thread wait accepts (sync calls wait for a worker).
             "timeout": validate.optional_number(o, "timeout", timeout, minimum=0.0,
-                                                strict_minimum=True),
+                                                strict_minimum=True,
+                                                maximum=threading.TIMEOUT_MAX),
             "failure_exceptions": validate.exception_types(o, "failure_exceptions",
                                                            failure_exceptions),
             "ignored_exceptions": validate.exception_types(o, ignored_field, ignored),
@@ -516,8 +518,8 @@ class CircuitBreaker(Strategy):
     """
 
     __slots__ = (
-        "__weakref__", "_frames", "_lean", "_listeners", "_lock", "_m", "_successes",
-        "clock", "config", "name",
+        "__weakref__", "_delivering", "_frames", "_lean", "_listeners", "_lock", "_m",
+        "_pending", "_successes", "clock", "config", "name",
     )
 
     order = 30
@@ -552,6 +554,8 @@ class CircuitBreaker(Strategy):
         self._m = BreakerMachine(config)
         self._successes = itertools.count()
         self._listeners: list[StateListener] = []
+        self._pending: deque[tuple[CircuitState, CircuitState]] = deque()
+        self._delivering = threading.Lock()
         if on_state_change is not None:
             self._listeners.append(on_state_change)
         self._frames: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar(
@@ -642,8 +646,27 @@ class CircuitBreaker(Strategy):
             before = m.state
             action(m)
             after = m.state
+            if before is not after:
+                self._pending.append((before, after))
         if before is not after:
-            self._notify(before, after)
+            self._deliver()
+
+    def _deliver(self) -> None:
+        # Transitions are queued under the state lock and delivered outside it by
+        # one thread at a time, so listeners see them in the order they happened
+        # even if another thread's transition lands while a listener runs; that
+        # transition is delivered by the thread already delivering. The re-check
+        # after releasing closes the gap between its last look and the release.
+        pending = self._pending
+        while pending:
+            if not self._delivering.acquire(blocking=False):
+                return
+            try:
+                while pending:
+                    before, after = pending.popleft()
+                    self._notify(before, after)
+            finally:
+                self._delivering.release()
 
     def _notify(self, before: CircuitState, after: CircuitState) -> None:
         level = logging.WARNING if after is CircuitState.OPEN else logging.INFO
@@ -668,8 +691,10 @@ class CircuitBreaker(Strategy):
             admitted = m.admit(now)
             after = m.state
             remaining = m.remaining(now)
+            if before is not after:
+                self._pending.append((before, after))
         if before is not after:
-            self._notify(before, after)
+            self._deliver()
         if admitted is None:
             raise CircuitBreakerError(self.name, after, remaining)
         return admitted
@@ -684,8 +709,10 @@ class CircuitBreaker(Strategy):
             before = m.state
             m.record_success(epoch, now, duration)
             after = m.state
+            if before is not after:
+                self._pending.append((before, after))
         if before is not after:
-            self._notify(before, after)
+            self._deliver()
 
     def _failed(self, epoch: int, exc: BaseException, duration: float) -> None:
         config = self.config

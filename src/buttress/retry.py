@@ -402,6 +402,31 @@ class RetryPolicy:
         error.__cause__ = last
         return error
 
+    # The two steps every runner takes; the loops differ only in how they wait.
+
+    def next_delay(self, state: RetryState, failure: Exception | None, result: Any,
+                   clock: Clock) -> float:
+        """After a failed or rejected attempt: run ``on_retry`` and return the wait
+        before the next attempt, or raise what the call ends with."""
+        now = clock.monotonic() if self.config.deadline is not None else 0.0
+        if failure is not None:
+            decision = self.after_exception(state, failure, now)
+        else:
+            decision = self.after_result(state, result, now)
+        if decision.kind != Decision.RETRY:
+            raise self.final_error(state, decision)
+        self.notify_retry(state)
+        return decision.delay
+
+    def finished(self, state: RetryState, result: Any, clock: Clock) -> bool:
+        """After an attempt returned ``result``: whether the call is done (and
+        ``on_success`` has run)."""
+        if not self.accepts(result):
+            return False
+        if self.is_timed:
+            self.notify_success(state, clock.monotonic())
+        return True
+
     def notify_retry(self, state: RetryState) -> None:
         """Run ``on_retry(attempt, exception)`` before the wait."""
         on_retry = self.config.on_retry
@@ -431,18 +456,10 @@ def _resume_sync(
     result: Any,
 ) -> Any:
     """Continue a sync call after its first attempt failed or was rejected."""
-    timed = policy.config.deadline is not None
     while True:
-        now = clock.monotonic() if timed else 0.0
-        if failure is not None:
-            decision = policy.after_exception(state, failure, now)
-        else:
-            decision = policy.after_result(state, result, now)
-        if decision.kind != Decision.RETRY:
-            raise policy.final_error(state, decision)
-        policy.notify_retry(state)
-        if decision.delay > 0.0:
-            clock.sleep(decision.delay)
+        delay = policy.next_delay(state, failure, result, clock)
+        if delay > 0.0:
+            clock.sleep(delay)
         state.attempts += 1
         try:
             result = fn(*args, **kwargs)
@@ -450,9 +467,7 @@ def _resume_sync(
             failure = exc
             continue
         failure = None
-        if policy.accepts(result):
-            if policy.is_timed:
-                policy.notify_success(state, clock.monotonic())
+        if policy.finished(state, result, clock):
             return result
 
 
@@ -467,18 +482,10 @@ async def _resume_async(
     result: Any,
 ) -> Any:
     """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
-    timed = policy.config.deadline is not None
     while True:
-        now = clock.monotonic() if timed else 0.0
-        if failure is not None:
-            decision = policy.after_exception(state, failure, now)
-        else:
-            decision = policy.after_result(state, result, now)
-        if decision.kind != Decision.RETRY:
-            raise policy.final_error(state, decision)
-        policy.notify_retry(state)
-        if decision.delay > 0.0:
-            await clock.async_sleep(decision.delay)
+        delay = policy.next_delay(state, failure, result, clock)
+        if delay > 0.0:
+            await clock.async_sleep(delay)
         state.attempts += 1
         try:
             result = await fn(*args, **kwargs)
@@ -486,9 +493,7 @@ async def _resume_async(
             failure = exc
             continue
         failure = None
-        if policy.accepts(result):
-            if policy.is_timed:
-                policy.notify_success(state, clock.monotonic())
+        if policy.finished(state, result, clock):
             return result
 
 
@@ -501,14 +506,14 @@ class Attempt:
     with ``reraise=True``). Cancellation, interrupts and exits always propagate.
     """
 
-    __slots__ = ("_clock", "_decision", "_finished", "_policy", "_state", "number")
+    __slots__ = ("_clock", "_delay", "_finished", "_policy", "_state", "number")
 
     def __init__(self, number: int, policy: RetryPolicy, state: RetryState, clock: Clock) -> None:
         self.number = number
         self._policy = policy
         self._state = state
         self._clock = clock
-        self._decision: Decision | None = None
+        self._delay: float | None = None
         self._finished = False
 
     def __enter__(self) -> Attempt:
@@ -519,28 +524,21 @@ class Attempt:
         self._finished = True
         if exc is None or not isinstance(exc, Exception):
             return False
-        policy = self._policy
-        now = self._clock.monotonic() if policy.config.deadline is not None else 0.0
-        decision = policy.after_exception(self._state, exc, now)
-        if decision.kind != Decision.RETRY:
-            error = policy.final_error(self._state, decision)
+        try:
+            self._delay = self._policy.next_delay(self._state, exc, None, self._clock)
+        except Exception as error:
             if error is exc:
-                return False
-            raise error
-        self._decision = decision
+                return False  # not retryable: let the original propagate untouched
+            raise
         return True
 
     def _next_delay(self) -> float | None:
         """After the block: the wait before the next attempt, or None when done."""
         if not self._finished:
             raise RuntimeError("each attempt of Retry.attempts() must be entered with `with`")
-        decision = self._decision
-        if decision is None:
-            if self._policy.is_timed:
-                self._policy.notify_success(self._state, self._clock.monotonic())
-            return None
-        self._policy.notify_retry(self._state)
-        return decision.delay
+        if self._delay is None:
+            self._policy.finished(self._state, None, self._clock)
+        return self._delay
 
 
 class Retry(Strategy):
@@ -611,9 +609,7 @@ class Retry(Strategy):
             except Exception as exc:
                 failure = exc
             else:
-                if policy.accepts(result):
-                    if policy.is_timed:
-                        policy.notify_success(state, clock.monotonic())
+                if policy.finished(state, result, clock):
                     return result
                 return _resume_sync(policy, clock, fn, args, kwargs, state, None, result)
             return _resume_sync(policy, clock, fn, args, kwargs, state, failure, None)
@@ -642,9 +638,7 @@ class Retry(Strategy):
             except Exception as exc:
                 failure = exc
             else:
-                if policy.accepts(result):
-                    if policy.is_timed:
-                        policy.notify_success(state, clock.monotonic())
+                if policy.finished(state, result, clock):
                     return result
                 return await _resume_async(policy, clock, fn, args, kwargs, state, None, result)
             return await _resume_async(policy, clock, fn, args, kwargs, state, failure, None)
