@@ -368,7 +368,8 @@ def test_open_breaker_admits_a_probe_exactly_at_recovery_timeout() -> None:
 
 def test_recovery_timeout_of_zero_probes_on_the_next_call() -> None:
     breaker = make(failure_threshold=1, recovery_timeout=0.0, success_threshold=1)
-    trip(breaker)
+    failures(breaker, 1)
+    assert breaker.state is HALF_OPEN  # no time to wait: reading the state starts recovery
     assert breaker.call(ok) == "ok"
     assert breaker.state is CLOSED
 
@@ -986,6 +987,20 @@ def test_a_listener_that_raises_does_not_break_the_call(
     assert "listener bug" in caplog.text
 
 
+def test_a_listener_may_change_the_breaker_it_is_told_about() -> None:
+    seen: list[tuple[CircuitState, CircuitState]] = []
+
+    def close_again(b: CircuitBreaker, old: CircuitState, new: CircuitState) -> None:
+        seen.append((old, new))
+        if new is OPEN:
+            b.reset()
+
+    breaker = make(failure_threshold=1, on_state_change=close_again)
+    failures(breaker, 1)
+    assert breaker.state is CLOSED
+    assert seen == [(CLOSED, OPEN), (OPEN, CLOSED)]
+
+
 # --- the state enum ----------------------------------------------------------------------
 
 
@@ -1039,6 +1054,19 @@ async def test_config_timeout_spares_async_calls_that_finish_in_time(form: str) 
     assert breaker.stats.successful_calls == 1
 
 
+async def test_a_timeout_is_a_failure_even_when_failure_exceptions_names_other_errors() -> None:
+    clock = VirtualClock()
+    breaker = make(clock, failure_threshold=1, timeout=5.0, failure_exceptions=ConnectionError)
+
+    async def overlong() -> None:
+        await clock.async_sleep(60.0)
+
+    with pytest.raises(OperationTimeoutError):
+        await breaker.acall(overlong)
+    assert breaker.state is OPEN
+    assert breaker.stats.successful_calls == 0
+
+
 async def test_timed_out_probe_reopens_the_breaker() -> None:
     clock = VirtualClock()
     breaker = half_open(clock, timeout=5.0)
@@ -1069,6 +1097,33 @@ def test_config_timeout_stops_waiting_for_an_overlong_sync_call() -> None:
     assert info.value.timeout == 5.0
     assert breaker.state is OPEN
 
+
+
+async def test_async_with_rejected_by_an_open_breaker_leaves_no_timer_behind() -> None:
+    clock = VirtualClock()
+    breaker = make(clock, failure_threshold=1, timeout=5.0)
+    trip(breaker)
+    with pytest.raises(CircuitBreakerError):
+        await _async_with(breaker, aok)
+    clock.advance(10.0)  # a leftover timer would cancel this very task now
+    await asyncio.sleep(0)
+    assert breaker.stats.rejected_calls == 1
+
+
+def test_exiting_a_breaker_that_was_never_entered_is_an_error() -> None:
+    breaker = make()
+    with pytest.raises(RuntimeError, match="without being entered"):
+        breaker.__exit__(None, None, None)
+
+
+def test_nested_with_blocks_each_count_once() -> None:
+    breaker = make(failure_threshold=5)
+    with pytest.raises(Boom), breaker:
+        with breaker:
+            pass
+        fail()
+    stats = breaker.stats
+    assert (stats.successful_calls, stats.failed_calls) == (1, 1)
 
 # --- config validation -------------------------------------------------------------------
 
@@ -1229,15 +1284,70 @@ def test_a_new_breaker_is_closed() -> None:
     assert not breaker.is_open
 
 
-def test_a_listener_may_change_the_breaker_it_is_told_about() -> None:
-    seen: list[tuple[CircuitState, CircuitState]] = []
+# --- reading the state, misuse ------------------------------------------------------------
 
-    def close_again(b: CircuitBreaker, old: CircuitState, new: CircuitState) -> None:
-        seen.append((old, new))
-        if new is OPEN:
-            b.reset()
 
-    breaker = make(failure_threshold=1, on_state_change=close_again)
+def test_reading_state_after_the_recovery_timeout_turns_the_breaker_half_open() -> None:
+    clock = VirtualClock()
+    breaker = make(clock, failure_threshold=1, recovery_timeout=10.0)
     failures(breaker, 1)
+    clock.advance(9.999)
+    assert breaker.state is OPEN
+    clock.advance(0.001)
+    assert breaker.state is HALF_OPEN
+    assert buttress.get_circuit_breaker_stats("svc")["state"] == "half_open"
+    assert breaker.stats.state_changes == 2
+
+
+def test_a_forced_open_breaker_keeps_reading_open_past_the_recovery_timeout() -> None:
+    clock = VirtualClock()
+    breaker = make(clock, recovery_timeout=1.0)
+    breaker.force_open()
+    clock.advance(100.0)
+    assert breaker.state is OPEN
+
+
+def test_sync_with_block_that_overruns_the_timeout_counts_as_a_failure() -> None:
+    clock = VirtualClock()
+    breaker = make(clock, failure_threshold=1, timeout=2.0)
+    with breaker:
+        clock.advance(1.5)  # within the limit: a success
     assert breaker.state is CLOSED
-    assert seen == [(CLOSED, OPEN), (OPEN, CLOSED)]
+    with breaker:
+        clock.advance(2.5)  # the block is not interrupted, but it overran
+    assert breaker.state is OPEN
+    assert breaker.stats.failed_calls == 1
+    assert breaker.stats.successful_calls == 1
+
+
+def test_call_with_a_coroutine_function_is_refused_instead_of_protecting_nothing() -> None:
+    breaker = make()
+
+    async def fetch() -> str:
+        return "data"
+
+    with pytest.raises(TypeError, match="acall"):
+        breaker.call(fetch)
+    with pytest.raises(TypeError, match="acall"):
+        buttress.Retry(max_attempts=2).call(fetch)
+    assert breaker.stats.total_calls == 0
+
+
+async def test_acall_protects_a_coroutine_function() -> None:
+    breaker = make(failure_threshold=1)
+
+    async def fetch() -> str:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        await breaker.acall(fetch)
+    assert breaker.state is OPEN
+
+
+def test_an_async_fallback_on_a_sync_function_is_refused_at_decoration() -> None:
+    async def answer(exc: BaseException) -> str:
+        return "cached"
+
+    breaker = make(fallback=answer)
+    with pytest.raises(TypeError, match="async fallback"):
+        breaker(ok)

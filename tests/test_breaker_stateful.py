@@ -106,6 +106,12 @@ class Model:
         recent = self.failure_times[-self.failure_threshold:]
         return sum(1 for t in recent if now - t <= self.failure_window)
 
+    def observe(self, now: float) -> None:
+        """Reading the state (or the stats) turns a breaker whose recovery timeout
+        has passed half-open."""
+        if self.state == "open" and self.remaining(now) == 0.0:
+            self._move("half_open")
+
     def admit(self, now: float) -> int | None:
         """The era the call runs in, or None when it is rejected."""
         if self.state == "open":
@@ -249,12 +255,14 @@ class BreakerComparison(RuleBasedStateMachine):
     @invariant()
     def state_matches(self) -> None:
         model, breaker = self.model, self.breaker
+        model.observe(self.now)
         assert breaker.state.value == model.state
         assert breaker.is_open == (model.remaining(self.now) > 0.0)
         assert breaker.is_closed == (model.state == "closed")
 
     @invariant()
     def stats_match(self) -> None:
+        self.model.observe(self.now)
         model, stats = self.model, self.breaker.stats
         assert stats.successful_calls == model.successful
         assert stats.failed_calls == model.failed
@@ -447,4 +455,3 @@ def test_the_model_trips_and_recovers_like_the_specification_says() -> None:
     assert model.state == "closed"
     assert model.transitions == [("closed", "open"), ("open", "half_open"),
                                  ("half_open", "closed")]
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import sys
 import threading
 from typing import Any
 
@@ -23,7 +24,9 @@ from buttress import (
     get_circuit_breaker,
     get_circuit_breaker_stats,
     reset_circuit_breakers,
+    retry_http_request,
 )
+from buttress.registry import all_circuit_breakers
 from buttress.testing import VirtualClock, reset_registries
 
 
@@ -167,21 +170,29 @@ def test_reset_registries_forgets_named_breakers() -> None:
 
 def test_concurrent_first_use_of_a_name_creates_one_breaker() -> None:
     config = CircuitBreakerConfig(failure_threshold=4)
-    start = threading.Barrier(8, timeout=10)
-    found: list[CircuitBreaker] = []
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible to provoke the race
+    try:
+        for round_ in range(30):
+            name = f"race-{round_}"
+            start = threading.Barrier(8, timeout=10)
+            found: list[CircuitBreaker] = []
 
-    def first_use() -> None:
-        start.wait()
-        found.append(get_circuit_breaker("race", config))
+            def first_use(name: str = name, start: threading.Barrier = start,
+                          found: list[CircuitBreaker] = found) -> None:
+                start.wait()
+                found.append(get_circuit_breaker(name, config))
 
-    threads = [threading.Thread(target=first_use) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    assert len(found) == 8
-    assert all(breaker is found[0] for breaker in found)
-    assert get_circuit_breaker("race") is found[0]
+            threads = [threading.Thread(target=first_use) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(10)
+            assert len(found) == 8
+            assert all(breaker is found[0] for breaker in found)
+            assert get_circuit_breaker(name) is found[0]
+    finally:
+        sys.setswitchinterval(interval)
 
 
 # --- the decorators --------------------------------------------------------------------
@@ -277,6 +288,29 @@ async def test_async_circuit_breaker_protects_a_coroutine_function() -> None:
         await fetch("k")
     assert info.value.remaining_timeout == 10.0
     assert asyncio.iscoroutinefunction(fetch)
+
+
+def test_retry_helpers_put_the_named_breaker_behind_their_retries() -> None:
+    clock = VirtualClock()
+    breaker = get_circuit_breaker("payments", failure_threshold=2, clock=clock)
+    attempts: list[float] = []
+
+    @retry_http_request(max_attempts=5, base_delay=1.0, circuit_breaker="payments", clock=clock)
+    def charge() -> None:
+        attempts.append(clock.now)
+        raise ConnectionError("reset")
+
+    with pytest.raises(CircuitBreakerError):
+        charge()
+    assert len(attempts) == 2  # the open breaker stopped the third attempt
+    stats = breaker.stats
+    assert (stats.failed_calls, stats.rejected_calls) == (2, 1)
+
+
+def test_all_circuit_breakers_lists_every_live_breaker_by_name() -> None:
+    named = get_circuit_breaker("named")
+    direct = CircuitBreaker("direct")
+    assert all_circuit_breakers() == {"named": named, "direct": direct}
 
 
 @pytest.mark.parametrize(

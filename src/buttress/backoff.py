@@ -152,7 +152,8 @@ class ExponentialBackoff:
         if exponential_base is not None:
             multiplier = exponential_base
         self.initial_delay = validate.number(owner, "initial_delay", initial_delay, minimum=0.0)
-        self.max_delay = validate.number(owner, "max_delay", max_delay, minimum=0.0)
+        self.max_delay = validate.number(owner, "max_delay", max_delay, minimum=0.0,
+                                     allow_inf=True)
         self.multiplier = validate.number(owner, "multiplier", multiplier, minimum=1.0)
         if self.max_delay < self.initial_delay:
             raise ConfigurationError(

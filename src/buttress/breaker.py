@@ -28,7 +28,7 @@ from typing import Any, Final, TypeVar
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
-from buttress._core.strategy import Strategy, call_hook, logger
+from buttress._core.strategy import Strategy, call_hook, is_async_callable, logger
 
 __all__ = [
     "BreakerMachine",
@@ -82,7 +82,9 @@ class CircuitBreakerConfig:
     outside ``failure_exceptions`` count as success (the dependency answered).
     ``fallback(exc, *args, **kwargs)`` answers rejected calls instead of raising.
     ``timeout`` limits each protected call (async calls are cancelled; sync
-    decorated calls run in a worker thread).
+    decorated calls run in a worker thread; a sync ``with`` block that overruns
+    is not interrupted but counts as a failure); a call that runs out of time is
+    a failure whatever ``failure_exceptions`` says.
     """
 
     name: str
@@ -358,17 +360,24 @@ class BreakerMachine:
         state = self.state
         if state is CircuitState.CLOSED:
             return self.epoch
-        if state is CircuitState.OPEN:
-            if self.held_open or now - self.opened_at < self.config.recovery_timeout:
-                self.rejected += 1
-                return None
-            self._move(CircuitState.HALF_OPEN)
-            self._fresh_counters()
+        if state is CircuitState.OPEN and not self.recover(now):
+            self.rejected += 1
+            return None
         if self.probes_in_flight >= self.config.half_open_max_calls:
             self.rejected += 1
             return None
         self.probes_in_flight += 1
         return self.epoch
+
+    def recover(self, now: float) -> bool:
+        """Turn half-open if the breaker is open and its recovery timeout has
+        passed; return whether it is (now) half-open."""
+        if self.state is CircuitState.OPEN:
+            if self.held_open or now - self.opened_at < self.config.recovery_timeout:
+                return False
+            self._move(CircuitState.HALF_OPEN)
+            self._fresh_counters()
+        return self.state is CircuitState.HALF_OPEN
 
     def _is_current(self, epoch: int) -> bool:
         return epoch == self.epoch and self.state is not CircuitState.OPEN
@@ -574,8 +583,14 @@ class CircuitBreaker(Strategy):
     @property
     def state(self) -> CircuitState:
         """The current state. An open breaker whose recovery timeout has passed
-        still reads OPEN until the next call turns it half-open."""
-        return self._m.state
+        reads (and becomes) HALF_OPEN, so ``if breaker.state == CircuitState.OPEN:
+        use_cache()`` stops using the cache once a probe is allowed."""
+        m = self._m
+        if m.state is CircuitState.OPEN and not m.held_open:
+            now = self.clock.monotonic()
+            if now - m.opened_at >= self.config.recovery_timeout:
+                self._change(lambda machine: machine.recover(now))
+        return m.state
 
     @property
     def is_open(self) -> bool:
@@ -590,7 +605,9 @@ class CircuitBreaker(Strategy):
 
     @property
     def stats(self) -> CircuitBreakerStats:
-        """A consistent snapshot of the counters."""
+        """A consistent snapshot of the counters (reading it, like :attr:`state`,
+        turns a breaker whose recovery timeout has passed half-open)."""
+        self.state  # noqa: B018 - for its recovery side effect
         now = self.clock.monotonic()
         with self._lock:
             m = self._m
@@ -637,7 +654,8 @@ class CircuitBreaker(Strategy):
         self._change(lambda m: m.force_closed())
 
     def add_listener(self, listener: StateListener) -> None:
-        """Call ``listener(breaker, old_state, new_state)`` after every state change."""
+        """Call ``listener(breaker, old_state, new_state)`` after every state change,
+        in the order the changes happened (even when they happen in other threads)."""
         self._listeners.append(listener)
 
     def _change(self, action: Callable[[BreakerMachine], object]) -> None:
@@ -721,7 +739,9 @@ class CircuitBreaker(Strategy):
             self._change(lambda m: m.release(epoch, ignored=False))
         elif isinstance(exc, config.ignored_exceptions):
             self._change(lambda m: m.release(epoch, ignored=True))
-        elif isinstance(exc, config.failure_exceptions):
+        elif isinstance(exc, (config.failure_exceptions, OperationTimeoutError)):
+            # A timeout is the dependency not answering, so it counts as a failure
+            # even when failure_exceptions names only other errors.
             now = self.clock.monotonic()
             self._change(lambda m: m.record_failure(epoch, now))
         else:
@@ -737,6 +757,11 @@ class CircuitBreaker(Strategy):
     # call paths
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        if self.config.fallback is not None and is_async_callable(self.config.fallback):
+            raise TypeError(
+                f"circuit breaker {self.name!r} has an async fallback "
+                f"{self.config.fallback!r}, which a sync call can not await"
+            )
         m = self._m
         closed = CircuitState.CLOSED
         if self._lean:
@@ -844,6 +869,17 @@ class CircuitBreaker(Strategy):
         self._succeeded(epoch, clock.monotonic() - start if timed else 0.0)
         return result
 
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` through the breaker (pybreaker's spelling)."""
+        if is_async_callable(fn):
+            raise TypeError(f"{fn!r} is a coroutine function: use `await breaker.acall(fn)`")
+        return self._call_guarded(fn, args, kwargs)
+
+    async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any,
+                    **kwargs: Any) -> Any:
+        """Await ``fn(*args, **kwargs)`` through the breaker."""
+        return await self._acall_guarded(fn, args, kwargs)
+
     def protect(self, fn: F) -> F:
         """Decorate ``fn`` (sync or async) with this breaker; same as ``@breaker``."""
         return self(fn)
@@ -852,17 +888,21 @@ class CircuitBreaker(Strategy):
 
     def _enter(self, timeout: Any) -> None:
         epoch = self._admit()
-        timed = self.config.slow_call_duration is not None
+        timed = self.config.slow_call_duration is not None or self.config.timeout is not None
         start = self.clock.monotonic() if timed else 0.0
         self._frames.set(_Frame(epoch, start, timeout, self._frames.get()))
 
-    def _exit(self, exc: BaseException | None) -> None:
+    def _exit(self, exc: BaseException | None, *, judge_overrun: bool = False) -> None:
         frame = self._frames.get()
         if frame is None:
             raise RuntimeError(f"circuit breaker {self.name!r} exited without being entered")
         self._frames.set(frame.outer)
-        timed = self.config.slow_call_duration is not None
+        config = self.config
+        timed = config.slow_call_duration is not None or config.timeout is not None
         duration = self.clock.monotonic() - frame.start if timed else 0.0
+        if exc is None and judge_overrun and config.timeout is not None \
+                and duration > config.timeout:
+            exc = OperationTimeoutError(operation=self.name, timeout=config.timeout)
         if exc is None:
             self._succeeded(frame.epoch, duration)
         else:
@@ -874,7 +914,9 @@ class CircuitBreaker(Strategy):
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        self._exit(exc)
+        # A sync block can not be interrupted; one that overran ``timeout`` still
+        # counts as a failure (its own result stands).
+        self._exit(exc, judge_overrun=True)
 
     async def __aenter__(self) -> CircuitBreaker:
         limit = self.config.timeout

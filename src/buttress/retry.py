@@ -168,7 +168,8 @@ class RetryConfig:
                 else validate.integer(o, "max_attempts", max_attempts, minimum=1)
             ),
             "base_delay": validate.number(o, "base_delay", base, minimum=0.0),
-            "max_delay": validate.number(o, "max_delay", max_delay, minimum=0.0),
+            "max_delay": validate.number(o, "max_delay", max_delay, minimum=0.0,
+                                     allow_inf=True),
             "exponential_base": validate.number(o, "exponential_base", growth, minimum=1.0),
             "strategy": normalise_strategy(o, strategy),
             "jitter": normalise_jitter(o, jitter),

@@ -448,13 +448,6 @@ async def test_checking_circuit_state(server: FlakyServer, clock: VirtualClock) 
     assert server.hits == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "GAP: CircuitBreaker.state keeps reading OPEN after recovery_timeout has passed "
-    "(it only turns HALF_OPEN when a call is admitted), so the seed's 'Checking Circuit "
-    "State' pattern (`if breaker.state == CircuitState.OPEN: return cached_value`) never "
-    "makes a call again and never recovers, contrary to the seed's diagram (OPEN -> "
-    "recovery timeout -> HALF_OPEN). breaker.is_open already answers correctly. The "
-    "original svc_infra breaker had the same lazy state; the lead decides."))
 async def test_checking_circuit_state_recovers_after_the_recovery_timeout(
     server: FlakyServer, clock: VirtualClock
 ) -> None:
@@ -482,8 +475,8 @@ async def test_checking_circuit_state_recovers_after_the_recovery_timeout(
 
     clock.advance(30.0)  # the service has had its recovery time
     assert not breaker.is_open
-    # Expected: the probe goes through (HALF_OPEN) and the fresh answer comes back.
-    # Actual: breaker.state still reads OPEN, so the cache answers forever.
+    # Once a probe is allowed the state reads HALF_OPEN, so the probe goes through
+    # and the fresh answer comes back instead of the cache.
     assert await get_data() == {"ok": True, "path": "/data"}
     assert server.hits == 6
 

@@ -71,6 +71,9 @@ class Strategy:
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under this strategy."""
+        if is_async_callable(fn):
+            # The sync path would protect only the creation of the coroutine.
+            raise TypeError(f"{fn!r} is a coroutine function: use `await strategy.acall(fn)`")
         return self.wrap(fn)(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:

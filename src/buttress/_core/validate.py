@@ -21,13 +21,20 @@ def number(
     minimum: float | None = None,
     maximum: float | None = None,
     strict_minimum: bool = False,
+    allow_inf: bool = False,
 ) -> float:
-    """Return ``value`` as a float after checking its type, finiteness and range."""
+    """Return ``value`` as a float after checking its type, finiteness and range.
+
+    Infinity is refused unless ``allow_inf``: a limit of "forever" is spelled
+    ``None`` (no limit) where a field allows it.
+    """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}.{field} must be a number, got {value!r}")
     result = float(value)
     if math.isnan(result):
         raise _bad(owner, field, value, "a number, not NaN")
+    if math.isinf(result) and not allow_inf:
+        raise _bad(owner, field, value, "finite")
     if minimum is not None:
         if strict_minimum and not result > minimum:
             raise _bad(owner, field, value, f"> {minimum:g}")
