@@ -10,22 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from _support import FixedDraw
 from buttress import ConfigurationError, ExponentialBackoff, RetryStrategy
 from buttress.backoff import compute_delay
 
 S = RetryStrategy
-
-
-class FixedDraw(random.Random):
-    """An rng whose ``uniform(a, b)`` always lands at the same fraction of the range,
-    so jittered schedules can be asserted exactly."""
-
-    def __init__(self, fraction: float) -> None:
-        super().__init__(0)
-        self.fraction = fraction
-
-    def uniform(self, a: float, b: float) -> float:
-        return a + (b - a) * self.fraction
 
 
 def schedule(

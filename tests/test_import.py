@@ -9,8 +9,6 @@ import zipfile
 from importlib import metadata, resources
 from pathlib import Path
 
-import pytest
-
 import buttress
 
 OPTIONAL = ("typer", "rich", "httpx", "pytest", "hypothesis", "_pytest")
@@ -71,7 +69,6 @@ def test_buttress_ships_py_typed() -> None:
 
 
 def test_the_built_wheel_contains_py_typed(tmp_path: Path) -> None:
-    pytest.importorskip("hatchling")
     root = Path(__file__).resolve().parent.parent
     result = subprocess.run(
         [sys.executable, "-m", "hatchling", "build", "-t", "wheel", "-d", str(tmp_path)],

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from _support import Fatal, Flaky, NoSleepClock, Throttled
 from buttress import (
     CircuitBreakerError,
     CircuitState,
@@ -29,30 +30,6 @@ from buttress import (
     with_retry,
 )
 from buttress.testing import VirtualClock
-
-
-class Flaky(Exception):
-    """A transient failure the tests retry on."""
-
-
-class Fatal(Exception):
-    """A failure the tests do not retry on."""
-
-
-class Throttled(Exception):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"retry after {retry_after}")
-        self.retry_after = retry_after
-
-
-class NoSleepClock(VirtualClock):
-    """A clock on which any wait is a test failure."""
-
-    def sleep(self, seconds: float) -> None:
-        raise AssertionError(f"sleep({seconds!r}) called")
-
-    async def async_sleep(self, seconds: float) -> None:
-        raise AssertionError(f"async_sleep({seconds!r}) called")
 
 
 class BlockingClock(VirtualClock):
