@@ -25,6 +25,7 @@ from enum import StrEnum
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
+from buttress import registry
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
@@ -40,6 +41,7 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+_R = TypeVar("_R")
 _UNSET: Final[Any] = object()
 
 
@@ -574,8 +576,6 @@ class CircuitBreaker(Strategy):
         # window, no slow-call rule and no timeout: nothing to record on success.
         self._lean = (config.failure_window is None and not config.uses_window
                       and config.slow_call_duration is None and config.timeout is None)
-        from buttress import registry
-
         registry.observe(self)
 
     # reading
@@ -658,16 +658,19 @@ class CircuitBreaker(Strategy):
         in the order the changes happened (even when they happen in other threads)."""
         self._listeners.append(listener)
 
-    def _change(self, action: Callable[[BreakerMachine], object]) -> None:
+    def _change(self, action: Callable[[BreakerMachine], _R]) -> _R:
+        """Apply ``action`` to the machine under the lock; deliver any resulting
+        transition to the listeners after releasing it."""
         m = self._m
         with self._lock:
             before = m.state
-            action(m)
+            result = action(m)
             after = m.state
             if before is not after:
                 self._pending.append((before, after))
         if before is not after:
             self._deliver()
+        return result
 
     def _deliver(self) -> None:
         # Transitions are queued under the state lock and delivered outside it by
@@ -704,17 +707,10 @@ class CircuitBreaker(Strategy):
         if m.state is CircuitState.CLOSED:
             return epoch
         now = self.clock.monotonic()
-        with self._lock:
-            before = m.state
-            admitted = m.admit(now)
-            after = m.state
-            remaining = m.remaining(now)
-            if before is not after:
-                self._pending.append((before, after))
-        if before is not after:
-            self._deliver()
+        admitted, state, remaining = self._change(
+            lambda machine: (machine.admit(now), machine.state, machine.remaining(now)))
         if admitted is None:
-            raise CircuitBreakerError(self.name, after, remaining)
+            raise CircuitBreakerError(self.name, state, remaining)
         return admitted
 
     def _succeeded(self, epoch: int, duration: float) -> None:
@@ -723,14 +719,7 @@ class CircuitBreaker(Strategy):
         if self._lean and m.state is CircuitState.CLOSED and not m.consecutive_failures:
             return
         now = self.clock.monotonic()
-        with self._lock:
-            before = m.state
-            m.record_success(epoch, now, duration)
-            after = m.state
-            if before is not after:
-                self._pending.append((before, after))
-        if before is not after:
-            self._deliver()
+        self._change(lambda machine: machine.record_success(epoch, now, duration))
 
     def _failed(self, epoch: int, exc: BaseException, duration: float) -> None:
         config = self.config
