@@ -1,16 +1,11 @@
-"""Shared fixtures: every test starts and ends with empty buttress registries."""
+"""Shared fixtures: every test starts and ends with empty buttress registries,
+through the ``buttress_reset`` fixture that buttress's pytest plugin ships."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-
-from buttress.testing import reset_registries
 
 
 @pytest.fixture(autouse=True)
-def _fresh_registries() -> Iterator[None]:
-    reset_registries()
-    yield
-    reset_registries()
+def _fresh_registries(buttress_reset: None) -> None:
+    """Apply the shipped reset fixture to every test."""

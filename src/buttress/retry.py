@@ -578,7 +578,7 @@ class Retry(Strategy):
         is_async = is_async_callable(fn)
         if self._mode == "async" and not is_async:
             raise TypeError(
-                f"async_retry/with_retry-async needs a coroutine function, got {fn!r}; "
+                f"async_retry needs a coroutine function, got {fn!r}; "
                 "use retry() or retry_sync() for sync functions"
             )
         if self._mode == "sync" and is_async:

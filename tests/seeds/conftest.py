@@ -4,8 +4,9 @@
 * ``closed_url`` — a loopback URL nobody listens on (connection refused).
 * ``clock`` — a fresh :class:`VirtualClock`; examples take it as their one extra
   keyword (``clock=clock``) so backoff and recovery timeouts cost no wall time.
-* ``fresh_registries`` (autouse) — :func:`buttress.testing.reset_registries` before and
-  after every test, so the breaker names the seeds reuse ("external_api", ...) start clean.
+
+Every test also starts with empty registries (``tests/conftest.py``), so the breaker
+names the seeds reuse ("external_api", ...) start clean.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from buttress.flaky_server import FlakyServer
-from buttress.testing import VirtualClock, reset_registries
+from buttress.testing import VirtualClock
 
 from ._standins import closed_port_url
 
@@ -40,11 +41,3 @@ def closed_url() -> str:
 def clock() -> VirtualClock:
     """Virtual time for the examples' delays and timeouts."""
     return VirtualClock()
-
-
-@pytest.fixture(autouse=True)
-def fresh_registries() -> Iterator[None]:
-    """Forget every named circuit breaker around each test."""
-    reset_registries()
-    yield
-    reset_registries()
