@@ -1198,3 +1198,17 @@ def test_waits_are_exact_when_threads_share_a_virtual_clock() -> None:
     assert results == [["ok"] * 500] * 8
     assert clock.sleeps == [0.5] * 4000
 
+
+
+def test_is_transient_sees_through_urllib_errors() -> None:
+    import urllib.error
+
+    refused = urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+    assert is_transient(refused)
+    assert not is_transient(urllib.error.URLError("unknown url type"))
+
+    class CodeOnly(Exception):
+        code = 503
+
+    assert is_transient(CodeOnly())
+    assert not is_transient(HttpError(404))

@@ -51,16 +51,24 @@ _TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` looks like a transient failure worth retrying.
 
-    Connection errors, timeouts, and HTTP errors whose status (``.status``,
-    ``.status_code`` or ``.response.status_code``) is 408, 425, 429, 500, 502,
-    503 or 504.
+    Connection errors and timeouts (also when wrapped, as urllib's ``URLError``
+    wraps them in ``.reason``), and HTTP errors whose status (``.status_code``,
+    ``.status``, ``.code`` or ``.response.status_code``) is 408, 425, 429, 500,
+    502, 503 or 504.
     """
     if isinstance(exc, ConnectionError | TimeoutError):
         return True
-    status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
-    if status is None:
-        status = getattr(getattr(exc, "response", None), "status_code", None)
-    return isinstance(status, int) and status in _TRANSIENT_STATUS
+    if isinstance(getattr(exc, "reason", None), ConnectionError | TimeoutError):
+        return True
+    for status in (
+        getattr(exc, "status_code", None),
+        getattr(exc, "status", None),
+        getattr(exc, "code", None),
+        getattr(getattr(exc, "response", None), "status_code", None),
+    ):
+        if isinstance(status, int) and not isinstance(status, bool):
+            return status in _TRANSIENT_STATUS
+    return False
 
 
 def _pick(owner: str, names: tuple[str, ...], values: tuple[Any, ...], default: Any) -> Any:

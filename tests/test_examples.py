@@ -1,0 +1,98 @@
+"""Every script in ``examples/`` runs cleanly and prints what it promises.
+
+Each example runs in its own interpreter, from the repository root, exactly as
+a reader would run it. ``EXPECTED`` lists, per example, a few lines of output
+that show the example did its job; an example missing from the table fails,
+so no example can go untested by being forgotten here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES_DIR = ROOT / "examples"
+EXAMPLES = sorted(path.name for path in EXAMPLES_DIR.glob("*.py"))
+
+# Substrings each example's stdout must contain. Chosen to prove the behaviour
+# the example is about, not incidental formatting (timestamps, ports).
+EXPECTED: dict[str, tuple[str, ...]] = {
+    "retry_http.py": (
+        "server hits: 3 (2 failures + 1 success)",
+        "not retried: HTTPError 404, server hits: 1",
+        "RetryExhaustedError: attempts=4",
+    ),
+    "circuit_breaker.py": (
+        "rejected by breaker 'flaky-api' (state=open",
+        "** breaker 'flaky-api': half_open -> closed",
+        "final state: closed",
+    ),
+    "async_pipeline.py": (
+        "OperationTimeoutError: operation 'stock' timed out after 0.2s",
+        "OperationTimeoutError: operation 'stock_sync' timed out after 0.2s",
+        "-> {'ok': False, 'source': 'fallback'} (server hits +0)",
+    ),
+    "virtual_time_testing.py": (
+        "check_backoff_schedule: ok (virtual time 15s, waits [1.0, 2.0, 4.0, 8.0])",
+        "check_breaker_recovery: ok (virtual time 30s, waits [])",
+        "all checks passed",
+    ),
+}
+
+TIMEOUT = 30.0
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run the interpreter from the repository root, as CI would."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env={**os.environ, "CI": "true"},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
+def _defines_tests(name: str) -> bool:
+    source = (EXAMPLES_DIR / name).read_text(encoding="utf-8")
+    return re.search(r"^(async )?def test_", source, flags=re.MULTILINE) is not None
+
+
+def test_every_expectation_names_an_existing_example() -> None:
+    assert EXAMPLES, f"no examples found in {EXAMPLES_DIR}"
+    stale = sorted(set(EXPECTED) - set(EXAMPLES))
+    assert not stale, f"EXPECTED lists examples that do not exist: {stale}"
+
+
+@pytest.mark.wallclock
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_runs_and_prints_what_it_shows(name: str) -> None:
+    if name not in EXPECTED:
+        pytest.fail(f"examples/{name} has no entry in EXPECTED in {Path(__file__).name}; "
+                    "add the output lines that show it works")
+    # ResourceWarnings (an unclosed socket or response) are shown, and then
+    # fail the run through the empty-stderr check below.
+    result = _run("-W", "default::ResourceWarning", str(EXAMPLES_DIR / name))
+    output = f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
+    assert result.returncode == 0, output
+    assert result.stderr == "", output
+    missing = [line for line in EXPECTED[name] if line not in result.stdout]
+    assert not missing, f"missing from the output: {missing}\n{output}"
+
+
+@pytest.mark.wallclock
+@pytest.mark.parametrize("name", [name for name in EXAMPLES if _defines_tests(name)])
+def test_example_test_functions_pass_under_pytest(name: str) -> None:
+    # addopts cleared: the project's "-q" would hide the "N passed" summary line.
+    result = _run("-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider",
+                  f"examples/{name}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert re.search(r"\b[1-9]\d* passed\b", result.stdout), result.stdout
