@@ -44,7 +44,7 @@ from buttress.decorators import (
     retry_database_operation,
     retry_http_request,
 )
-from buttress.fallback import Fallback, with_fallback
+from buttress.fallback import CachedFallback, Fallback, with_fallback
 from buttress.pipeline import Pipeline, pipeline
 from buttress.registry import (
     clear_circuit_breakers,
@@ -73,6 +73,7 @@ __version__ = "0.1.0"
 __all__ = [
     "SYSTEM_CLOCK",
     "ButtressError",
+    "CachedFallback",
     "CircuitBreaker",
     "CircuitBreakerConfig",
     "CircuitBreakerError",

@@ -21,8 +21,9 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from typing import Any, Final
 
-__all__ = ["TimerHandle", "VirtualClock", "reset_registries"]
+__all__ = ["AsyncScriptedCall", "ScriptedCall", "TimerHandle", "VirtualClock", "reset_registries"]
 
 
 class TimerHandle:
@@ -186,6 +187,71 @@ class VirtualClock:
 
     def __repr__(self) -> str:
         return f"VirtualClock(now={self._now})"
+
+
+_REPEAT_LAST: Final[Any] = object()
+
+
+class ScriptedCall:
+    """A stand-in dependency that fails on cue: it plays ``outcomes`` in order,
+    raising the exceptions (instances or classes) and returning anything else,
+    then keeps answering ``then`` (by default the last outcome again)::
+
+        fetch = ScriptedCall(ConnectionError, ConnectionError, "data")
+        assert retry(max_attempts=3, base_delay=0, clock=VirtualClock())(fetch)() == "data"
+        assert fetch.calls == 3
+
+    ``latency`` seconds pass on ``clock`` during every call (a :class:`VirtualClock`
+    makes slow calls instant). ``calls`` counts calls, ``arguments`` records
+    them. Use :class:`AsyncScriptedCall` for a coroutine function.
+    """
+
+    def __init__(self, *outcomes: Any, then: Any = _REPEAT_LAST, latency: float = 0.0,
+                 clock: VirtualClock | None = None) -> None:
+        if not outcomes and then is _REPEAT_LAST:
+            raise TypeError("ScriptedCall needs at least one outcome or then=...")
+        if latency and clock is None:
+            raise TypeError("ScriptedCall(latency=...) needs clock= to spend it on")
+        self._outcomes = list(outcomes)
+        self._then = outcomes[-1] if then is _REPEAT_LAST else then
+        self._latency = latency
+        self._clock = clock
+        self._lock = threading.Lock()
+        self.calls = 0
+        self.arguments: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
+
+    def _next(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            index = self.calls
+            self.calls += 1
+            self.arguments.append((args, kwargs))
+        return self._outcomes[index] if index < len(self._outcomes) else self._then
+
+    @staticmethod
+    def _play(outcome: Any) -> Any:
+        if isinstance(outcome, BaseException) or (
+            isinstance(outcome, type) and issubclass(outcome, BaseException)
+        ):
+            raise outcome
+        return outcome
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        outcome = self._next(args, kwargs)
+        if self._latency and self._clock is not None:
+            self._clock.sleep(self._latency)
+        return self._play(outcome)
+
+
+class AsyncScriptedCall(ScriptedCall):
+    """The coroutine-function twin of :class:`ScriptedCall`."""
+
+    async def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        outcome = self._next(args, kwargs)
+        if self._latency and self._clock is not None:
+            await self._clock.async_sleep(self._latency)
+        else:
+            await asyncio.sleep(0)
+        return self._play(outcome)
 
 
 def reset_registries() -> None:
