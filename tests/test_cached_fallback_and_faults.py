@@ -135,3 +135,15 @@ async def test_async_scripted_call_is_seen_as_a_coroutine_function_by_strategies
     assert await protected() == "done"
     assert flaky.calls == 3
     assert clock.sleeps == [0.5, 1.0]
+
+
+def test_pipeline_takes_a_cached_fallback_as_its_fallback_stage() -> None:
+    clock = VirtualClock()
+    protect = pipeline(retry=Retry(max_attempts=2, base_delay=0, clock=clock),
+                       fallback=CachedFallback(clock=clock))
+    assert [type(s).__name__ for s in protect.strategies] == ["CachedFallback", "Retry"]
+    source = ScriptedCall("good", ConnectionError)
+    wrapped = protect(source)
+    assert wrapped() == "good"
+    assert wrapped() == "good"
+    assert source.calls == 3

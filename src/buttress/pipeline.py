@@ -13,7 +13,7 @@ from typing import Any, Final, TypeVar
 from buttress._core.clock import Clock
 from buttress._core.strategy import Strategy
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
-from buttress.fallback import Fallback
+from buttress.fallback import CachedFallback, Fallback
 from buttress.retry import Retry, RetryConfig
 from buttress.timeout import Timeout, TimeoutConfig
 
@@ -62,7 +62,7 @@ def pipeline(
     retry: Retry | RetryConfig | None = None,
     circuit_breaker: CircuitBreaker | CircuitBreakerConfig | str | None = None,
     timeout: Timeout | TimeoutConfig | float | None = None,
-    fallback: Fallback | Callable[..., Any] | None = None,
+    fallback: Fallback | CachedFallback | Callable[..., Any] | None = None,
     fallback_value: Any = _UNSET,
     clock: Clock | None = None,
 ) -> Pipeline:
@@ -94,7 +94,7 @@ def pipeline(
     if timeout is not None:
         parts.append(timeout if isinstance(timeout, Timeout) else Timeout(timeout, clock=clock))
     if fallback is not None or fallback_value is not _UNSET:
-        if isinstance(fallback, Fallback):
+        if isinstance(fallback, Fallback | CachedFallback):
             if fallback_value is not _UNSET:
                 raise TypeError(f"pass either a Fallback or fallback_value, not both: "
                                 f"{fallback!r}, fallback_value={fallback_value!r}")
