@@ -336,14 +336,12 @@ class RetryState:
     """Per-call bookkeeping; created only once a call needs it (on the first
     failure, or up front when a deadline or ``on_success`` needs the start time)."""
 
-    __slots__ = ("attempts", "last_exception", "last_result", "previous_delay", "start",
-                 "total_delay")
+    __slots__ = ("attempts", "last_exception", "last_result", "previous_delay", "start")
 
     def __init__(self, start: float = 0.0, attempts: int = 1) -> None:
         self.start = start
         self.attempts = attempts
         self.previous_delay = 0.0
-        self.total_delay = 0.0
         self.last_exception: Exception | None = None
         self.last_result: Any = None
 
@@ -394,7 +392,6 @@ class RetryPolicy:
         if config.deadline is not None and (now - state.start) + delay > config.deadline:
             return Decision.GIVE_UP
         state.previous_delay = delay
-        state.total_delay += delay
         return Decision.retry_after(delay)
 
     def final_error(self, state: RetryState, decision: Decision) -> Exception:
