@@ -296,8 +296,7 @@ def timeout_operation(
         async with timeout_operation(30.0):
             result = await complex_computation()
     """
-    return Timeout(seconds, operation_name=operation, clock=clock) if operation else Timeout(
-        seconds, clock=clock)
+    return Timeout(seconds, operation_name=operation, clock=clock)
 
 
 def timeout(
