@@ -29,6 +29,7 @@ from buttress._core.errors import (
     RetryError,
     RetryExhaustedError,
 )
+from buttress._core.events import Listeners, add_listener, remove_listener
 from buttress._core.strategy import Strategy
 from buttress.backoff import ExponentialBackoff, RetryStrategy
 from buttress.breaker import (
@@ -38,6 +39,7 @@ from buttress.breaker import (
     CircuitBreakerStats,
     CircuitState,
 )
+from buttress.bulkhead import Bulkhead, BulkheadConfig, BulkheadFullError
 from buttress.decorators import (
     async_circuit_breaker,
     circuit_breaker,
@@ -72,6 +74,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SYSTEM_CLOCK",
+    "Bulkhead",
+    "BulkheadConfig",
+    "BulkheadFullError",
     "ButtressError",
     "CachedFallback",
     "CircuitBreaker",
@@ -84,6 +89,7 @@ __all__ = [
     "ConfigurationError",
     "ExponentialBackoff",
     "Fallback",
+    "Listeners",
     "OperationTimeoutError",
     "Pipeline",
     "Retry",
@@ -96,6 +102,7 @@ __all__ = [
     "SystemClock",
     "Timeout",
     "TimeoutConfig",
+    "add_listener",
     "async_circuit_breaker",
     "async_retry",
     "async_retry_with_backoff",
@@ -107,6 +114,7 @@ __all__ = [
     "get_circuit_breaker_stats",
     "is_transient",
     "pipeline",
+    "remove_listener",
     "reset_circuit_breakers",
     "retry",
     "retry_database_operation",

@@ -29,7 +29,15 @@ from buttress import registry
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
-from buttress._core.strategy import Strategy, call_hook, is_async_callable, logger
+from buttress._core.events import (
+    GLOBAL,
+    CallRejected,
+    Listeners,
+    SlowCall,
+    StateChanged,
+    deliver,
+)
+from buttress._core.strategy import Strategy, is_async_callable, logger
 
 __all__ = [
     "BreakerMachine",
@@ -500,6 +508,28 @@ def _counted(counter: itertools.count[int]) -> int:
 StateListener = Callable[["CircuitBreaker", CircuitState, CircuitState], object]
 
 
+class _StateHook:
+    """A ``listener(breaker, old_state, new_state)`` hook as an event listener."""
+
+    __slots__ = ("breaker", "hook")
+
+    def __init__(self, breaker: CircuitBreaker, hook: StateListener) -> None:
+        self.breaker = breaker
+        self.hook = hook
+
+    def __call__(self, event: StateChanged) -> None:
+        self.hook(self.breaker, event.old_state, event.new_state)
+
+    def __eq__(self, other: object) -> bool:
+        # remove_listener(hook) finds the wrapper of that hook.
+        if isinstance(other, _StateHook):
+            return other.hook == self.hook and other.breaker is self.breaker
+        return bool(other == self.hook)
+
+    def __hash__(self) -> int:
+        return hash(self.hook)
+
+
 class _Frame:
     """What ``with breaker:`` remembers between enter and exit."""
 
@@ -529,8 +559,8 @@ class CircuitBreaker(Strategy):
     """
 
     __slots__ = (
-        "__weakref__", "_delivering", "_frames", "_lean", "_listeners", "_lock", "_m",
-        "_pending", "_successes", "clock", "config", "name",
+        "__weakref__", "_delivering", "_frames", "_lean", "_lock", "_m",
+        "_pending", "_successes", "clock", "config", "events", "name",
     )
 
     order = 30
@@ -564,11 +594,12 @@ class CircuitBreaker(Strategy):
         self._lock = threading.Lock()
         self._m = BreakerMachine(config)
         self._successes = itertools.count()
-        self._listeners: list[StateListener] = []
+        #: This breaker's listener hub: ``breaker.events.add(listener, *kinds)``.
+        self.events = Listeners(GLOBAL)
         self._pending: deque[tuple[CircuitState, CircuitState]] = deque()
         self._delivering = threading.Lock()
         if on_state_change is not None:
-            self._listeners.append(on_state_change)
+            self.add_listener(on_state_change)
         self._frames: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar(
             f"buttress.breaker.{config.name}", default=None
         )
@@ -655,8 +686,9 @@ class CircuitBreaker(Strategy):
 
     def add_listener(self, listener: StateListener) -> None:
         """Call ``listener(breaker, old_state, new_state)`` after every state change,
-        in the order the changes happened (even when they happen in other threads)."""
-        self._listeners.append(listener)
+        in the order the changes happened (even when they happen in other threads).
+        For typed events of every kind use ``breaker.events.add(listener)``."""
+        self.events.add(_StateHook(self, listener), StateChanged)
 
     def _change(self, action: Callable[[BreakerMachine], _R]) -> _R:
         """Apply ``action`` to the machine under the lock; deliver any resulting
@@ -695,8 +727,9 @@ class CircuitBreaker(Strategy):
             level, "circuit breaker %r: %s -> %s", self.name, before.value, after.value,
             extra={"breaker": self.name, "old_state": before.value, "new_state": after.value},
         )
-        for listener in self._listeners:
-            call_hook(listener, self, before, after)
+        targets = self.events.of(StateChanged)
+        if targets:
+            deliver(targets, StateChanged("circuit_breaker", self.name, before, after))
 
     # the protocol every call path follows: admit, run, record
 
@@ -710,11 +743,19 @@ class CircuitBreaker(Strategy):
         admitted, state, remaining = self._change(
             lambda machine: (machine.admit(now), machine.state, machine.remaining(now)))
         if admitted is None:
+            targets = self.events.of(CallRejected)
+            if targets:
+                deliver(targets, CallRejected("circuit_breaker", self.name, state, remaining))
             raise CircuitBreakerError(self.name, state, remaining)
         return admitted
 
     def _succeeded(self, epoch: int, duration: float) -> None:
         next(self._successes)
+        threshold = self.config.slow_call_duration
+        if threshold is not None and duration >= threshold:
+            targets = self.events.of(SlowCall)
+            if targets:
+                deliver(targets, SlowCall("circuit_breaker", self.name, duration, threshold))
         m = self._m
         if self._lean and m.state is CircuitState.CLOSED and not m.consecutive_failures:
             return
@@ -801,7 +842,7 @@ class CircuitBreaker(Strategy):
                 from buttress.timeout import call_with_thread_timeout
 
                 result = call_with_thread_timeout(fn, args, kwargs, self.config.timeout,
-                                                  clock, self.name)
+                                                  clock, self.name, events=self.events)
         except BaseException as exc:
             self._failed(epoch, exc, clock.monotonic() - start if timed else 0.0)
             raise
@@ -851,7 +892,7 @@ class CircuitBreaker(Strategy):
                 from buttress.timeout import await_with_timeout
 
                 result = await await_with_timeout(fn(*args, **kwargs), self.config.timeout,
-                                                  clock, self.name)
+                                                  clock, self.name, events=self.events)
         except BaseException as exc:
             self._failed(epoch, exc, clock.monotonic() - start if timed else 0.0)
             raise

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
@@ -16,7 +17,14 @@ from typing import Any, Final
 
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
-from buttress._core.strategy import Strategy, call_hook, is_async_callable, logger
+from buttress._core.events import GLOBAL, FallbackUsed, Listeners, deliver
+from buttress._core.strategy import (
+    Strategy,
+    describe,
+    is_async_callable,
+    logger,
+    operation_name,
+)
 
 __all__ = ["CachedFallback", "Fallback", "with_fallback"]
 
@@ -30,7 +38,7 @@ class Fallback(Strategy):
     ``on_fallback(exc)`` is told every time the fallback answers.
     """
 
-    __slots__ = ("_answers", "_handler", "exceptions", "on_fallback")
+    __slots__ = ("_answers", "_handler", "events", "exceptions", "name", "on_fallback")
 
     order = 10
 
@@ -41,6 +49,7 @@ class Fallback(Strategy):
         fallback: Callable[..., Any] | None = None,
         exceptions: Any = (Exception,),
         on_fallback: Callable[[BaseException], object] | None = None,
+        name: str | None = None,
     ) -> None:
         o = "Fallback"
         if (fallback_value is _UNSET) == (fallback is None):
@@ -52,6 +61,11 @@ class Fallback(Strategy):
         validate.optional_callable(o, "fallback", fallback)
         self.exceptions = validate.exception_types(o, "exceptions", exceptions)
         self.on_fallback = validate.optional_callable(o, "on_fallback", on_fallback)
+        self.name = None if name is None else validate.text(o, "name", name)
+        #: This fallback's listener hub: ``fallback.events.add(listener, *kinds)``.
+        self.events = Listeners(GLOBAL)
+        if on_fallback is not None:
+            self.events.add(_OnFallback(on_fallback), FallbackUsed)
         self._answers = (("fallback", fallback) if fallback is not None
                          else ("fallback_value", fallback_value))
         if fallback is not None:
@@ -63,9 +77,9 @@ class Fallback(Strategy):
             value = fallback_value
             self._handler = lambda exc, *args, **kwargs: value
 
-    def _answer(self, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if self.on_fallback is not None:
-            call_hook(self.on_fallback, exc)
+    def _answer(self, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any],
+                name: str) -> Any:
+        used(self.events, name, exc, None)
         return self._handler(exc, *args, **kwargs)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,23 +88,25 @@ class Fallback(Strategy):
             raise TypeError(f"fallback {self._handler!r} is a coroutine function; it can only "
                             f"answer async functions, not {fn!r}")
         exceptions = self.exceptions
+        name = self.name or operation_name(fn)
 
         def with_fallback(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
             except exceptions as exc:
-                return self._answer(exc, args, kwargs)
+                return self._answer(exc, args, kwargs, name)
 
         return with_fallback
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         exceptions = self.exceptions
+        name = self.name or operation_name(fn)
 
         async def with_fallback(*args: Any, **kwargs: Any) -> Any:
             try:
                 return await fn(*args, **kwargs)
             except exceptions as exc:
-                answer = self._answer(exc, args, kwargs)
+                answer = self._answer(exc, args, kwargs, name)
                 return (await answer) if inspect.isawaitable(answer) else answer
 
         return with_fallback
@@ -106,6 +122,7 @@ def with_fallback(
     fallback: Callable[..., Any] | None = None,
     exceptions: Any = (Exception,),
     on_fallback: Callable[[BaseException], object] | None = None,
+    name: str | None = None,
 ) -> Fallback:
     """Fallback decorator for sync and async functions::
 
@@ -116,7 +133,35 @@ def with_fallback(
         def get_profile(user_id: str) -> dict: ...
     """
     return Fallback(fallback_value, fallback=fallback, exceptions=exceptions,
-                    on_fallback=on_fallback)
+                    on_fallback=on_fallback, name=name)
+
+
+def used(events: Listeners, name: str | None, exc: BaseException, age: float | None) -> None:
+    """Report (and log at INFO) that a fallback answered for a failed call."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.info("%s: answered by the fallback after %s%s", name or "operation",
+                    describe(exc), "" if age is None else f" (cached value {age:.3f}s old)",
+                    extra={"operation": name, "outcome": "fallback"})
+    targets = events.of(FallbackUsed)
+    if targets:
+        deliver(targets, FallbackUsed("fallback", name, exc, age))
+
+
+class _OnFallback:
+    """``on_fallback(exc)`` (or ``on_fallback(exc, age)`` for a cached answer) as a
+    listener."""
+
+    __slots__ = ("cached", "hook")
+
+    def __init__(self, hook: Callable[..., object], *, cached: bool = False) -> None:
+        self.hook = hook
+        self.cached = cached
+
+    def __call__(self, event: FallbackUsed) -> None:
+        if self.cached:
+            self.hook(event.exception, event.age)
+        else:
+            self.hook(event.exception)
 
 
 class CachedFallback(Strategy):
@@ -134,7 +179,8 @@ class CachedFallback(Strategy):
     Calls whose arguments are not hashable are neither cached nor answered.
     """
 
-    __slots__ = ("_cache", "_lock", "clock", "exceptions", "max_age", "maxsize", "on_fallback")
+    __slots__ = ("_cache", "_lock", "clock", "events", "exceptions", "max_age", "maxsize",
+                 "name", "on_fallback")
 
     order = 10
 
@@ -146,6 +192,7 @@ class CachedFallback(Strategy):
         exceptions: Any = (Exception,),
         on_fallback: Callable[[BaseException, float], object] | None = None,
         clock: Clock | None = None,
+        name: str | None = None,
     ) -> None:
         o = "CachedFallback"
         self.max_age = validate.optional_number(o, "max_age", max_age, minimum=0.0)
@@ -153,6 +200,11 @@ class CachedFallback(Strategy):
         self.exceptions = validate.exception_types(o, "exceptions", exceptions)
         self.on_fallback = validate.optional_callable(o, "on_fallback", on_fallback)
         self.clock = SYSTEM_CLOCK if clock is None else clock
+        self.name = None if name is None else validate.text(o, "name", name)
+        #: This fallback's listener hub: ``fallback.events.add(listener, *kinds)``.
+        self.events = Listeners(GLOBAL)
+        if on_fallback is not None:
+            self.events.add(_OnFallback(on_fallback, cached=True), FallbackUsed)
         self._cache: OrderedDict[Hashable, tuple[Any, float]] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -176,7 +228,7 @@ class CachedFallback(Strategy):
             if len(cache) > self.maxsize:
                 cache.popitem(last=False)
 
-    def _answer(self, key: Hashable | None, exc: Exception) -> Any:
+    def _answer(self, key: Hashable | None, exc: Exception, name: str) -> Any:
         """The cached value for ``key``, or re-raise ``exc``."""
         with self._lock:
             entry = self._cache.get(key) if key is not None else None
@@ -184,22 +236,20 @@ class CachedFallback(Strategy):
             value, stored_at = entry
             age = self.clock.monotonic() - stored_at
             if self.max_age is None or age <= self.max_age:
-                logger.info("buttress: answering with a cached value %.3fs old after %s",
-                            age, type(exc).__name__)
-                if self.on_fallback is not None:
-                    call_hook(self.on_fallback, exc, age)
+                used(self.events, name, exc, age)
                 return value
         raise exc
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         exceptions = self.exceptions
+        name = self.name or operation_name(fn)
 
         def with_cached_fallback(*args: Any, **kwargs: Any) -> Any:
             key = self._key(args, kwargs)
             try:
                 value = fn(*args, **kwargs)
             except exceptions as exc:
-                return self._answer(key, exc)
+                return self._answer(key, exc, name)
             self._remember(key, value)
             return value
 
@@ -207,13 +257,14 @@ class CachedFallback(Strategy):
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         exceptions = self.exceptions
+        name = self.name or operation_name(fn)
 
         async def with_cached_fallback(*args: Any, **kwargs: Any) -> Any:
             key = self._key(args, kwargs)
             try:
                 value = await fn(*args, **kwargs)
             except exceptions as exc:
-                return self._answer(key, exc)
+                return self._answer(key, exc, name)
             self._remember(key, value)
             return value
 

@@ -11,8 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 from buttress._core.clock import Clock
+from buttress._core.events import Listeners
 from buttress._core.strategy import Strategy
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+from buttress.bulkhead import Bulkhead, BulkheadConfig
 from buttress.fallback import CachedFallback, Fallback
 from buttress.retry import Retry, RetryConfig
 from buttress.timeout import Timeout, TimeoutConfig
@@ -30,9 +32,12 @@ class Pipeline(Strategy):
 
         @protect
         async def fetch() -> bytes: ...
+
+    Listeners added to ``protect.events`` hear the events of every strategy in
+    the pipeline (a strategy shared by two pipelines reports to both).
     """
 
-    __slots__ = ("strategies",)
+    __slots__ = ("events", "strategies")
 
     order = 0
 
@@ -42,6 +47,12 @@ class Pipeline(Strategy):
                 raise TypeError(f"Pipeline takes strategies, got {strategy!r}")
         # sorted() is stable: strategies of the same kind keep the order given.
         self.strategies: tuple[Strategy, ...] = tuple(sorted(strategies, key=lambda s: s.order))
+        #: This pipeline's listener hub: ``pipeline.events.add(listener, *kinds)``.
+        self.events = Listeners()
+        for strategy in self.strategies:
+            hub = getattr(strategy, "events", None)
+            if isinstance(hub, Listeners):
+                hub.attach(self.events)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         for strategy in reversed(self.strategies):
@@ -64,6 +75,7 @@ def pipeline(
     timeout: Timeout | TimeoutConfig | float | None = None,
     fallback: Fallback | CachedFallback | Callable[..., Any] | None = None,
     fallback_value: Any = _UNSET,
+    bulkhead: Bulkhead | BulkheadConfig | int | None = None,
     clock: Clock | None = None,
 ) -> Pipeline:
     """Build a :class:`Pipeline` from strategies and/or configs::
@@ -73,11 +85,13 @@ def pipeline(
             circuit_breaker=CircuitBreakerConfig(name="payments", failure_threshold=5),
             timeout=2.0,
             fallback_value=None,
+            bulkhead=20,
         )
 
     A breaker given by config or name comes from the registry
     (:func:`get_circuit_breaker`), so every pipeline naming it shares one breaker.
-    ``clock`` is handed to every strategy built here.
+    ``bulkhead`` may be a :class:`Bulkhead`, its config, or a number of calls
+    allowed at once. ``clock`` is handed to every strategy built here.
     """
     from buttress.registry import get_circuit_breaker
 
@@ -104,4 +118,11 @@ def pipeline(
                          else Fallback(fallback_value, fallback=fallback))  # TypeError: both
         else:
             parts.append(Fallback(fallback_value))
+    if bulkhead is not None:
+        if isinstance(bulkhead, Bulkhead):
+            parts.append(bulkhead)
+        elif isinstance(bulkhead, BulkheadConfig):
+            parts.append(Bulkhead(bulkhead, clock=clock))
+        else:
+            parts.append(Bulkhead(max_concurrent=bulkhead, clock=clock))
     return Pipeline(*parts)

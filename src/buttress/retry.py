@@ -12,6 +12,7 @@ once and are never retried or counted.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,17 @@ from typing import Any, ClassVar, Final, TypeVar, overload
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, RetryExhaustedError
-from buttress._core.strategy import Strategy, call_hook, is_async_callable
+from buttress._core.events import (
+    GLOBAL,
+    AttemptFailed,
+    AttemptStarted,
+    GaveUp,
+    Listeners,
+    RetryScheduled,
+    Succeeded,
+    deliver,
+)
+from buttress._core.strategy import Strategy, describe, is_async_callable, logger, operation_name
 from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
 
 __all__ = [
@@ -334,29 +345,52 @@ Decision.RAISE = Decision(Decision.RAISE_KIND)
 
 class RetryState:
     """Per-call bookkeeping; created only once a call needs it (on the first
-    failure, or up front when a deadline or ``on_success`` needs the start time)."""
+    failure, or up front when a deadline or a listener needs the start time)."""
 
-    __slots__ = ("attempts", "last_exception", "last_result", "previous_delay", "start")
+    __slots__ = ("attempts", "last_exception", "last_result", "name", "previous_delay", "start")
 
-    def __init__(self, start: float = 0.0, attempts: int = 1) -> None:
+    def __init__(self, start: float | None = None, attempts: int = 1,
+                 name: str | None = None) -> None:
         self.start = start
         self.attempts = attempts
+        self.name = name
         self.previous_delay = 0.0
         self.last_exception: Exception | None = None
         self.last_result: Any = None
 
 
 class RetryPolicy:
-    """The pure decision logic of retrying; no sleeping, no locks, no awaits."""
+    """The decision logic of retrying; no sleeping, no locks, no awaits.
 
-    __slots__ = ("config", "is_lean", "is_timed")
+    It also reports each decision to its listener hub, building an event only
+    for the kinds somebody listens to.
+    """
 
-    def __init__(self, config: RetryConfig) -> None:
+    __slots__ = ("config", "events", "is_lean", "is_timed")
+
+    def __init__(self, config: RetryConfig, events: Listeners | None = None) -> None:
         self.config = config
+        self.events = Listeners(GLOBAL) if events is None else events
         # "Timed" calls need the clock before the first attempt.
-        self.is_timed = config.deadline is not None or config.on_success is not None
-        # A lean call needs nothing at all on its success path.
+        self.is_timed = config.deadline is not None
+        # A lean call needs nothing at all on its success path (when nobody listens).
         self.is_lean = not self.is_timed and config.retry_on_result is None
+        # The seeds' callbacks are listeners like any other.
+        if config.on_retry is not None:
+            self.events.add(_OnRetry(config.on_retry), RetryScheduled)
+        if config.on_failure is not None:
+            self.events.add(_OnFailure(config.on_failure), GaveUp)
+        if config.on_success is not None:
+            self.events.add(_OnSuccess(config.on_success), Succeeded)
+
+    def begin(self, clock: Clock, name: str | None, attempts: int = 1) -> RetryState:
+        """The state of a call that is watched (by a deadline or a listener) from
+        its start; reports attempt ``attempts`` as started."""
+        watched = self.is_timed or self.events.active
+        state = RetryState(clock.monotonic() if watched else None, attempts, name)
+        if attempts:
+            self.started(state)
+        return state
 
     def accepts(self, result: Any) -> bool:
         """Whether a returned value ends the call (``retry_on_result`` says no)."""
@@ -389,63 +423,124 @@ class RetryPolicy:
         if config.max_attempts is not None and state.attempts >= config.max_attempts:
             return Decision.GIVE_UP
         delay = config.delay_for(state.attempts, state.previous_delay) if hint is None else hint
-        if config.deadline is not None and (now - state.start) + delay > config.deadline:
+        if (config.deadline is not None and state.start is not None
+                and (now - state.start) + delay > config.deadline):
             return Decision.GIVE_UP
         state.previous_delay = delay
         return Decision.retry_after(delay)
 
-    def final_error(self, state: RetryState, decision: Decision) -> Exception:
+    def final_error(self, state: RetryState, decision: Decision, clock: Clock) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
-        on_failure = self.config.on_failure
-        if on_failure is not None:
-            call_hook(on_failure, state.attempts, last)
+        gave_up = self.events.of(GaveUp)
+        if gave_up:
+            reason = "not_retryable" if decision is Decision.RAISE else "exhausted"
+            deliver(gave_up, GaveUp("retry", state.name, state.attempts, last, reason,
+                                    self._duration(state, clock)))
         if decision is Decision.RAISE and last is not None:
             return last
+        if logger.isEnabledFor(logging.WARNING):
+            logger.warning(
+                "%s: giving up after %d attempts (%s)", state.name or "retry", state.attempts,
+                describe(last) if last is not None else "result rejected",
+                extra={"operation": state.name, "attempts": state.attempts,
+                       "outcome": "gave_up"},
+            )
         if self.config.reraise and last is not None:
             return last
         error = RetryExhaustedError(state.attempts, last, state.last_result, self.config.name)
         error.__cause__ = last
         return error
 
-    # The two steps every runner takes; the loops differ only in how they wait.
+    @staticmethod
+    def _duration(state: RetryState, clock: Clock) -> float | None:
+        return None if state.start is None else clock.monotonic() - state.start
+
+    # The steps every runner takes; the loops differ only in how they wait.
+
+    def started(self, state: RetryState) -> None:
+        """Report that attempt ``state.attempts`` starts."""
+        targets = self.events.of(AttemptStarted)
+        if targets:
+            deliver(targets, AttemptStarted("retry", state.name, state.attempts))
 
     def next_delay(self, state: RetryState, failure: Exception | None, result: Any,
                    clock: Clock) -> float:
-        """After a failed or rejected attempt: run ``on_retry`` and return the wait
+        """After a failed or rejected attempt: report it and return the wait
         before the next attempt, or raise what the call ends with."""
+        failed = self.events.of(AttemptFailed)
+        if failed:
+            deliver(failed, AttemptFailed("retry", state.name, state.attempts, failure,
+                                          None if failure is not None else result))
         now = clock.monotonic() if self.config.deadline is not None else 0.0
         if failure is not None:
             decision = self.after_exception(state, failure, now)
         else:
             decision = self.after_result(state, result, now)
         if decision.kind != Decision.RETRY:
-            raise self.final_error(state, decision)
-        self.notify_retry(state)
+            raise self.final_error(state, decision, clock)
+        self.notify_retry(state, decision.delay)
         return decision.delay
 
     def finished(self, state: RetryState, result: Any, clock: Clock) -> bool:
         """After an attempt returned ``result``: whether the call is done (and
-        ``on_success`` has run)."""
+        reported as a success)."""
         if not self.accepts(result):
             return False
-        if self.is_timed:
-            self.notify_success(state, clock.monotonic())
+        targets = self.events.of(Succeeded)
+        if targets:
+            deliver(targets, Succeeded("retry", state.name, state.attempts,
+                                       self._duration(state, clock)))
         return True
 
-    def notify_retry(self, state: RetryState) -> None:
-        """Run ``on_retry(attempt, exception)`` before the wait."""
-        on_retry = self.config.on_retry
-        if on_retry is not None:
-            call_hook(on_retry, state.attempts, state.last_exception)
+    def notify_retry(self, state: RetryState, delay: float) -> None:
+        """Report the retry about to happen (and log it once, at WARNING)."""
+        if logger.isEnabledFor(logging.WARNING):
+            failure = state.last_exception
+            logger.warning(
+                "%s: attempt %d failed (%s); retrying in %.3fs", state.name or "retry",
+                state.attempts,
+                describe(failure) if failure is not None else "result rejected", delay,
+                extra={"operation": state.name, "attempt": state.attempts,
+                       "delay": delay, "outcome": "retry"},
+            )
+        targets = self.events.of(RetryScheduled)
+        if targets:
+            deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
+                                            state.last_exception))
 
-    def notify_success(self, state: RetryState | None, now: float) -> None:
-        """Run ``on_success(attempts, duration)``."""
-        on_success = self.config.on_success
-        if on_success is not None:
-            attempts = 1 if state is None else state.attempts
-            start = now if state is None else state.start
-            call_hook(on_success, attempts, now - start)
+
+class _OnRetry:
+    """``on_retry(attempt, exception)`` as a listener."""
+
+    __slots__ = ("hook",)
+
+    def __init__(self, hook: Callable[[int, Any], object]) -> None:
+        self.hook = hook
+
+    def __call__(self, event: RetryScheduled) -> None:
+        self.hook(event.attempt, event.exception)
+
+
+class _OnFailure(_OnRetry):
+    """``on_failure(attempts, last_exception)`` as a listener."""
+
+    __slots__ = ()
+
+    def __call__(self, event: GaveUp) -> None:  # type: ignore[override]
+        self.hook(event.attempts, event.exception)
+
+
+class _OnSuccess:
+    """``on_success(attempts, duration)`` as a listener."""
+
+    __slots__ = ("hook",)
+
+    def __init__(self, hook: Callable[[int, float], object]) -> None:
+        self.hook = hook
+
+    def __call__(self, event: Succeeded) -> None:
+        self.hook(event.attempts, event.duration or 0.0)
 
 
 # --- the two runners -------------------------------------------------------------------
@@ -467,6 +562,7 @@ def _resume_sync(
         if delay > 0.0:
             clock.sleep(delay)
         state.attempts += 1
+        policy.started(state)
         try:
             result = fn(*args, **kwargs)
         except Exception as exc:
@@ -493,6 +589,7 @@ async def _resume_async(
         if delay > 0.0:
             await clock.async_sleep(delay)
         state.attempts += 1
+        policy.started(state)
         try:
             result = await fn(*args, **kwargs)
         except Exception as exc:
@@ -556,7 +653,7 @@ class Retry(Strategy):
         def fetch() -> bytes: ...
     """
 
-    __slots__ = ("_mode", "clock", "config", "policy")
+    __slots__ = ("_mode", "clock", "config", "events", "policy")
 
     order = 20
 
@@ -576,6 +673,8 @@ class Retry(Strategy):
             config = config.replace(**options)
         self.config = config
         self.policy = RetryPolicy(config)
+        #: This retry's listener hub: ``retry.events.add(listener, *kinds)``.
+        self.events = self.policy.events
         self.clock = SYSTEM_CLOCK if clock is None else clock
         self._mode = _mode
 
@@ -594,22 +693,11 @@ class Retry(Strategy):
         return super().__call__(fn)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        policy, clock = self.policy, self.clock
-        if policy.is_lean:
+        policy, clock, events = self.policy, self.clock, self.policy.events
+        name = self.config.name or operation_name(fn)
 
-            def retrying(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return fn(*args, **kwargs)
-                except Exception as exc:
-                    failure = exc
-                # Resumed outside the except block so that later failures are not
-                # chained onto this one through __context__.
-                return _resume_sync(policy, clock, fn, args, kwargs, RetryState(), failure, None)
-
-            return retrying
-
-        def retrying_timed(*args: Any, **kwargs: Any) -> Any:
-            state = RetryState(clock.monotonic() if policy.is_timed else 0.0)
+        def retrying_watched(*args: Any, **kwargs: Any) -> Any:
+            state = policy.begin(clock, name)
             try:
                 result = fn(*args, **kwargs)
             except Exception as exc:
@@ -620,25 +708,29 @@ class Retry(Strategy):
                 return _resume_sync(policy, clock, fn, args, kwargs, state, None, result)
             return _resume_sync(policy, clock, fn, args, kwargs, state, failure, None)
 
-        return retrying_timed
+        if not policy.is_lean:
+            return retrying_watched
+
+        def retrying(*args: Any, **kwargs: Any) -> Any:
+            if events.active:
+                return retrying_watched(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+            # Resumed outside the except block so that later failures are not
+            # chained onto this one through __context__.
+            return _resume_sync(policy, clock, fn, args, kwargs, RetryState(None, 1, name),
+                                failure, None)
+
+        return retrying
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        policy, clock = self.policy, self.clock
-        if policy.is_lean:
+        policy, clock, events = self.policy, self.clock, self.policy.events
+        name = self.config.name or operation_name(fn)
 
-            async def retrying(*args: Any, **kwargs: Any) -> Any:
-                try:
-                    return await fn(*args, **kwargs)
-                except Exception as exc:
-                    failure = exc
-                return await _resume_async(
-                    policy, clock, fn, args, kwargs, RetryState(), failure, None
-                )
-
-            return retrying
-
-        async def retrying_timed(*args: Any, **kwargs: Any) -> Any:
-            state = RetryState(clock.monotonic() if policy.is_timed else 0.0)
+        async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
+            state = policy.begin(clock, name)
             try:
                 result = await fn(*args, **kwargs)
             except Exception as exc:
@@ -649,7 +741,21 @@ class Retry(Strategy):
                 return await _resume_async(policy, clock, fn, args, kwargs, state, None, result)
             return await _resume_async(policy, clock, fn, args, kwargs, state, failure, None)
 
-        return retrying_timed
+        if not policy.is_lean:
+            return retrying_watched
+
+        async def retrying(*args: Any, **kwargs: Any) -> Any:
+            if events.active:
+                return await retrying_watched(*args, **kwargs)
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+            return await _resume_async(
+                policy, clock, fn, args, kwargs, RetryState(None, 1, name), failure, None
+            )
+
+        return retrying
 
     def attempts(self) -> Iterator[Attempt]:
         """The retry loop as an iterator, for code that is not a single function::
@@ -661,9 +767,10 @@ class Retry(Strategy):
         ``retry_on_result`` does not apply here (there is no result to look at).
         """
         policy, clock = self.policy, self.clock
-        state = RetryState(clock.monotonic() if policy.is_timed else 0.0, attempts=0)
+        state = policy.begin(clock, self.config.name, attempts=0)
         while True:
             state.attempts += 1
+            policy.started(state)
             attempt = Attempt(state.attempts, policy, state, clock)
             yield attempt
             delay = attempt._next_delay()
@@ -680,9 +787,10 @@ class Retry(Strategy):
                     response = await client.get(url)
         """
         policy, clock = self.policy, self.clock
-        state = RetryState(clock.monotonic() if policy.is_timed else 0.0, attempts=0)
+        state = policy.begin(clock, self.config.name, attempts=0)
         while True:
             state.attempts += 1
+            policy.started(state)
             attempt = Attempt(state.attempts, policy, state, clock)
             yield attempt
             delay = attempt._next_delay()

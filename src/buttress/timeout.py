@@ -15,6 +15,7 @@ through unchanged.
 from __future__ import annotations
 
 import contextvars
+import logging
 import signal
 import threading
 from collections.abc import Awaitable, Callable
@@ -25,7 +26,8 @@ from typing import Any, TypeVar
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock
 from buttress._core.errors import OperationTimeoutError
-from buttress._core.strategy import Strategy, is_async_callable
+from buttress._core.events import GLOBAL, Listeners, TimedOut, deliver
+from buttress._core.strategy import Strategy, is_async_callable, logger, operation_name
 
 __all__ = [
     "Timeout",
@@ -104,6 +106,7 @@ async def await_with_timeout(
     clock: Clock,
     operation: str | None = None,
     config: TimeoutConfig | None = None,
+    events: Listeners | None = None,
 ) -> T:
     """Await ``awaitable``, cancelling it after ``seconds``."""
     limit: AsyncTimeout = clock.timeout(seconds)
@@ -113,9 +116,21 @@ async def await_with_timeout(
     except TimeoutError as exc:
         if not limit.expired():
             raise  # the operation's own TimeoutError
-        error = (config.error(operation) if config is not None
-                 else OperationTimeoutError(operation=operation, timeout=seconds))
-        raise error from exc
+        raise _expired(seconds, operation, config, events) from exc
+
+
+def _expired(seconds: float, operation: str | None, config: TimeoutConfig | None,
+             events: Listeners | None) -> BaseException:
+    """Report a timeout and return the error to raise for it."""
+    targets = events.of(TimedOut) if events is not None else ()
+    if targets:
+        deliver(targets, TimedOut("timeout", operation, seconds))
+    if logger.isEnabledFor(logging.WARNING):
+        logger.warning("%s: timed out after %gs", operation or "operation", seconds,
+                       extra={"operation": operation, "timeout": seconds,
+                              "outcome": "timeout"})
+    return (config.error(operation) if config is not None
+            else OperationTimeoutError(operation=operation, timeout=seconds))
 
 
 class _Done(threading.Event):
@@ -148,6 +163,7 @@ def call_with_thread_timeout(
     clock: Clock,
     operation: str | None = None,
     config: TimeoutConfig | None = None,
+    events: Listeners | None = None,
 ) -> T:
     """Run ``fn`` in a worker thread and stop waiting for it after ``seconds``.
 
@@ -171,8 +187,7 @@ def call_with_thread_timeout(
     name = f"buttress-timeout-{operation or getattr(fn, '__name__', 'call')}"
     threading.Thread(target=work, name=name, daemon=True).start()
     if not clock.wait(done, seconds):
-        raise (config.error(operation) if config is not None
-               else OperationTimeoutError(operation=operation, timeout=seconds))
+        raise _expired(seconds, operation, config, events)
     ok, value = outcome[0]
     if ok:
         return value  # type: ignore[no-any-return]
@@ -185,6 +200,7 @@ def call_with_signal_timeout(
     kwargs: dict[str, Any],
     config: TimeoutConfig,
     operation: str | None = None,
+    events: Listeners | None = None,
 ) -> T:
     """Run ``fn`` in this thread, interrupting it with ``SIGALRM`` after the limit."""
     if not hasattr(signal, "SIGALRM"):
@@ -198,7 +214,7 @@ def call_with_signal_timeout(
     def on_alarm(signum: int, frame: FrameType | None) -> None:
         nonlocal fired
         fired = True
-        raise config.error(operation)
+        raise _expired(config.timeout_seconds, operation, config, events)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, config.timeout_seconds)
@@ -222,7 +238,7 @@ class Timeout(Strategy):
             await slow()
     """
 
-    __slots__ = ("_active", "clock", "config")
+    __slots__ = ("_active", "clock", "config", "events")
 
     order = 40
 
@@ -235,33 +251,35 @@ class Timeout(Strategy):
     ) -> None:
         self.config = _config(config, options)
         self.clock = SYSTEM_CLOCK if clock is None else clock
+        #: This timeout's listener hub: ``timeout.events.add(listener, *kinds)``.
+        self.events = Listeners(GLOBAL)
         self._active: contextvars.ContextVar[list[AsyncTimeout]] = contextvars.ContextVar(
             "buttress.timeout")
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        config, clock = self.config, self.clock
-        operation = config.operation_name or getattr(fn, "__qualname__", None)
+        config, clock, events = self.config, self.clock, self.events
+        operation = config.operation_name or operation_name(fn)
         if config.use_signal:
 
             def limited_by_signal(*args: Any, **kwargs: Any) -> Any:
-                return call_with_signal_timeout(fn, args, kwargs, config, operation)
+                return call_with_signal_timeout(fn, args, kwargs, config, operation, events)
 
             return limited_by_signal
 
         def limited(*args: Any, **kwargs: Any) -> Any:
             return call_with_thread_timeout(fn, args, kwargs, config.timeout_seconds, clock,
-                                            operation, config)
+                                            operation, config, events)
 
         return limited
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        config, clock = self.config, self.clock
-        operation = config.operation_name or getattr(fn, "__qualname__", None)
+        config, clock, events = self.config, self.clock, self.events
+        operation = config.operation_name or operation_name(fn)
         seconds = config.timeout_seconds
 
         async def limited(*args: Any, **kwargs: Any) -> Any:
             return await await_with_timeout(fn(*args, **kwargs), seconds, clock, operation,
-                                            config)
+                                            config, events)
 
         return limited
 
@@ -282,7 +300,9 @@ class Timeout(Strategy):
         except TimeoutError as expired:
             if not limit.expired():
                 raise
-            raise self.config.error(None) from expired
+            config = self.config
+            raise _expired(config.timeout_seconds, config.operation_name, config,
+                           self.events) from expired
 
     def __repr__(self) -> str:
         return f"Timeout({self.config.timeout_seconds}s)"

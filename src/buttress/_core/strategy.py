@@ -10,10 +10,13 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["Strategy", "call_hook", "is_async_callable", "logger"]
+__all__ = [
+    "Strategy", "call_hook", "describe", "is_async_callable", "logger", "operation_name", "redact",
+]
 
 logger = logging.getLogger("buttress")
 # A library logs; the application decides where logs go.
@@ -31,6 +34,43 @@ def is_async_callable(fn: object) -> bool:
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004 - we want the bound method
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+# scheme://user:password@host -> scheme://***@host ; ?query and #fragment -> ?***
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+_QUERY = re.compile(r"(?P<path>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#]*)[?#][^\s'\"]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL credentials and query strings masked, so that logs and
+    events never carry a password, token or signed-URL secret::
+
+        >>> redact("GET https://bob:s3cret@api.example.com/v1?token=abc failed")
+        'GET https://***@api.example.com/v1?*** failed'
+    """
+    if "://" not in text:
+        return text
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    return _QUERY.sub(r"\g<path>?***", text)
+
+
+def describe(exc: BaseException) -> str:
+    """A short, redacted description of an exception for logs."""
+    message = str(exc)
+    if not message:
+        return type(exc).__name__
+    if len(message) > 200:
+        message = message[:200] + "..."
+    return f"{type(exc).__name__}: {redact(message)}"
+
+
+def operation_name(fn: object) -> str:
+    """The name a protected function is reported under: module-qualified name."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
+    module = getattr(fn, "__module__", None)
+    return f"{module}.{qualname}" if module and module != "__main__" else str(qualname)
 
 
 def call_hook(hook: Callable[..., object], *args: object) -> None:

@@ -1,0 +1,300 @@
+"""Typed events for every decision a strategy makes, and where they go.
+
+Each strategy owns a :class:`Listeners` hub. A hub delivers an event to its
+own listeners and to those of its parents: the global hub (:data:`GLOBAL`)
+is every hub's parent, and a pipeline's hub becomes a parent of the hubs of
+the strategies it holds. A listener may subscribe to some event kinds only.
+
+Nothing is built when nobody listens: a strategy asks the hub for the
+listeners of one kind (:meth:`Listeners.of`), an empty tuple when there are
+none, and constructs the event only when that tuple is not empty. A listener
+that raises is logged and never breaks the protected call.
+
+Example::
+
+    import buttress
+    from buttress.events import RetryScheduled
+
+    def log_retry(event: RetryScheduled) -> None:
+        print(f"{event.name}: attempt {event.attempt} failed, next in {event.delay:.2f}s")
+
+    buttress.add_listener(log_retry, RetryScheduled)
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from buttress._core.strategy import call_hook
+
+__all__ = [
+    "GLOBAL",
+    "AttemptFailed",
+    "AttemptStarted",
+    "CallRejected",
+    "Event",
+    "FallbackUsed",
+    "GaveUp",
+    "Listener",
+    "Listeners",
+    "RetryScheduled",
+    "SlowCall",
+    "StateChanged",
+    "Succeeded",
+    "TimedOut",
+    "add_listener",
+    "remove_listener",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event: which kind of strategy spoke (``source``: "retry",
+    "circuit_breaker", "timeout", "fallback", "bulkhead", "metrics") and the
+    name of the policy or operation, when it has one."""
+
+    source: str
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted(Event):
+    """Attempt number ``attempt`` (1-based) is about to call the function."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFailed(Event):
+    """Attempt ``attempt`` raised ``exception`` or returned a ``result`` that
+    ``retry_on_result`` rejected (then ``exception`` is None)."""
+
+    attempt: int
+    exception: BaseException | None
+    result: Any
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled(Event):
+    """After failed attempt ``attempt``, the next one starts in ``delay`` seconds."""
+
+    attempt: int
+    delay: float
+    exception: BaseException | None
+
+
+@dataclass(frozen=True, slots=True)
+class GaveUp(Event):
+    """The call ended in failure after ``attempts`` attempts. ``reason`` is
+    "exhausted" (no attempts or time left) or "not_retryable"; ``duration`` is
+    the whole call's, when it was measured."""
+
+    attempts: int
+    exception: BaseException | None
+    reason: str
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Succeeded(Event):
+    """The call succeeded on attempt ``attempts``, ``duration`` seconds after the
+    first attempt started (None when it was not measured)."""
+
+    attempts: int
+    duration: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    """A circuit breaker moved from ``old_state`` to ``new_state``."""
+
+    old_state: Any
+    new_state: Any
+
+
+@dataclass(frozen=True, slots=True)
+class CallRejected(Event):
+    """A call was refused without running: by an open breaker (``state``, and the
+    ``remaining`` seconds before a probe is allowed) or a full bulkhead."""
+
+    state: Any
+    remaining: float
+
+
+@dataclass(frozen=True, slots=True)
+class SlowCall(Event):
+    """A call took ``duration`` seconds, at or over the ``threshold``."""
+
+    duration: float
+    threshold: float
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut(Event):
+    """A call was stopped (or, for a sync ``with`` block, judged) after ``timeout``
+    seconds."""
+
+    timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackUsed(Event):
+    """The fallback answered instead of the call, which failed with
+    ``exception``; ``age`` is the age of a cached value, when one was served."""
+
+    exception: BaseException
+    age: float | None
+
+
+Listener = Callable[[Any], object]
+E = TypeVar("E", bound=Event)
+L = TypeVar("L", bound=Listener)
+
+_NONE: tuple[Listener, ...] = ()
+
+
+class Listeners:
+    """A hub of listeners: its own, plus those of its parents.
+
+    ``active`` is True when any listener (own or inherited) exists, so a hot
+    path can skip all event work with one attribute read.
+    """
+
+    __slots__ = ("__weakref__", "_by_kind", "_children", "_own", "_parents", "active")
+
+    _lock = threading.Lock()  # one for all hubs: changes are rare, reads take none
+
+    def __init__(self, *parents: Listeners) -> None:
+        self._own: list[tuple[Listener, tuple[type[Event], ...]]] = []
+        self._parents: list[Listeners] = []
+        self._children: weakref.WeakSet[Listeners] = weakref.WeakSet()
+        self._by_kind: dict[type[Event], tuple[Listener, ...]] = {}
+        self.active = False
+        for parent in parents:
+            self.attach(parent)
+
+    def add(self, listener: L, *kinds: type[Event]) -> L:
+        """Deliver events to ``listener``: every kind, or only ``kinds`` (and their
+        subclasses). Returns the listener, so this works as a decorator."""
+        if not callable(listener):
+            raise TypeError(f"a listener must be callable, got {listener!r}")
+        for kind in kinds:
+            if not (isinstance(kind, type) and issubclass(kind, Event)):
+                raise TypeError(f"listener kinds must be Event subclasses, got {kind!r}")
+        with self._lock:
+            self._own.append((listener, kinds))
+            self._refresh()
+        return listener
+
+    def remove(self, listener: Listener) -> None:
+        """Stop delivering to ``listener`` (every registration of it)."""
+        with self._lock:
+            before = len(self._own)
+            self._own = [entry for entry in self._own if entry[0] != listener]
+            if len(self._own) == before:
+                raise ValueError(f"{listener!r} is not a listener here")
+            self._refresh()
+
+    def clear(self) -> None:
+        """Remove this hub's own listeners (inherited ones stay)."""
+        with self._lock:
+            self._own = []
+            self._refresh()
+
+    def attach(self, parent: Listeners) -> None:
+        """Also deliver to ``parent``'s listeners (a pipeline attaches itself to
+        the strategies it holds)."""
+        with self._lock:
+            if parent is self or self in parent._ancestors():
+                raise ValueError("a listener hub can not be its own parent")
+            if parent not in self._parents:
+                self._parents.append(parent)
+                parent._children.add(self)
+                self._refresh()
+
+    def of(self, kind: type[Event]) -> tuple[Listener, ...]:
+        """The listeners that want events of ``kind``; empty when nobody does.
+        Strategies build an event only when this is not empty."""
+        return self._by_kind.get(kind, _NONE) if self.active else _NONE
+
+    def emit(self, event: Event) -> None:
+        """Deliver ``event`` to every listener that wants its kind."""
+        deliver(self.of(type(event)), event)
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """The own listeners of this hub, in registration order."""
+        return [listener for listener, _ in self._own]
+
+    def _ancestors(self) -> set[Listeners]:
+        seen: set[Listeners] = set()
+        stack = list(self._parents)
+        while stack:
+            hub = stack.pop()
+            if hub not in seen:
+                seen.add(hub)
+                stack.extend(hub._parents)
+        return seen
+
+    def _entries(self) -> list[tuple[Listener, tuple[type[Event], ...]]]:
+        entries = list(self._own)
+        for parent in self._parents:
+            for entry in parent._entries():
+                if entry not in entries:
+                    entries.append(entry)
+        return entries
+
+    def _refresh(self) -> None:
+        # Called with the lock held; recompute this hub and every descendant.
+        entries = self._entries()
+        self._by_kind = {
+            kind: tuple(listener for listener, kinds in entries
+                        if not kinds or issubclass(kind, kinds))
+            for kind in _KINDS
+        }
+        self.active = bool(entries)
+        for child in list(self._children):
+            child._refresh()
+
+
+def deliver(listeners: tuple[Listener, ...], event: Event) -> None:
+    """Call each listener with ``event``; one that raises is logged and skipped."""
+    for listener in listeners:
+        call_hook(listener, event)
+
+
+_KINDS: tuple[type[Event], ...] = (
+    AttemptStarted, AttemptFailed, RetryScheduled, GaveUp, Succeeded,
+    StateChanged, CallRejected, SlowCall, TimedOut, FallbackUsed,
+)
+
+GLOBAL = Listeners()
+"""The global hub: its listeners hear every strategy's events."""
+
+
+def register_kind(kind: type[E]) -> type[E]:
+    """Make a new event class deliverable (for strategies outside the core)."""
+    global _KINDS
+    with Listeners._lock:
+        if kind not in _KINDS:
+            _KINDS = (*_KINDS, kind)
+            GLOBAL._refresh()
+    return kind
+
+
+def add_listener(listener: L, *kinds: type[Event]) -> L:
+    """Register a global listener: it hears the events of every strategy.
+    Give event classes to receive only those kinds::
+
+        buttress.add_listener(print, buttress.events.StateChanged)
+    """
+    return GLOBAL.add(listener, *kinds)
+
+
+def remove_listener(listener: Listener) -> None:
+    """Unregister a global listener."""
+    GLOBAL.remove(listener)

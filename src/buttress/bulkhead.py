@@ -1,0 +1,251 @@
+"""Bulkhead: a limit on how many calls run at once, with a bounded queue.
+
+A dependency that slows down should hold a bounded share of the service's
+threads and tasks, not all of them. ``max_concurrent`` calls run; up to
+``max_queue`` more wait (first come, first served) for at most ``max_wait``
+seconds; the rest are rejected at once with :class:`BulkheadFullError`.
+
+One bulkhead limits sync and async callers together: permits are counted
+under one lock, and a permit is handed straight to the next waiter on
+release, so a newcomer can not overtake the queue. A waiting task that is
+cancelled leaves the queue (or passes on a permit it was just handed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from buttress._core import validate
+from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.errors import ButtressError
+from buttress._core.events import GLOBAL, CallRejected, Listeners, deliver
+from buttress._core.strategy import Strategy
+
+__all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError"]
+
+
+class BulkheadFullError(ButtressError):
+    """Raised instead of running a call when every permit is taken and the queue
+    is full (or the wait in the queue ran out)."""
+
+    def __init__(self, name: str | None, max_concurrent: int, max_queue: int,
+                 waited: bool = False) -> None:
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.waited = waited
+        why = "waited too long in the queue" if waited else "all permits taken and queue full"
+        super().__init__(f"bulkhead {name or ''!s} rejected the call: {why} "
+                         f"(max_concurrent={max_concurrent}, max_queue={max_queue})")
+
+
+@dataclass(frozen=True, slots=True)
+class BulkheadConfig:
+    """``max_concurrent`` calls at once; ``max_queue`` more may wait, each for at
+    most ``max_wait`` seconds (None: as long as it takes)."""
+
+    max_concurrent: int = 10
+    max_queue: int = 0
+    max_wait: float | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        o = "BulkheadConfig"
+        validate.integer(o, "max_concurrent", self.max_concurrent, minimum=1)
+        validate.integer(o, "max_queue", self.max_queue, minimum=0)
+        validate.optional_number(o, "max_wait", self.max_wait, minimum=0.0)
+        if self.name is not None:
+            validate.text(o, "name", self.name)
+
+
+class _AsyncWaiter:
+    __slots__ = ("future", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.future: asyncio.Future[None] = loop.create_future()
+
+
+_Waiter = threading.Event | _AsyncWaiter
+
+
+class Bulkhead(Strategy):
+    """The bulkhead strategy: a decorator, a pipeline stage or ``bulkhead.call``::
+
+        db_calls = Bulkhead(max_concurrent=20, max_queue=50, max_wait=1.0, name="db")
+
+        @db_calls
+        async def query(sql: str) -> list[dict]: ...
+    """
+
+    __slots__ = ("_active", "_lock", "_waiters", "clock", "config", "events", "name")
+
+    order = 50
+
+    def __init__(self, config: BulkheadConfig | None = None, *, clock: Clock | None = None,
+                 **options: Any) -> None:
+        if config is not None and not isinstance(config, BulkheadConfig):
+            raise TypeError(f"Bulkhead config must be a BulkheadConfig, got {config!r}")
+        self.config = BulkheadConfig(**options) if config is None else config
+        if config is not None and options:
+            raise TypeError("pass a BulkheadConfig or keyword options, not both")
+        self.name = self.config.name
+        self.clock = SYSTEM_CLOCK if clock is None else clock
+        #: This bulkhead's listener hub: ``bulkhead.events.add(listener, *kinds)``.
+        self.events = Listeners(GLOBAL)
+        self._lock = threading.Lock()
+        self._active = 0
+        self._waiters: deque[_Waiter] = deque()
+
+    @property
+    def active(self) -> int:
+        """Calls running now."""
+        return self._active
+
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a permit now."""
+        return len(self._waiters)
+
+    # permits
+
+    def _try_acquire(self) -> bool:
+        # Called with the lock held. Free permits go to the queue first.
+        if self._active < self.config.max_concurrent and not self._waiters:
+            self._active += 1
+            return True
+        return False
+
+    def _reject(self, waited: bool = False) -> BulkheadFullError:
+        config = self.config
+        targets = self.events.of(CallRejected)
+        if targets:
+            deliver(targets, CallRejected("bulkhead", self.name, "full", 0.0))
+        return BulkheadFullError(self.name, config.max_concurrent, config.max_queue, waited)
+
+    def _release(self) -> None:
+        with self._lock:
+            while self._waiters:
+                waiter = self._waiters.popleft()
+                # The permit passes straight to the waiter: _active stays the same.
+                if isinstance(waiter, threading.Event):
+                    waiter.set()
+                    return
+                if not waiter.future.done():
+                    waiter.loop.call_soon_threadsafe(self._grant, waiter)
+                    return
+            self._active -= 1
+
+    def _grant(self, waiter: _AsyncWaiter) -> None:
+        # Runs on the waiter's loop. A waiter cancelled meanwhile passes the permit on.
+        if waiter.future.done():
+            self._release()
+        else:
+            waiter.future.set_result(None)
+
+    def _enqueue(self, waiter: _Waiter) -> None:
+        # Called with the lock held.
+        if len(self._waiters) >= self.config.max_queue:
+            raise self._reject()
+        self._waiters.append(waiter)
+
+    def _leave_queue(self, waiter: _Waiter) -> bool:
+        """Take ``waiter`` out of the queue; False if it was already handed a permit."""
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:
+                return False
+            return True
+
+    def acquire(self) -> None:
+        """Take a permit, waiting in the queue if allowed; raise
+        :class:`BulkheadFullError` otherwise. Pair with :meth:`release`."""
+        with self._lock:
+            if self._try_acquire():
+                return
+            waiter = threading.Event()
+            self._enqueue(waiter)
+        limit = self.config.max_wait
+        if self.clock.wait(waiter, threading.TIMEOUT_MAX if limit is None else limit):
+            return
+        if self._leave_queue(waiter):
+            raise self._reject(waited=True)
+        # Handed a permit just as the wait ran out: keep it.
+
+    async def acquire_async(self) -> None:
+        """The async twin of :meth:`acquire`."""
+        with self._lock:
+            if self._try_acquire():
+                return
+            waiter = _AsyncWaiter(asyncio.get_running_loop())
+            self._enqueue(waiter)
+        limit = self.config.max_wait
+        try:
+            if limit is None:
+                await waiter.future
+            else:
+                async with self.clock.timeout(limit):
+                    await waiter.future
+        except TimeoutError:
+            if self._leave_queue(waiter) or waiter.future.cancelled():
+                # Still queued, or handed a permit that _grant passes on (it finds
+                # the future cancelled by the timeout): either way, not ours.
+                raise self._reject(waited=True) from None
+            # Handed a permit just as the wait ran out: keep it.
+        except asyncio.CancelledError:
+            # Still queued: just leave. Handed a permit already: give it back.
+            if not self._leave_queue(waiter) and not waiter.future.cancelled():
+                self._release()
+            raise
+
+    def release(self) -> None:
+        """Give back a permit taken with :meth:`acquire` or :meth:`acquire_async`."""
+        self._release()
+
+    # call paths
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        lock, limit = self._lock, self.config.max_concurrent
+
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                free = self._active < limit and not self._waiters
+                if free:
+                    self._active += 1
+            if not free:
+                self.acquire()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._release()
+
+        return limited
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        lock, limit = self._lock, self.config.max_concurrent
+
+        async def limited(*args: Any, **kwargs: Any) -> Any:
+            with lock:
+                free = self._active < limit and not self._waiters
+                if free:
+                    self._active += 1
+            if not free:
+                await self.acquire_async()
+            try:
+                return await fn(*args, **kwargs)
+            finally:
+                self._release()
+
+        return limited
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Bulkhead(name={c.name!r}, max_concurrent={c.max_concurrent}, "
+                f"max_queue={c.max_queue}, max_wait={c.max_wait})")
+
