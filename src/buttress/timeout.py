@@ -18,7 +18,7 @@ import contextvars
 import logging
 import signal
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any, TypeVar
@@ -109,14 +109,84 @@ async def await_with_timeout(
     events: Listeners | None = None,
 ) -> T:
     """Await ``awaitable``, cancelling it after ``seconds``."""
-    limit: AsyncTimeout = clock.timeout(seconds)
-    try:
-        async with limit:
-            return await awaitable
-    except TimeoutError as exc:
-        if not limit.expired():
-            raise  # the operation's own TimeoutError
-        raise _expired(seconds, operation, config, events) from exc
+    result: T = await _Limited(awaitable, seconds, clock, operation, config, events)
+    return result
+
+
+class _Limited:
+    """An awaitable that runs another under a time limit, arming the timer only
+    if the other suspends.
+
+    ``asyncio.timeout`` costs about 3.5 µs per use on CPython 3.11 (a Timeout
+    object, the current task, a TimerHandle pushed on the loop's heap), which
+    is most of a pipeline's overhead for a call that completes without ever
+    waiting (a cache hit, a pooled answer). So the first step runs at once;
+    only when the awaitable actually suspends is ``clock.timeout`` entered,
+    with the time already spent subtracted, and the rest is driven under it.
+    The semantics are those of ``asyncio.timeout``: a synchronous first step
+    can not be interrupted there either, as no timer runs while it does.
+    Measured by ``python -m benchmarks --cases pipeline``.
+    """
+
+    __slots__ = ("awaitable", "clock", "config", "events", "operation", "seconds")
+
+    def __init__(self, awaitable: Awaitable[T], seconds: float, clock: Clock,
+                 operation: str | None, config: TimeoutConfig | None,
+                 events: Listeners | None) -> None:
+        self.awaitable = awaitable
+        self.seconds = seconds
+        self.clock = clock
+        self.operation = operation
+        self.config = config
+        self.events = events
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        clock = self.clock
+        start = clock.monotonic()
+        awaitable = self.awaitable
+        steps: Any = awaitable if isinstance(awaitable, Coroutine) else awaitable.__await__()
+        try:
+            pending = steps.send(None)
+        except StopIteration as done:
+            return done.value
+        remaining = max(0.0, self.seconds - (clock.monotonic() - start))
+        limit: AsyncTimeout = clock.timeout(remaining)
+        yield from limit.__aenter__().__await__()
+        try:
+            result = yield from _drive(steps, pending)
+        except BaseException as exc:
+            try:
+                yield from limit.__aexit__(
+                    type(exc), exc, exc.__traceback__).__await__()
+            except TimeoutError as expired:
+                if not limit.expired():
+                    raise
+                raise _expired(self.seconds, self.operation, self.config,
+                               self.events) from expired
+            raise
+        yield from limit.__aexit__(None, None, None).__await__()
+        return result
+
+
+def _drive(steps: Any, pending: Any) -> Generator[Any, Any, Any]:
+    """``yield from`` by hand: pass every suspension of ``steps`` up to the task,
+    and every value, exception or close back down."""
+    while True:
+        try:
+            value = yield pending
+        except GeneratorExit:
+            steps.close()
+            raise
+        except BaseException as exc:
+            try:
+                pending = steps.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                pending = steps.send(value)
+            except StopIteration as done:
+                return done.value
 
 
 def _expired(seconds: float, operation: str | None, config: TimeoutConfig | None,
@@ -278,8 +348,8 @@ class Timeout(Strategy):
         seconds = config.timeout_seconds
 
         async def limited(*args: Any, **kwargs: Any) -> Any:
-            return await await_with_timeout(fn(*args, **kwargs), seconds, clock, operation,
-                                            config, events)
+            # _Limited directly: one coroutine frame fewer than await_with_timeout.
+            return await _Limited(fn(*args, **kwargs), seconds, clock, operation, config, events)
 
         return limited
 
