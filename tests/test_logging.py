@@ -1,0 +1,124 @@
+"""Logging: the ``buttress`` logger, one WARNING per retry, structured extras,
+and never a credential or a query string."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from buttress import CircuitBreaker, Retry, RetryExhaustedError, Timeout, with_fallback
+from buttress._core.strategy import redact
+from buttress.testing import ScriptedCall, VirtualClock
+
+SECRET_URL = "https://alice:hunter2@api.example.com/v1/users?token=abc123&sig=xyz"
+
+
+def buttress_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "buttress"]
+
+
+def test_each_retry_logs_one_warning_with_structured_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock()
+    call = ScriptedCall(ConnectionError("reset"), ConnectionError("reset"), "ok")
+    retry = Retry(max_attempts=3, base_delay=0.5, jitter=0, name="users", clock=clock)
+    with caplog.at_level(logging.DEBUG, logger="buttress"):
+        assert retry.call(call) == "ok"
+    records = buttress_records(caplog)
+    assert [r.levelno for r in records] == [logging.WARNING, logging.WARNING]
+    assert [r.__dict__["attempt"] for r in records] == [1, 2]
+    assert [r.__dict__["delay"] for r in records] == [0.5, 1.0]
+    assert {r.__dict__["operation"] for r in records} == {"users"}
+    assert {r.__dict__["outcome"] for r in records} == {"retry"}
+    assert "ConnectionError: reset" in records[0].getMessage()
+
+
+def test_giving_up_logs_once_more(caplog: pytest.LogCaptureFixture) -> None:
+    retry = Retry(max_attempts=2, base_delay=0, jitter=0, name="users", clock=VirtualClock())
+    with caplog.at_level(logging.WARNING, logger="buttress"), \
+            pytest.raises(RetryExhaustedError):
+        retry.call(ScriptedCall(ConnectionError("down")))
+    outcomes = [r.__dict__["outcome"] for r in buttress_records(caplog)]
+    assert outcomes == ["retry", "gave_up"]
+
+
+def test_credentials_and_query_strings_never_reach_the_log(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock()
+    failure = ConnectionError(f"GET {SECRET_URL} failed")
+    retry = Retry(max_attempts=2, base_delay=0, jitter=0, clock=clock)
+    fallback = with_fallback(fallback_value=None)
+    with caplog.at_level(logging.DEBUG, logger="buttress"):
+        fallback(retry(ScriptedCall(failure)))()
+    text = "\n".join(r.getMessage() for r in buttress_records(caplog))
+    assert "api.example.com/v1/users" in text
+    for secret in ("alice", "hunter2", "abc123", "xyz", "token="):
+        assert secret not in text
+
+
+def test_breaker_opening_logs_a_warning_and_closing_logs_info(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = VirtualClock()
+    breaker = CircuitBreaker("payments", failure_threshold=1, recovery_timeout=5,
+                             success_threshold=1, clock=clock)
+    with caplog.at_level(logging.DEBUG, logger="buttress"):
+        with pytest.raises(ConnectionError):
+            breaker.call(ScriptedCall(ConnectionError("x")))
+        clock.advance(5)
+        breaker.call(lambda: "ok")
+    records = buttress_records(caplog)
+    assert [(r.levelno, r.__dict__["new_state"]) for r in records] == [
+        (logging.WARNING, "open"), (logging.INFO, "half_open"), (logging.INFO, "closed"),
+    ]
+    assert {r.__dict__["breaker"] for r in records} == {"payments"}
+
+
+async def test_a_timeout_logs_a_warning_naming_the_operation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import asyncio
+
+    from buttress import OperationTimeoutError
+
+    clock = VirtualClock()
+
+    async def hang() -> None:
+        await asyncio.Event().wait()
+
+    limited = Timeout(2.0, operation_name="report", clock=clock).wrap_async(hang)
+    with caplog.at_level(logging.WARNING, logger="buttress"):
+        task = asyncio.create_task(limited())
+        await asyncio.sleep(0)
+        clock.advance(2.0)
+        with pytest.raises(OperationTimeoutError):
+            await task
+    [record] = buttress_records(caplog)
+    assert record.__dict__["operation"] == "report"
+    assert record.__dict__["timeout"] == 2.0
+
+
+def test_nothing_is_logged_on_the_success_path(caplog: pytest.LogCaptureFixture) -> None:
+    retry = Retry(max_attempts=3)
+    breaker = CircuitBreaker("quiet")
+    with caplog.at_level(logging.DEBUG, logger="buttress"):
+        for _ in range(10):
+            retry.call(breaker.wrap(lambda: 1))
+    assert buttress_records(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("no urls here", "no urls here"),
+        ("postgresql://app:pw@db:5432/main", "postgresql://***@db:5432/main"),
+        ("see http://host/path?a=1&b=2 now", "see http://host/path?*** now"),
+        ("http://host/path#frag", "http://host/path?***"),
+        ("redis://:secret@cache:6379/0", "redis://***@cache:6379/0"),
+    ],
+)
+def test_redact_masks_userinfo_and_queries(text: str, expected: str) -> None:
+    assert redact(text) == expected
