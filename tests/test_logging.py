@@ -122,3 +122,25 @@ def test_nothing_is_logged_on_the_success_path(caplog: pytest.LogCaptureFixture)
 )
 def test_redact_masks_userinfo_and_queries(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+def test_no_record_is_built_when_no_handler_would_receive_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from buttress._core.strategy import logger
+
+    built: list[str] = []
+    real = logger.makeRecord
+
+    def counting(*args: object, **kwargs: object) -> logging.LogRecord:
+        built.append(str(args[4]))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(logger, "makeRecord", counting)
+    monkeypatch.setattr(logger, "propagate", False)  # only the library's NullHandler left
+    retry = Retry(max_attempts=3, base_delay=0, jitter=0, clock=VirtualClock())
+    assert retry.call(ScriptedCall(ConnectionError("x"), "ok")) == "ok"
+    assert built == []
+    monkeypatch.setattr(logger, "propagate", True)  # pytest's capture handler is on root
+    assert retry.call(ScriptedCall(ConnectionError("x"), "ok")) == "ok"
+    assert len(built) == 1

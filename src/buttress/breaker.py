@@ -37,7 +37,7 @@ from buttress._core.events import (
     StateChanged,
     deliver,
 )
-from buttress._core.strategy import Strategy, is_async_callable, logger
+from buttress._core.strategy import Strategy, is_async_callable, logger, should_log
 
 __all__ = [
     "BreakerMachine",
@@ -598,13 +598,14 @@ class CircuitBreaker(Strategy):
         self._rejections = itertools.count()
         #: This breaker's listener hub: ``breaker.events.add(listener, *kinds)``.
         self.events = Listeners(GLOBAL)
-        self._pending: deque[tuple[CircuitState, CircuitState]] = deque()
+        # A list, not a deque: it is almost always empty, and an empty deque
+        # weighs 600 bytes (a thousand named breakers are a realistic count).
+        self._pending: list[tuple[CircuitState, CircuitState]] = []
         self._delivering = threading.Lock()
         if on_state_change is not None:
             self.add_listener(on_state_change)
-        self._frames: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar(
-            f"buttress.breaker.{config.name}", default=None
-        )
+        # Created on the first ``with`` (most breakers are only ever decorators).
+        self._frames: contextvars.ContextVar[_Frame | None] | None = None
         # The lean path serves the default rule (consecutive failures) with no
         # window, no slow-call rule and no timeout: nothing to record on success.
         self._lean = (config.failure_window is None and not config.uses_window
@@ -720,17 +721,19 @@ class CircuitBreaker(Strategy):
                 return
             try:
                 while pending:
-                    before, after = pending.popleft()
+                    before, after = pending.pop(0)
                     self._notify(before, after)
             finally:
                 self._delivering.release()
 
     def _notify(self, before: CircuitState, after: CircuitState) -> None:
         level = logging.WARNING if after is CircuitState.OPEN else logging.INFO
-        logger.log(
-            level, "circuit breaker %r: %s -> %s", self.name, before.value, after.value,
-            extra={"breaker": self.name, "old_state": before.value, "new_state": after.value},
-        )
+        if should_log(level):
+            logger.log(
+                level, "circuit breaker %r: %s -> %s", self.name, before.value, after.value,
+                extra={"breaker": self.name, "old_state": before.value,
+                       "new_state": after.value},
+            )
         targets = self.events.of(StateChanged)
         if targets:
             deliver(targets, StateChanged("circuit_breaker", self.name, before, after))
@@ -943,11 +946,21 @@ class CircuitBreaker(Strategy):
         epoch = self._admit()
         timed = self.config.slow_call_duration is not None or self.config.timeout is not None
         start = self.clock.monotonic() if timed else 0.0
-        self._frames.set(_Frame(epoch, start, timeout, self._frames.get()))
+        frames = self._frames
+        if frames is None:
+            with self._lock:
+                if self._frames is None:
+                    self._frames = contextvars.ContextVar(f"buttress.breaker.{self.name}",
+                                                          default=None)
+                frames = self._frames
+        frames.set(_Frame(epoch, start, timeout, frames.get()))
+
+    def _frame(self) -> _Frame | None:
+        return None if self._frames is None else self._frames.get()
 
     def _exit(self, exc: BaseException | None, *, judge_overrun: bool = False) -> None:
-        frame = self._frames.get()
-        if frame is None:
+        frame = self._frame()
+        if frame is None or self._frames is None:
             raise RuntimeError(f"circuit breaker {self.name!r} exited without being entered")
         self._frames.set(frame.outer)
         config = self.config
@@ -987,7 +1000,7 @@ class CircuitBreaker(Strategy):
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        frame = self._frames.get()
+        frame = self._frame()
         timeout = frame.timeout if frame is not None else None
         if timeout is not None:
             try:

@@ -24,6 +24,7 @@ from buttress._core.strategy import (
     is_async_callable,
     logger,
     operation_name,
+    should_log,
 )
 
 __all__ = ["CachedFallback", "Fallback", "with_fallback"]
@@ -138,7 +139,7 @@ def with_fallback(
 
 def used(events: Listeners, name: str | None, exc: BaseException, age: float | None) -> None:
     """Report (and log at INFO) that a fallback answered for a failed call."""
-    if logger.isEnabledFor(logging.INFO):
+    if should_log(logging.INFO):
         logger.info("%s: answered by the fallback after %s%s", name or "operation",
                     describe(exc), "" if age is None else f" (cached value {age:.3f}s old)",
                     extra={"operation": name, "outcome": "fallback"})

@@ -32,7 +32,14 @@ from buttress._core.events import (
     Succeeded,
     deliver,
 )
-from buttress._core.strategy import Strategy, describe, is_async_callable, logger, operation_name
+from buttress._core.strategy import (
+    Strategy,
+    describe,
+    is_async_callable,
+    logger,
+    operation_name,
+    should_log,
+)
 from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
 
 __all__ = [
@@ -439,7 +446,7 @@ class RetryPolicy:
                                     self._duration(state, clock)))
         if decision is Decision.RAISE and last is not None:
             return last
-        if logger.isEnabledFor(logging.WARNING):
+        if should_log(logging.WARNING):
             logger.warning(
                 "%s: giving up after %d attempts (%s)", state.name or "retry", state.attempts,
                 describe(last) if last is not None else "result rejected",
@@ -495,7 +502,7 @@ class RetryPolicy:
 
     def notify_retry(self, state: RetryState, delay: float) -> None:
         """Report the retry about to happen (and log it once, at WARNING)."""
-        if logger.isEnabledFor(logging.WARNING):
+        if should_log(logging.WARNING):
             failure = state.last_exception
             logger.warning(
                 "%s: attempt %d failed (%s); retrying in %.3fs", state.name or "retry",

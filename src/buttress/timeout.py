@@ -27,7 +27,13 @@ from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock
 from buttress._core.errors import OperationTimeoutError
 from buttress._core.events import GLOBAL, Listeners, TimedOut, deliver
-from buttress._core.strategy import Strategy, is_async_callable, logger, operation_name
+from buttress._core.strategy import (
+    Strategy,
+    is_async_callable,
+    logger,
+    operation_name,
+    should_log,
+)
 
 __all__ = [
     "Timeout",
@@ -195,7 +201,7 @@ def _expired(seconds: float, operation: str | None, config: TimeoutConfig | None
     targets = events.of(TimedOut) if events is not None else ()
     if targets:
         deliver(targets, TimedOut("timeout", operation, seconds))
-    if logger.isEnabledFor(logging.WARNING):
+    if should_log(logging.WARNING):
         logger.warning("%s: timed out after %gs", operation or "operation", seconds,
                        extra={"operation": operation, "timeout": seconds,
                               "outcome": "timeout"})

@@ -155,6 +155,7 @@ E = TypeVar("E", bound=Event)
 L = TypeVar("L", bound=Listener)
 
 _NONE: tuple[Listener, ...] = ()
+_NO_KINDS: dict[type[Event], tuple[Listener, ...]] = {}  # shared, never mutated
 
 
 class Listeners:
@@ -169,10 +170,12 @@ class Listeners:
     _lock = threading.Lock()  # one for all hubs: changes are rare, reads take none
 
     def __init__(self, *parents: Listeners) -> None:
-        self._own: list[tuple[Listener, tuple[type[Event], ...]]] = []
-        self._parents: list[Listeners] = []
-        self._children: weakref.WeakSet[Listeners] = weakref.WeakSet()
-        self._by_kind: dict[type[Event], tuple[Listener, ...]] = {}
+        # Tuples, a shared empty map and a lazily made WeakSet: every strategy
+        # owns a hub, and a thousand idle hubs should weigh little.
+        self._own: tuple[tuple[Listener, tuple[type[Event], ...]], ...] = ()
+        self._parents: tuple[Listeners, ...] = ()
+        self._children: weakref.WeakSet[Listeners] | None = None
+        self._by_kind: dict[type[Event], tuple[Listener, ...]] = _NO_KINDS
         self.active = False
         for parent in parents:
             self.attach(parent)
@@ -186,7 +189,7 @@ class Listeners:
             if not (isinstance(kind, type) and issubclass(kind, Event)):
                 raise TypeError(f"listener kinds must be Event subclasses, got {kind!r}")
         with self._lock:
-            self._own.append((listener, kinds))
+            self._own = (*self._own, (listener, kinds))
             self._refresh()
         return listener
 
@@ -194,7 +197,7 @@ class Listeners:
         """Stop delivering to ``listener`` (every registration of it)."""
         with self._lock:
             before = len(self._own)
-            self._own = [entry for entry in self._own if entry[0] != listener]
+            self._own = tuple(entry for entry in self._own if entry[0] != listener)
             if len(self._own) == before:
                 raise ValueError(f"{listener!r} is not a listener here")
             self._refresh()
@@ -202,7 +205,7 @@ class Listeners:
     def clear(self) -> None:
         """Remove this hub's own listeners (inherited ones stay)."""
         with self._lock:
-            self._own = []
+            self._own = ()
             self._refresh()
 
     def attach(self, parent: Listeners) -> None:
@@ -212,7 +215,9 @@ class Listeners:
             if parent is self or self in parent._ancestors():
                 raise ValueError("a listener hub can not be its own parent")
             if parent not in self._parents:
-                self._parents.append(parent)
+                self._parents = (*self._parents, parent)
+                if parent._children is None:
+                    parent._children = weakref.WeakSet()
                 parent._children.add(self)
                 self._refresh()
 
@@ -255,9 +260,9 @@ class Listeners:
             kind: tuple(listener for listener, kinds in entries
                         if not kinds or issubclass(kind, kinds))
             for kind in _KINDS
-        }
+        } if entries else _NO_KINDS
         self.active = bool(entries)
-        for child in list(self._children):
+        for child in list(self._children or ()):
             child._refresh()
 
 

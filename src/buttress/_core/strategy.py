@@ -16,6 +16,7 @@ from typing import Any, ClassVar, TypeVar
 
 __all__ = [
     "Strategy", "call_hook", "describe", "is_async_callable", "logger", "operation_name", "redact",
+    "should_log",
 ]
 
 logger = logging.getLogger("buttress")
@@ -71,6 +72,26 @@ def operation_name(fn: object) -> str:
     qualname = getattr(fn, "__qualname__", None) or type(fn).__qualname__
     module = getattr(fn, "__module__", None)
     return f"{module}.{qualname}" if module and module != "__main__" else str(qualname)
+
+
+def should_log(level: int) -> bool:
+    """Whether a record at ``level`` would reach a real handler.
+
+    ``logger.isEnabledFor`` alone says yes whenever the level allows it, and a
+    log record costs about 10 µs to build; without any handler configured (the
+    library's own NullHandler aside) nobody would read it, so it is not built.
+    """
+    if not logger.isEnabledFor(level):
+        return False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if level >= handler.level and not isinstance(handler, logging.NullHandler):
+                return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
 
 
 def call_hook(hook: Callable[..., object], *args: object) -> None:
