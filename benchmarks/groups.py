@@ -1,0 +1,66 @@
+"""The case groups: a key for each, the title and note the report prints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "BARE",
+    "BREAKER_CLOSED",
+    "BREAKER_OPEN",
+    "GROUPS",
+    "MEMORY",
+    "PIPELINE",
+    "RETRY_EXHAUSTED",
+    "RETRY_SUCCESS",
+    "RETRY_TWO_FAILURES",
+    "THREADS",
+    "Group",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    key: str
+    title: str
+    note: str = ""
+
+
+BARE = "bare"
+RETRY_SUCCESS = "retry-success"
+RETRY_TWO_FAILURES = "retry-two-failures"
+RETRY_EXHAUSTED = "retry-exhausted"
+BREAKER_CLOSED = "breaker-closed"
+BREAKER_OPEN = "breaker-open"
+PIPELINE = "pipeline"
+THREADS = "threads"
+MEMORY = "memory"
+
+GROUPS: tuple[Group, ...] = (
+    Group(RETRY_SUCCESS, "a. Success-path retry",
+          "A decorated function that returns at once (3 attempts allowed)."),
+    Group(RETRY_TWO_FAILURES, "b. Two failures, then success, zero delay",
+          "Every library configured for zero wait. Peers' retry logging and "
+          "instrumentation hooks are off; buttress keeps its defaults, which log each "
+          "retry at WARNING through the `buttress` logger. `hand-written loop` is a "
+          "plain `for`/`try` with no library."),
+    Group(RETRY_EXHAUSTED, "c. Retries exhausted",
+          "3 attempts, zero delay, then the last error (reraised by every library); "
+          "the timing includes catching it."),
+    Group(BREAKER_CLOSED, "d. Closed breaker, success path",
+          "A decorated function through a closed breaker."),
+    Group(BREAKER_OPEN, "e. Open breaker rejection",
+          "The breaker is forced or tripped open; the timing includes raising and "
+          "catching the rejection."),
+    Group(PIPELINE, "f. Five-strategy async pipeline",
+          "fallback → retry → circuit breaker → timeout → bulkhead around an async "
+          "function that returns at once. Peers: a try/except fallback, tenacity, "
+          "aiobreaker, `asyncio.timeout` and `asyncio.Semaphore`."),
+    Group(THREADS, "g. Breaker-protected blocking I/O across threads",
+          "Each thread calls a function doing `time.sleep(0.001)` through one shared "
+          "closed breaker; calls per second and scaling against one thread."),
+    Group(MEMORY, "h. Memory",
+          "tracemalloc bytes still allocated after creating the breakers and keeping "
+          "them in a list (the list included; names made beforehand; a warm-up "
+          "creation runs first)."),
+)
