@@ -148,3 +148,41 @@ def test_new_event_kinds_can_be_registered_and_delivered() -> None:
     hub.emit(Hedged("hedge", "op", 0.2))
     hub.emit(started())
     assert heard == [Hedged("hedge", "op", 0.2)]
+
+
+async def test_a_cancelled_retried_call_reports_giving_up_as_cancelled() -> None:
+    import asyncio
+
+    failures: list[object] = []
+    retry = buttress.Retry(max_attempts=3, name="slow", on_failure=lambda *a: failures.append(a))
+    heard: list[GaveUp] = []
+    retry.events.add(heard.append, GaveUp)
+    started = asyncio.Event()
+
+    async def hang() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(retry.acall(hang))
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    [event] = heard
+    assert event.reason == "cancelled"
+    assert event.attempts == 1
+    assert isinstance(event.exception, asyncio.CancelledError)
+    assert failures == []  # on_failure is for failures, and cancellation is not one
+
+
+def test_pipeline_stages_report_under_the_functions_name() -> None:
+    heard: list[Event] = []
+    protect = buttress.pipeline(retry=buttress.RetryConfig(max_attempts=1),
+                                fallback_value=None)
+    protect.events.add(heard.append)
+
+    def lookup() -> None:
+        raise KeyError("k")
+
+    protect(lookup)()
+    assert {event.name for event in heard} == {f"{__name__}.{lookup.__qualname__}"}

@@ -7,6 +7,7 @@ per decorated function, not per call.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -55,13 +56,17 @@ class Pipeline(Strategy):
                 hub.attach(self.events)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        # Each layer takes the name of the user's function, so every stage
+        # reports under the operation's name, not its inner wrapper's.
+        original = fn
         for strategy in reversed(self.strategies):
-            fn = strategy.wrap(fn)
+            fn = functools.wraps(original)(strategy.wrap(fn))
         return fn
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        original = fn
         for strategy in reversed(self.strategies):
-            fn = strategy.wrap_async(fn)
+            fn = functools.wraps(original)(strategy.wrap_async(fn))
         return fn
 
     def __repr__(self) -> str:

@@ -465,6 +465,14 @@ class RetryPolicy:
 
     # The steps every runner takes; the loops differ only in how they wait.
 
+    def interrupted(self, state: RetryState, exc: BaseException, clock: Clock) -> None:
+        """Report a call ended by cancellation, an interrupt or an exit: it gave up
+        with reason "cancelled" (never retried, and not a verdict on the callee)."""
+        targets = self.events.of(GaveUp)
+        if targets:
+            deliver(targets, GaveUp("retry", state.name, state.attempts, exc, "cancelled",
+                                    self._duration(state, clock)))
+
     def started(self, state: RetryState) -> None:
         """Report that attempt ``state.attempts`` starts."""
         targets = self.events.of(AttemptStarted)
@@ -535,7 +543,8 @@ class _OnFailure(_OnRetry):
     __slots__ = ()
 
     def __call__(self, event: GaveUp) -> None:  # type: ignore[override]
-        self.hook(event.attempts, event.exception)
+        if event.reason != "cancelled":  # cancellation is not the call failing
+            self.hook(event.attempts, event.exception)
 
 
 class _OnSuccess:
@@ -706,14 +715,19 @@ class Retry(Strategy):
         def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name)
             try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                failure = exc
-            else:
-                if policy.finished(state, result, clock):
-                    return result
-                return _resume_sync(policy, clock, fn, args, kwargs, state, None, result)
-            return _resume_sync(policy, clock, fn, args, kwargs, state, failure, None)
+                try:
+                    result = fn(*args, **kwargs)
+                except Exception as exc:
+                    failure = exc
+                else:
+                    if policy.finished(state, result, clock):
+                        return result
+                    return _resume_sync(policy, clock, fn, args, kwargs, state, None, result)
+                return _resume_sync(policy, clock, fn, args, kwargs, state, failure, None)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    policy.interrupted(state, exc, clock)
+                raise
 
         if not policy.is_lean:
             return retrying_watched
@@ -739,14 +753,20 @@ class Retry(Strategy):
         async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name)
             try:
-                result = await fn(*args, **kwargs)
-            except Exception as exc:
-                failure = exc
-            else:
-                if policy.finished(state, result, clock):
-                    return result
-                return await _resume_async(policy, clock, fn, args, kwargs, state, None, result)
-            return await _resume_async(policy, clock, fn, args, kwargs, state, failure, None)
+                try:
+                    result = await fn(*args, **kwargs)
+                except Exception as exc:
+                    failure = exc
+                else:
+                    if policy.finished(state, result, clock):
+                        return result
+                    return await _resume_async(policy, clock, fn, args, kwargs, state, None,
+                                               result)
+                return await _resume_async(policy, clock, fn, args, kwargs, state, failure, None)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    policy.interrupted(state, exc, clock)
+                raise
 
         if not policy.is_lean:
             return retrying_watched

@@ -89,9 +89,10 @@ class RetryScheduled(Event):
 
 @dataclass(frozen=True, slots=True)
 class GaveUp(Event):
-    """The call ended in failure after ``attempts`` attempts. ``reason`` is
-    "exhausted" (no attempts or time left) or "not_retryable"; ``duration`` is
-    the whole call's, when it was measured."""
+    """The call ended without success after ``attempts`` attempts. ``reason`` is
+    "exhausted" (no attempts or time left), "not_retryable", or "cancelled"
+    (cancellation, an interrupt or an exit: not a verdict on the callee);
+    ``duration`` is the whole call's, when it was measured."""
 
     attempts: int
     exception: BaseException | None
