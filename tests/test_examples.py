@@ -23,6 +23,11 @@ EXAMPLES = sorted(path.name for path in EXAMPLES_DIR.glob("*.py"))
 # Substrings each example's stdout must contain. Chosen to prove the behaviour
 # the example is about, not incidental formatting (timestamps, ports).
 EXPECTED: dict[str, tuple[str, ...]] = {
+    "observability.py": (
+        'circuit_breaker_state{breaker="inventory"} 1.0',
+        'resilient_retries_total{operation="fetch_price"} 2.0',
+        "span 'fetch_price': status=UNSET, attempts=['failure', 'failure', 'success']",
+    ),
     "retry_http.py": (
         "server hits: 3 (2 failures + 1 success)",
         "not retried: HTTPError 404, server hits: 1",

@@ -47,6 +47,18 @@ from buttress.decorators import (
     retry_http_request,
 )
 from buttress.fallback import CachedFallback, Fallback, with_fallback
+from buttress.observe import (
+    MetricsListener,
+    OperationRecord,
+    ResilienceMetrics,
+    async_health_check_with_circuit_breaker,
+    get_resilience_health,
+    get_resilience_status,
+    health_check_with_circuit_breaker,
+    reset_resilience_state,
+    resilience_metrics,
+    with_metrics,
+)
 from buttress.pipeline import Pipeline, pipeline
 from buttress.registry import (
     clear_circuit_breakers,
@@ -90,8 +102,11 @@ __all__ = [
     "ExponentialBackoff",
     "Fallback",
     "Listeners",
+    "MetricsListener",
+    "OperationRecord",
     "OperationTimeoutError",
     "Pipeline",
+    "ResilienceMetrics",
     "Retry",
     "RetryConfig",
     "RetryError",
@@ -104,6 +119,7 @@ __all__ = [
     "TimeoutConfig",
     "add_listener",
     "async_circuit_breaker",
+    "async_health_check_with_circuit_breaker",
     "async_retry",
     "async_retry_with_backoff",
     "async_timeout",
@@ -112,10 +128,15 @@ __all__ = [
     "get_all_circuit_breaker_stats",
     "get_circuit_breaker",
     "get_circuit_breaker_stats",
+    "get_resilience_health",
+    "get_resilience_status",
+    "health_check_with_circuit_breaker",
     "is_transient",
     "pipeline",
     "remove_listener",
     "reset_circuit_breakers",
+    "reset_resilience_state",
+    "resilience_metrics",
     "retry",
     "retry_database_operation",
     "retry_http_request",
@@ -125,5 +146,6 @@ __all__ = [
     "timeout",
     "timeout_operation",
     "with_fallback",
+    "with_metrics",
     "with_retry",
 ]

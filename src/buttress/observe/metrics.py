@@ -1,0 +1,689 @@
+"""In-memory resilience metrics: per-operation counts, success rate, a latency
+summary and a bounded history of finished operations, exportable as JSON.
+
+Two feeds, usable together or apart:
+
+* :func:`with_metrics` — a decorator (sync and async) that times each call of
+  the function it wraps and records its outcome under one operation name. It
+  works on its own; nothing needs to be installed.
+* :attr:`ResilienceMetrics.listener` — an events listener. Once installed
+  (``resilience_metrics.install()``), every strategy's events are counted under
+  the event's name: successes and failures (``Succeeded``/``GaveUp`` of a
+  retry), retries scheduled, rejections (open breaker, full bulkhead),
+  timeouts, fallbacks used and breaker trips. It is not installed by default:
+  with no listener, strategies build no events at all, so metrics cost nothing
+  until asked for.
+
+Memory is bounded whatever the traffic: the history is a ring buffer, each
+operation keeps only its most recent latency samples, and the number of
+operation names is capped (names beyond the cap are folded into one
+``"__other__"`` entry), so raw URLs or user ids used as names can not grow it.
+
+Example::
+
+    from buttress import resilience_metrics, with_metrics
+
+    @with_metrics("user_api_calls")
+    def get_user_data(user_id: int) -> dict: ...
+
+    get_user_data(7)
+    resilience_metrics.get_metrics("user_api_calls")["successes"]   # 1
+    resilience_metrics.get_success_rate()                           # 100.0
+    history = resilience_metrics.operation_history[-10:]            # last 10 operations
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Final, TypeVar, overload
+
+from buttress._core import validate
+from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.errors import CircuitBreakerError, RetryExhaustedError
+from buttress._core.events import (
+    GLOBAL,
+    CallRejected,
+    Event,
+    FallbackUsed,
+    GaveUp,
+    Listeners,
+    RetryScheduled,
+    StateChanged,
+    Succeeded,
+    TimedOut,
+)
+from buttress._core.strategy import is_async_callable, logger, operation_name
+from buttress.bulkhead import BulkheadFullError
+from buttress.retry import RetryResult
+
+__all__ = [
+    "CANCELLED",
+    "FAILURE",
+    "OTHER",
+    "SUCCESS",
+    "MetricsListener",
+    "OperationRecord",
+    "ResilienceMetrics",
+    "resilience_metrics",
+    "with_metrics",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SUCCESS: Final = "success"
+"""Outcome of an operation that returned."""
+FAILURE: Final = "failure"
+"""Outcome of an operation that raised (or whose retries gave up)."""
+CANCELLED: Final = "cancelled"
+"""Outcome of an operation stopped by cancellation, an interrupt or an exit: it
+is recorded in the history but is neither a success nor a failure."""
+OTHER: Final = "__other__"
+"""The entry that collects every operation name beyond ``max_operations``."""
+UNKNOWN: Final = "unknown"
+"""The name events without a name are counted under."""
+
+_OUTCOMES: Final = frozenset({SUCCESS, FAILURE, CANCELLED})
+_PERCENTILES: Final = (50, 95, 99)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRecord:
+    """One finished operation in :attr:`ResilienceMetrics.operation_history`.
+
+    ``outcome`` is ``"success"``, ``"failure"`` or ``"cancelled"``; ``duration``
+    is in seconds (None when it was not measured); ``timestamp`` is wall-clock
+    time (``time.time()``) when it was recorded.
+    """
+
+    name: str
+    outcome: str
+    duration: float | None
+    attempts: int
+    timestamp: float
+
+    @property
+    def success(self) -> bool:
+        """Whether the operation succeeded."""
+        return self.outcome == SUCCESS
+
+    def as_dict(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict."""
+        return {"name": self.name, "outcome": self.outcome, "success": self.success,
+                "duration": self.duration, "attempts": self.attempts,
+                "timestamp": self.timestamp}
+
+
+class _Operation:
+    """The counters of one operation name. Changed only under the metrics lock."""
+
+    __slots__ = (
+        "attempts", "cancelled", "failures", "fallbacks", "name", "rejections", "retried",
+        "retries", "samples", "successes", "time", "timeouts", "total", "trips",
+    )
+
+    def __init__(self, name: str, samples: int) -> None:
+        self.name = name
+        self.total = 0
+        self.successes = 0
+        self.failures = 0
+        self.cancelled = 0
+        self.attempts = 0  # summed over finished operations
+        self.retried = 0  # finished operations that took more than one attempt
+        self.retries = 0
+        self.rejections = 0
+        self.timeouts = 0
+        self.fallbacks = 0
+        self.trips = 0
+        self.time = 0.0  # summed measured durations
+        self.samples: deque[float] = deque(maxlen=samples)
+
+    def snapshot(self) -> _Snapshot:
+        return _Snapshot(
+            self.name, self.total, self.successes, self.failures, self.cancelled,
+            self.attempts, self.retried, self.retries, self.rejections, self.timeouts,
+            self.fallbacks, self.trips, self.time, list(self.samples),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    name: str
+    total: int
+    successes: int
+    failures: int
+    cancelled: int
+    attempts: int
+    retried: int
+    retries: int
+    rejections: int
+    timeouts: int
+    fallbacks: int
+    trips: int
+    time: float
+    samples: list[float]
+
+
+def _rate(successes: int, total: int) -> float:
+    """Success rate in percent; 0.0 before any operation finished (as in the seed)."""
+    return successes / total * 100.0 if total else 0.0
+
+
+def latency_summary(samples: list[float]) -> dict[str, float | int]:
+    """``count``, ``mean``, ``min``, ``max`` and nearest-rank ``p50``/``p95``/``p99``
+    of ``samples`` (seconds); zeros when there are none. Nearest rank means each
+    percentile is an observed value: for the samples 1..100, p95 is 95."""
+    count = len(samples)
+    if not count:
+        return {"count": 0, "mean": 0.0, "min": 0.0, "max": 0.0,
+                "p50": 0.0, "p95": 0.0, "p99": 0.0}
+    ordered = sorted(samples)
+    summary: dict[str, float | int] = {
+        "count": count,
+        "mean": sum(ordered) / count,
+        "min": ordered[0],
+        "max": ordered[-1],
+    }
+    for p in _PERCENTILES:
+        # ceil(p/100 * count) in integers, so 95 of 100 is rank 95 exactly.
+        summary[f"p{p}"] = ordered[max(0, (p * count + 99) // 100 - 1)]
+    return summary
+
+
+class MetricsListener:
+    """The events listener of one :class:`ResilienceMetrics`; counts each event
+    under ``event.name`` (``"unknown"`` when it has none). Install it with
+    :meth:`ResilienceMetrics.install` (the global hub, or one pipeline's or
+    strategy's hub); it is also a plain listener that dispatches any event::
+
+        protect.events.add(resilience_metrics.listener, *MetricsListener.kinds)
+    """
+
+    __slots__ = ("handlers", "metrics")
+
+    kinds: ClassVar[tuple[type[Event], ...]] = (
+        Succeeded, GaveUp, RetryScheduled, CallRejected, TimedOut, FallbackUsed, StateChanged,
+    )
+
+    def __init__(self, metrics: ResilienceMetrics) -> None:
+        self.metrics = metrics
+        #: The method that handles each event kind.
+        self.handlers: dict[type[Event], Callable[[Any], None]] = {
+            Succeeded: self.on_succeeded,
+            GaveUp: self.on_gave_up,
+            RetryScheduled: self.on_retry_scheduled,
+            CallRejected: self.on_call_rejected,
+            TimedOut: self.on_timed_out,
+            FallbackUsed: self.on_fallback_used,
+            StateChanged: self.on_state_changed,
+        }
+
+    def __call__(self, event: Event) -> None:
+        handler = self.handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def on_succeeded(self, event: Succeeded) -> None:
+        """A retried call succeeded: one successful operation."""
+        # The hottest handler (every success of every retried call while installed):
+        # ResilienceMetrics._finish inlined, which saves a call (~60 ns).
+        metrics = self.metrics
+        name = event.name or UNKNOWN
+        op = metrics._ops.get(name)
+        if op is None:
+            op = metrics._operation(name)
+        now = metrics._wall()
+        attempts, duration = event.attempts, event.duration
+        lock = metrics._lock
+        lock.acquire()
+        try:
+            op.total += 1
+            op.successes += 1
+            op.attempts += attempts
+            if attempts > 1:
+                op.retried += 1
+            if duration is not None:
+                op.time += duration
+                op.samples.append(duration)
+            metrics._history.append((name, SUCCESS, duration, attempts, now))
+        finally:
+            lock.release()
+
+    def on_gave_up(self, event: GaveUp) -> None:
+        """A retried call failed for good: one failed operation; or it was cancelled
+        (reason "cancelled"), which is recorded as such and is not a failure."""
+        if event.reason == "cancelled":
+            self.metrics._cancelled(event.name or UNKNOWN, event.duration, event.attempts)
+        else:
+            self.metrics._finish(event.name or UNKNOWN, False, event.duration, event.attempts)
+
+    def on_retry_scheduled(self, event: RetryScheduled) -> None:
+        """One more retry."""
+        self.metrics._count(event.name or UNKNOWN, "retries")
+
+    def on_call_rejected(self, event: CallRejected) -> None:
+        """An open breaker or a full bulkhead refused a call."""
+        self.metrics._count(event.name or UNKNOWN, "rejections")
+
+    def on_timed_out(self, event: TimedOut) -> None:
+        """A call ran out of time."""
+        self.metrics._count(event.name or UNKNOWN, "timeouts")
+
+    def on_fallback_used(self, event: FallbackUsed) -> None:
+        """A fallback answered for a failed call."""
+        self.metrics._count(event.name or UNKNOWN, "fallbacks")
+
+    def on_state_changed(self, event: StateChanged) -> None:
+        """Count a breaker's trips (moves to open)."""
+        if event.new_state == "open":
+            self.metrics._count(event.name or UNKNOWN, "trips")
+
+    def __repr__(self) -> str:
+        return f"MetricsListener({self.metrics!r})"
+
+
+class ResilienceMetrics:
+    """Thread-safe, bounded, in-memory metrics per operation name.
+
+    * ``max_operations`` — distinct names kept; later names are counted under
+      ``"__other__"`` (a warning is logged the first time).
+    * ``history_size`` — finished operations kept in :attr:`operation_history`.
+    * ``latency_samples`` — most recent durations kept per operation for the
+      latency summary (p50/p95/p99/max/mean).
+    * ``clock`` — times :func:`with_metrics` calls (a ``VirtualClock`` in tests);
+      ``wall_clock`` — the timestamps of history records (``time.time``).
+
+    One lock guards the counters; each record holds it for a few attribute
+    updates only, and reads copy under it and compute outside it.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_operations: int = 1000,
+        history_size: int = 1000,
+        latency_samples: int = 1024,
+        clock: Clock | None = None,
+        wall_clock: Callable[[], float] | None = None,
+    ) -> None:
+        o = "ResilienceMetrics"
+        self.max_operations = validate.integer(o, "max_operations", max_operations, minimum=1)
+        self.history_size = validate.integer(o, "history_size", history_size, minimum=1)
+        self.latency_samples = validate.integer(o, "latency_samples", latency_samples,
+                                                minimum=1)
+        self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
+        self._wall: Callable[[], float] = time.time if wall_clock is None else wall_clock
+        self._lock = threading.Lock()
+        self._ops: dict[str, _Operation] = {}
+        self._history: deque[tuple[str, str, float | None, int, float]] = deque(
+            maxlen=history_size)
+        self._folded = 0
+        self._hubs: list[Listeners] = []
+        #: The events listener feeding these metrics (see :meth:`install`).
+        self.listener = MetricsListener(self)
+
+    # --- recording ------------------------------------------------------------------------
+
+    def _operation(self, name: str) -> _Operation:
+        """The counters of ``name``, created on first use (or ``__other__`` past the cap)."""
+        with self._lock:
+            op = self._ops.get(name)
+            if op is not None:
+                return op
+            if len(self._ops) - (OTHER in self._ops) < self.max_operations or name == OTHER:
+                op = self._ops[name] = _Operation(name, self.latency_samples)
+                return op
+            self._folded += 1
+            other = self._ops.get(OTHER)
+            if other is None:
+                other = self._ops[OTHER] = _Operation(OTHER, self.latency_samples)
+                first = True
+            else:
+                first = False
+        if first:
+            logger.warning(
+                "buttress metrics: more than %d operation names; counting new names under "
+                "%r (are raw URLs or ids being used as names?)", self.max_operations, OTHER)
+        return other
+
+    def _finish(self, name: str, ok: bool, duration: float | None, attempts: int) -> None:
+        # The per-event path of the listener: one dict read, one clock read, one
+        # short critical section of attribute updates and two deque appends.
+        op = self._ops.get(name)
+        if op is None:
+            op = self._operation(name)
+        now = self._wall()
+        lock = self._lock
+        # acquire/release, not `with`: half the cost here (60 ns vs 134 ns, CPython 3.11).
+        lock.acquire()
+        try:
+            op.total += 1
+            if ok:
+                op.successes += 1
+            else:
+                op.failures += 1
+            op.attempts += attempts
+            if attempts > 1:
+                op.retried += 1
+            if duration is not None:
+                op.time += duration
+                op.samples.append(duration)
+            # Plain tuples here; OperationRecord objects are built only when read.
+            self._history.append((name, SUCCESS if ok else FAILURE, duration, attempts, now))
+        finally:
+            lock.release()
+
+    def _count(self, name: str, counter: str) -> None:
+        op = self._ops.get(name)
+        if op is None:
+            op = self._operation(name)
+        with self._lock:
+            setattr(op, counter, getattr(op, counter) + 1)
+
+    def _cancelled(self, name: str, duration: float | None, attempts: int = 1) -> None:
+        op = self._ops.get(name)
+        if op is None:
+            op = self._operation(name)
+        now = self._wall()
+        with self._lock:
+            op.cancelled += 1
+            self._history.append((name, CANCELLED, duration, attempts, now))
+
+    def _raised(self, name: str, duration: float, exc: Exception) -> None:
+        """A call measured by :func:`with_metrics` raised ``exc``."""
+        attempts = exc.attempts if isinstance(exc, RetryExhaustedError) else 1
+        self._finish(name, False, duration, attempts)
+        if isinstance(exc, CircuitBreakerError | BulkheadFullError):
+            self._count(name, "rejections")
+        elif isinstance(exc, TimeoutError):
+            self._count(name, "timeouts")
+
+    def record(self, name: str, outcome: str, duration: float | None = None,
+               attempts: int = 1) -> None:
+        """Record one finished operation: ``outcome`` is ``"success"``, ``"failure"``
+        or ``"cancelled"``; ``duration`` in seconds, if measured::
+
+            resilience_metrics.record("nightly_export", "success", duration=12.5)
+        """
+        if outcome not in _OUTCOMES:
+            raise ValueError(f"outcome must be one of {sorted(_OUTCOMES)}, got {outcome!r}")
+        if outcome == CANCELLED:
+            self._cancelled(name, duration, attempts)
+        else:
+            self._finish(name, outcome == SUCCESS, duration, attempts)
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _snapshots(self) -> list[_Snapshot]:
+        with self._lock:
+            ops = list(self._ops.values())
+        snapshots = []
+        for op in ops:
+            # One short critical section per operation, not one for all of them.
+            with self._lock:
+                snapshots.append(op.snapshot())
+        return snapshots
+
+    @staticmethod
+    def _describe(s: _Snapshot) -> dict[str, Any]:
+        return {
+            "name": s.name,
+            "total": s.total,
+            "successes": s.successes,
+            "failures": s.failures,
+            "cancelled": s.cancelled,
+            "success_rate": _rate(s.successes, s.total),
+            "retries": s.retries,
+            "retried_operations": s.retried,
+            "average_attempts": s.attempts / s.total if s.total else 0.0,
+            "rejections": s.rejections,
+            "timeouts": s.timeouts,
+            "fallbacks": s.fallbacks,
+            "trips": s.trips,
+            "total_time": s.time,
+            "latency": latency_summary(s.samples),
+        }
+
+    def get_metrics(self, name: str | None = None) -> dict[str, Any]:
+        """The metrics of operation ``name`` (zeros if never seen, or if the name came
+        after ``max_operations`` and is counted under ``"__other__"``), or with no name,
+        the totals over all operations with each one under ``"operations"``::
+
+            resilience_metrics.get_metrics()["total_operations"]
+            resilience_metrics.get_metrics("user_api_calls")["latency"]["p95"]
+
+        Per operation: ``total`` (finished: successes + failures), ``successes``,
+        ``failures``, ``cancelled``, ``success_rate`` (percent), ``retries``,
+        ``retried_operations``, ``average_attempts``, ``rejections``, ``timeouts``,
+        ``fallbacks``, ``trips``, ``total_time`` and ``latency`` (``count``,
+        ``mean``, ``min``, ``max``, ``p50``, ``p95``, ``p99`` in seconds over the
+        most recent ``latency_samples`` durations).
+        """
+        if name is not None:
+            op = self._ops.get(name)
+            if op is None:
+                return self._describe(_Operation(name, 1).snapshot())
+            with self._lock:
+                snapshot = op.snapshot()
+            return self._describe(snapshot)
+        snapshots = self._snapshots()
+        total = sum(s.total for s in snapshots)
+        successes = sum(s.successes for s in snapshots)
+        attempts = sum(s.attempts for s in snapshots)
+        with self._lock:
+            folded = self._folded
+        return {
+            # The seed's keys first.
+            "total_operations": total,
+            "successful_operations": successes,
+            "failed_operations": sum(s.failures for s in snapshots),
+            "retry_operations": sum(s.retried for s in snapshots),
+            "circuit_breaker_trips": sum(s.trips for s in snapshots),
+            "average_retry_attempts": attempts / total if total else 0.0,
+            "total_retry_time": sum(s.time for s in snapshots),
+            "success_rate": _rate(successes, total),
+            "cancelled_operations": sum(s.cancelled for s in snapshots),
+            "retries": sum(s.retries for s in snapshots),
+            "rejections": sum(s.rejections for s in snapshots),
+            "timeouts": sum(s.timeouts for s in snapshots),
+            "fallbacks": sum(s.fallbacks for s in snapshots),
+            "folded_records": folded,
+            "operations": {s.name: self._describe(s)
+                           for s in sorted(snapshots, key=lambda s: s.name)},
+        }
+
+    def get_success_rate(self, name: str | None = None) -> float:
+        """Successful operations in percent (0.0 to 100.0) for ``name``, or over all
+        operations; 0.0 before any operation finished::
+
+            print(f"{resilience_metrics.get_success_rate():.2f}%")
+        """
+        if name is not None:
+            op = self._ops.get(name)
+            if op is None:
+                return 0.0
+            with self._lock:
+                return _rate(op.successes, op.total)
+        snapshots = self._snapshots()
+        return _rate(sum(s.successes for s in snapshots), sum(s.total for s in snapshots))
+
+    @property
+    def operation_history(self) -> list[OperationRecord]:
+        """The most recent finished operations (at most ``history_size``), oldest
+        first, as a new list: ``resilience_metrics.operation_history[-10:]``."""
+        with self._lock:
+            raw = list(self._history)
+        return [OperationRecord(*entry) for entry in raw]
+
+    def export_metrics(self, path: str | os.PathLike[str] | None = None) -> str:
+        """The metrics and history as JSON text; also written to ``path`` if given::
+
+            resilience_metrics.export_metrics("resilience_metrics.json")
+
+        The document has ``exported_at`` (wall-clock seconds), ``success_rate``,
+        ``metrics`` (as :meth:`get_metrics` returns them) and ``operation_history``.
+        """
+        import json  # only exports pay for it
+
+        document = {
+            "exported_at": self._wall(),
+            "success_rate": self.get_success_rate(),
+            "metrics": self.get_metrics(),
+            "operation_history": [record.as_dict() for record in self.operation_history],
+        }
+        text = json.dumps(document, indent=2)
+        if path is not None:
+            with open(os.fspath(path), "w", encoding="utf-8") as file:
+                file.write(text)
+        return text
+
+    # --- control --------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget every count, sample and history record (the listener stays installed)."""
+        with self._lock:
+            self._ops = {}
+            self._history.clear()
+            self._folded = 0
+
+    def install(self, hub: Listeners | None = None) -> MetricsListener:
+        """Feed these metrics from the events of every strategy (the global hub), or of
+        the strategies of ``hub`` only (a pipeline's or a strategy's ``events``).
+        Installing twice on one hub is a no-op. Returns the listener::
+
+            resilience_metrics.install()
+
+        While installed, retried calls are watched (timed) so that their durations
+        can be recorded; that is the whole cost of metrics on the success path
+        (about 1.8 us per retried call in all, against 0.09 us with no listener).
+        A call under both :func:`with_metrics` and a retry is then counted twice,
+        once under each name.
+        """
+        target = GLOBAL if hub is None else hub
+        with self._lock:
+            if any(existing is target for existing in self._hubs):
+                return self.listener
+            self._hubs.append(target)
+        # One handler per kind rather than the listener itself: the hub then calls
+        # the right method directly, ~100 ns less per event than dispatching on type.
+        for kind, handler in self.listener.handlers.items():
+            target.add(handler, kind)
+        return self.listener
+
+    def uninstall(self, hub: Listeners | None = None) -> None:
+        """Stop listening on ``hub`` (the global hub by default); a no-op if not there."""
+        target = GLOBAL if hub is None else hub
+        with self._lock:
+            kept = [existing for existing in self._hubs if existing is not target]
+            if len(kept) == len(self._hubs):
+                return
+            self._hubs = kept
+        for handler in self.listener.handlers.values():
+            target.remove(handler)
+
+    @property
+    def is_installed(self) -> bool:
+        """Whether the listener is installed on the global hub."""
+        return any(hub is GLOBAL for hub in self._hubs)
+
+    def __repr__(self) -> str:
+        return (f"ResilienceMetrics(operations={len(self._ops)}, "
+                f"history={len(self._history)}/{self.history_size})")
+
+
+resilience_metrics = ResilienceMetrics()
+"""The process-wide metrics that :func:`with_metrics`, the status and health
+functions and ``reset_resilience_state()`` use by default."""
+
+
+# --- with_metrics ----------------------------------------------------------------------------
+
+
+def _record_result(metrics: ResilienceMetrics, name: str, duration: float, result: Any) -> None:
+    if isinstance(result, RetryResult):
+        # async_retry_with_backoff reports failure in its result, not by raising.
+        metrics._finish(name, result.success, duration, result.attempts)
+    else:
+        metrics._finish(name, True, duration, 1)
+
+
+def _measure(fn: Callable[..., Any], name: str, metrics: ResilienceMetrics,
+             clock: Clock | None) -> Callable[..., Any]:
+    monotonic = (metrics.clock if clock is None else clock).monotonic
+
+    if is_async_callable(fn):
+
+        async def measured_async(*args: Any, **kwargs: Any) -> Any:
+            start = monotonic()
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                metrics._raised(name, monotonic() - start, exc)
+                raise
+            except BaseException:
+                # Cancellation, interrupts, exits: not a verdict on the operation.
+                metrics._cancelled(name, monotonic() - start)
+                raise
+            _record_result(metrics, name, monotonic() - start, result)
+            return result
+
+        return functools.wraps(fn)(measured_async)
+
+    def measured(*args: Any, **kwargs: Any) -> Any:
+        start = monotonic()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as exc:
+            metrics._raised(name, monotonic() - start, exc)
+            raise
+        except BaseException:
+            metrics._cancelled(name, monotonic() - start)
+            raise
+        _record_result(metrics, name, monotonic() - start, result)
+        return result
+
+    return functools.wraps(fn)(measured)
+
+
+@overload
+def with_metrics(name: F, /) -> F: ...
+@overload
+def with_metrics(
+    name: str | None = None, /, *, metrics: ResilienceMetrics | None = None,
+    clock: Clock | None = None,
+) -> Callable[[F], F]: ...
+def with_metrics(
+    name: Any = None, /, *, metrics: ResilienceMetrics | None = None,
+    clock: Clock | None = None,
+) -> Any:
+    """Record each call of the decorated function (sync or async) as one operation
+    called ``name`` (default: the function's qualified name): its outcome, its
+    duration and, for a ``RetryExhaustedError``, its attempts. Exceptions always
+    propagate; cancellation is recorded as ``"cancelled"``, not as a failure.
+    A ``CircuitBreakerError`` or ``BulkheadFullError`` also counts as a rejection,
+    a ``TimeoutError`` as a timeout::
+
+        @with_metrics("user_api_calls")
+        @retry_http_request(max_attempts=3)
+        def get_user_data(user_id: int) -> dict: ...
+
+    ``metrics`` defaults to the global :data:`resilience_metrics`; ``clock`` to
+    that object's clock. Put it outermost to measure the whole call, retries and
+    waits included.
+    """
+    if callable(name):
+        fn = name
+        return _measure(fn, operation_name(fn), metrics or resilience_metrics, clock)
+
+    def decorate(fn: F) -> F:
+        target = metrics if metrics is not None else resilience_metrics
+        label = name if name is not None else operation_name(fn)
+        measured: F = _measure(fn, label, target, clock)  # type: ignore[assignment]
+        return measured
+
+    return decorate
