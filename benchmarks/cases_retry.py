@@ -27,7 +27,9 @@ from benchmarks.harness import KINDS, Case, Kind
 from buttress import SYSTEM_CLOCK
 from buttress._core.clock import AsyncTimeout
 
-__all__ = ["NO_SLEEP", "NoSleepClock", "SleepCalled", "cases", "check_no_sleep"]
+__all__ = ["NO_SLEEP", "WITH_METRICS", "NoSleepClock", "SleepCalled", "cases", "check_no_sleep"]
+
+WITH_METRICS = "buttress + metrics listener"
 
 
 Decorate = Callable[[Callable[..., Any]], Callable[..., Any]]
@@ -73,6 +75,16 @@ NO_SLEEP = NoSleepClock()
 def _buttress(fn: Callable[..., Any]) -> Callable[..., Any]:
     return buttress.retry(max_attempts=ATTEMPTS, base_delay=0, jitter=0, reraise=True,
                           retry_on=(ConnectionError,), clock=NO_SLEEP)(fn)
+
+
+def _buttress_with_metrics(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """buttress with the in-memory metrics listening to this retry's events."""
+    from buttress.observe.metrics import ResilienceMetrics
+
+    retrying = buttress.retry(max_attempts=ATTEMPTS, base_delay=0, jitter=0, reraise=True,
+                              retry_on=(ConnectionError,), clock=NO_SLEEP)
+    ResilienceMetrics().install(retrying.events)
+    return retrying(fn)
 
 
 def _tenacity(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -144,7 +156,8 @@ def cases() -> list[Case]:
     """Cases a, b and c, sync and async, for buttress and every peer."""
     with_floor = {**LIBRARIES, "hand-written loop": _hand_written}
     return [
-        *_group(RETRY_SUCCESS, succeeding, LIBRARIES),
+        *_group(RETRY_SUCCESS, succeeding,
+                {**LIBRARIES, WITH_METRICS: _buttress_with_metrics}),
         *_group(RETRY_TWO_FAILURES, failing_twice, with_floor),
         *_group(RETRY_EXHAUSTED, failing, with_floor, expect=(ConnectionError,)),
     ]

@@ -12,6 +12,7 @@ from benchmarks.results import Findings
 __all__ = ["Target", "evaluate"]
 
 BUTTRESS = "buttress"
+WITH_METRICS = "buttress + metrics listener"  # the same as cases_retry.WITH_METRICS
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,16 @@ def _rejection(timings: Timings, kind: Kind) -> Target:
     return Target(name, goal, f"{per_call:.3f} µs", per_call < 2.0)
 
 
+def _with_metrics(timings: Timings, kind: Kind) -> Target:
+    name = f"success-path retry with a metrics listener ({kind})"
+    goal = "< 2 µs per call"
+    case = case_id(RETRY_SUCCESS, kind, WITH_METRICS)
+    if not timings.has(case):
+        return _not_run(name, goal)
+    per_call = timings.per_call_us(case)
+    return Target(name, goal, f"{per_call:.3f} µs", per_call < 2.0)
+
+
 def _pipeline(findings: Findings) -> Target:
     target = _overhead_below(findings.timings, PIPELINE, "async",
                              "five-strategy async pipeline overhead", 3.0)
@@ -113,6 +124,7 @@ def evaluate(findings: Findings) -> list[Target]:
                                   f"closed-breaker overhead ({k})", 0.5),
         lambda k: _below_every_peer(timings, k),
         lambda k: _rejection(timings, k),
+        lambda k: _with_metrics(timings, k),
     ]
     return [
         *(target(kind) for target in per_kind for kind in KINDS),
