@@ -55,6 +55,14 @@ class Pipeline(Strategy):
             if isinstance(hub, Listeners):
                 hub.attach(self.events)
 
+    def detach(self) -> None:
+        """Stop hearing the events of this pipeline's strategies (for a pipeline
+        that is being replaced while its strategies live on elsewhere)."""
+        for strategy in self.strategies:
+            hub = getattr(strategy, "events", None)
+            if isinstance(hub, Listeners):
+                hub.detach(self.events)
+
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         # Each layer takes the name of the user's function, so every stage
         # reports under the operation's name, not its inner wrapper's.

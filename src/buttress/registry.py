@@ -23,6 +23,7 @@ __all__ = [
     "get_all_circuit_breaker_stats",
     "get_circuit_breaker",
     "get_circuit_breaker_stats",
+    "replace_circuit_breaker",
     "reset_circuit_breakers",
 ]
 
@@ -71,6 +72,24 @@ def get_circuit_breaker(
     with _lock:
         # Another thread may have won the race; keep the first one.
         return _named.setdefault(name, breaker)
+
+
+def replace_circuit_breaker(
+    name: str,
+    config: CircuitBreakerConfig,
+    *,
+    clock: Clock | None = None,
+) -> CircuitBreaker:
+    """Register a new breaker under ``name`` with ``config``, dropping the old one
+    (for a configuration that was deliberately changed, e.g. by a reload). The
+    new breaker starts closed with empty counters; holders of the old one keep
+    it. Use :func:`get_circuit_breaker` everywhere else."""
+    from buttress.breaker import CircuitBreaker
+
+    breaker = CircuitBreaker(config.replace(name=name), clock=clock)
+    with _lock:
+        _named[name] = breaker
+    return breaker
 
 
 def _difference(old: CircuitBreakerConfig, new: CircuitBreakerConfig) -> str:

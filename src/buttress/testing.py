@@ -255,7 +255,15 @@ class AsyncScriptedCall(ScriptedCall):
 
 
 def reset_registries() -> None:
-    """Forget every named circuit breaker and clear global resilience state."""
+    """Forget every named circuit breaker and clear global resilience state:
+    global listeners, in-memory metrics (and their listener) and settings."""
+    from buttress._core.events import GLOBAL
+    from buttress.config import reset_settings
+    from buttress.observe.metrics import resilience_metrics
     from buttress.registry import clear_circuit_breakers
 
     clear_circuit_breakers()
+    resilience_metrics.uninstall()
+    resilience_metrics.reset()
+    GLOBAL.clear()
+    reset_settings()

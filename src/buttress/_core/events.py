@@ -223,6 +223,15 @@ class Listeners:
                 parent._children.add(self)
                 self._refresh()
 
+    def detach(self, parent: Listeners) -> None:
+        """Stop delivering to ``parent``'s listeners."""
+        with self._lock:
+            if parent in self._parents:
+                self._parents = tuple(p for p in self._parents if p is not parent)
+                if parent._children is not None:
+                    parent._children.discard(self)
+                self._refresh()
+
     def of(self, kind: type[Event]) -> tuple[Listener, ...]:
         """The listeners that want events of ``kind``; empty when nobody does.
         Strategies build an event only when this is not empty."""
