@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from buttress._core.strategy import call_hook
+from buttress._core.strategy import logger
 
 __all__ = [
     "GLOBAL",
@@ -280,7 +280,11 @@ class Listeners:
 def deliver(listeners: tuple[Listener, ...], event: Event) -> None:
     """Call each listener with ``event``; one that raises is logged and skipped."""
     for listener in listeners:
-        call_hook(listener, event)
+        try:
+            listener(event)
+        except Exception:  # call_hook's rule, inlined: this runs for every event
+            logger.exception("buttress: listener %r raised; the protected call is "
+                             "unaffected", listener)
 
 
 _KINDS: tuple[type[Event], ...] = (
