@@ -186,3 +186,31 @@ def test_pipeline_stages_report_under_the_functions_name() -> None:
 
     protect(lookup)()
     assert {event.name for event in heard} == {f"{__name__}.{lookup.__qualname__}"}
+
+
+def test_a_detached_pipeline_stops_hearing_a_strategy_that_lives_on() -> None:
+    breaker = buttress.CircuitBreaker("shared", failure_threshold=1)
+    old, new = buttress.pipeline(breaker), buttress.pipeline(breaker)
+    heard_old: list[Event] = []
+    heard_new: list[Event] = []
+    old.events.add(heard_old.append)
+    new.events.add(heard_new.append)
+    old.detach()
+    breaker.force_open()
+    assert heard_old == []
+    assert [type(e).__name__ for e in heard_new] == ["StateChanged"]
+    assert breaker.events._parents == (GLOBAL, new.events)
+
+
+def test_reloading_settings_does_not_grow_a_shared_breakers_parents() -> None:
+    from buttress.testing import VirtualClock
+
+    @buttress.database_resilient(operation_name="orders", clock=VirtualClock())
+    def load() -> str:
+        return "ok"
+
+    for attempts in (2, 3, 4, 5):
+        buttress.configure(default_max_attempts=attempts)
+        assert load() == "ok"
+    breaker = buttress.get_circuit_breaker("orders")
+    assert len(breaker.events._parents) <= 2
