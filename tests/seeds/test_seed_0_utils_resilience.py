@@ -69,6 +69,7 @@ from buttress import CircuitBreakerError, CircuitState, RetryExhaustedError
 from buttress.flaky_server import FlakyServer
 from buttress.testing import VirtualClock
 
+from ._documents import EXAMPLE_CONFIGURATION_FILE
 from ._standins import fetch_json, httpx, requests
 
 logger = logging.getLogger("seed0.app")
@@ -688,38 +689,6 @@ def test_best_practice_circuit_breakers_for_external_dependencies(
 
 # --- Example Configuration File (entries only) --------------------------------------------
 
-EXAMPLE_CONFIGURATION_FILE = """
-{
-  "retry_configs": {
-    "http_requests": {
-      "max_attempts": 3,
-      "base_delay": 1.0,
-      "max_delay": 30.0,
-      "exponential_base": 2.0,
-      "strategy": "jittered_exponential"
-    },
-    "database": {
-      "max_attempts": 3,
-      "base_delay": 0.5,
-      "max_delay": 10.0,
-      "exponential_base": 2.0,
-      "strategy": "exponential_backoff"
-    }
-  },
-  "circuit_breaker_configs": {
-    "external_apis": {
-      "failure_threshold": 5,
-      "recovery_timeout": 60.0,
-      "name": "external_apis"
-    },
-    "database": {
-      "failure_threshold": 3,
-      "recovery_timeout": 30.0,
-      "name": "database"
-    }
-  }
-}
-"""
 
 
 def test_example_configuration_file_entries_are_valid_configs() -> None:

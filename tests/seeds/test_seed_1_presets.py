@@ -67,6 +67,7 @@ from buttress.config import reset_settings
 from buttress.flaky_server import FlakyServer
 from buttress.testing import VirtualClock
 
+from ._documents import EXAMPLE_CONFIGURATION_FILE
 from ._standins import HTTPError, closed_port_url, httpx, requests, send
 
 logger = logging.getLogger("seed1.app")
@@ -681,37 +682,7 @@ async def test_fallback_patterns(server: FlakyServer, users_db: Path,
 
 
 # S0's "Example Configuration File", verbatim.
-S0_EXAMPLE_FILE = """{
-  "retry_configs": {
-    "http_requests": {
-      "max_attempts": 3,
-      "base_delay": 1.0,
-      "max_delay": 30.0,
-      "exponential_base": 2.0,
-      "strategy": "jittered_exponential"
-    },
-    "database": {
-      "max_attempts": 3,
-      "base_delay": 0.5,
-      "max_delay": 10.0,
-      "exponential_base": 2.0,
-      "strategy": "exponential_backoff"
-    }
-  },
-  "circuit_breaker_configs": {
-    "external_apis": {
-      "failure_threshold": 5,
-      "recovery_timeout": 60.0,
-      "name": "external_apis"
-    },
-    "database": {
-      "failure_threshold": 3,
-      "recovery_timeout": 30.0,
-      "name": "database"
-    }
-  }
-}
-"""
+S0_EXAMPLE_FILE = EXAMPLE_CONFIGURATION_FILE.lstrip()
 
 
 def test_s0_loading_configuration_from_json(tmp_path: Path,
