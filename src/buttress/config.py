@@ -1095,8 +1095,10 @@ class ResilienceConfig:
                     f"(live vs file: {_config_difference(breaker.config, config)})")
 
     def reload(self) -> None:
-        """Read the last loaded file again (and the environment, if :meth:`load_env`
-        was called); protected calls follow the new values from their next call."""
+        """Read the last loaded file and the environment again (with the prefix of
+        the last :meth:`load_env`, or ``BUTTRESS_`` once settings have been read);
+        protected calls follow the new values from their next call. Raises
+        :class:`ConfigurationError` when there is nothing to read again."""
         with self._lock:
             path, prefix = self._file_path, self._env_prefix
         if path is None and prefix is None:

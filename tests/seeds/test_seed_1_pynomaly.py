@@ -1,12 +1,11 @@
 """Seed S1 — ``pynomaly.infrastructure.resilience`` (``seeds/001_6f70dcf2bc98fc51.txt``).
 
-Almost every code example of this seed is built on names buttress does not have
-yet, so almost nothing is portable today. What is ported is the seed's
-"Error Handling → Exception Types" section, the contract its examples rely on
-when they write ``except CircuitBreakerError``, ``except RetryError`` (imported
-there from tenacity; ``from buttress import RetryError`` here) and
-``except TimeoutError``; those names exist in buttress and are checked against
-the errors buttress really raises, with a real loopback ``FlakyServer``.
+This module ports the seed's "Error Handling → Exception Types" section, the
+contract its examples rely on when they write ``except CircuitBreakerError``,
+``except RetryError`` (imported there from tenacity; ``from buttress import
+RetryError`` here) and ``except TimeoutError``; those names are checked against
+the errors buttress really raises, with a real loopback ``FlakyServer``. The
+seed's other examples are ported in the modules listed below.
 
 Ported:
 
@@ -14,31 +13,28 @@ Ported:
   ``RetryError`` (all retry attempts exhausted), ``TimeoutError`` (operation timed
   out), original exceptions (passed through unchanged when not retried)
 
-Not portable yet (missing names, for later issues):
+Ported in other modules:
 
-* Quick Start — Basic Usage, Async Operations: ``database_resilient``, ``api_resilient``
-* Operation Types — Database / Cache / HTTP API / S3 File / ML Operations, with their
-  "Default Settings": ``database_resilient``, ``cache_resilient``, ``api_resilient``,
-  ``file_resilient``, ``ml_resilient``
-* Configuration — Environment Variables (``PYNOMALY_*``): the environment loader
-  (``load_env(prefix="PYNOMALY_")`` in SPEC) does not exist yet
-* Configuration — Custom Configuration: ``resilient``
-* Resilient Clients — ``get_database_client``, ``get_redis_client``, ``get_http_client``,
-  ``get_s3_client``
-* Context Managers — ``resilient_context`` (``ctx.call``, ``ctx.acall``)
-* Health Monitoring — Circuit Breaker Health: ``get_resilience_health``
-* Health Monitoring — Client Health Checks: ``get_database_client``, ``get_redis_client``,
-  ``get_http_client``, ``get_s3_client`` (``.health_check()``)
-* FastAPI Integration — Endpoint Decoration: ``api_resilient``, ``database_resilient``
-* FastAPI Integration — Middleware Integration: ``get_resilience_health`` and the clients
-* Best Practices §2, §3: ``cache_resilient``, ``ml_resilient``, ``api_resilient``
-* Best Practices §4 — Monitor Circuit Breaker Health: ``get_resilience_health``
-* Best Practices §5 — Handle Exceptions Gracefully: ``api_resilient`` (its
-  ``CircuitBreakerError``/``RetryError`` halves are covered by the Exception Types tests)
-* Error Handling — Fallback Patterns: ``api_resilient``, ``cache_resilient``
-* Testing — Unit Testing: ``database_resilient``, ``reset_resilience_state``
-* Testing — Integration Testing: ``get_redis_client``
-* Monitoring — Health Endpoints: ``get_resilience_health``
+* ``test_seed_1_presets.py``: Quick Start — Basic Usage, Async Operations
+  (``database_resilient``, ``api_resilient``); Operation Types — Database / Cache /
+  HTTP API / S3 File / ML Operations with their "Default Settings"
+  (``database_resilient``, ``cache_resilient``, ``api_resilient``, ``file_resilient``,
+  ``ml_resilient``); Configuration — Environment Variables (``PYNOMALY_*``, through
+  ``load_env(prefix="PYNOMALY_")``) and Custom Configuration (``resilient``); Context
+  Managers (``resilient_context``, ``ctx.call``, ``ctx.acall``); Best Practices §2, §3,
+  §5; Error Handling — Fallback Patterns
+* ``test_seed_1_observability.py``: Health Monitoring — Circuit Breaker Health
+  (``get_resilience_health``); Best Practices §4 — Monitor Circuit Breaker Health;
+  Testing — Unit Testing (``reset_resilience_state`` + ``database_resilient``)
+
+Not portable yet (later issues):
+
+* The resilient clients: Resilient Clients, Health Monitoring — Client Health Checks
+  (``.health_check()``), Testing — Integration Testing: ``get_database_client``,
+  ``get_redis_client``, ``get_http_client``, ``get_s3_client``
+* The FastAPI integration: FastAPI Integration — Endpoint Decoration and Middleware
+  Integration, Monitoring — Health Endpoints (FastAPI routes built on
+  ``get_resilience_health``, which itself is ported above)
 
 Nothing to port:
 
