@@ -41,8 +41,9 @@ GROUPS: tuple[Group, ...] = (
           "A decorated function that returns at once (3 attempts allowed)."),
     Group(RETRY_TWO_FAILURES, "b. Two failures, then success, zero delay",
           "Every library configured for zero wait. Peers' retry logging and "
-          "instrumentation hooks are off; buttress keeps its defaults, which log each "
-          "retry at WARNING through the `buttress` logger. `hand-written loop` is a "
+          "instrumentation hooks are off; buttress keeps its defaults (a WARNING per "
+          "retry through the `buttress` logger, built only when a handler would "
+          "receive it; the benchmark configures none). `hand-written loop` is a "
           "plain `for`/`try` with no library."),
     Group(RETRY_EXHAUSTED, "c. Retries exhausted",
           "3 attempts, zero delay, then the last error (reraised by every library); "
