@@ -517,6 +517,9 @@ class _StateHook:
         self.breaker = breaker
         self.hook = hook
 
+    def __repr__(self) -> str:
+        return repr(self.hook)  # the user's callback, as they wrote it
+
     def __call__(self, event: StateChanged) -> None:
         self.hook(self.breaker, event.old_state, event.new_state)
 

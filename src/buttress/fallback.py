@@ -158,6 +158,9 @@ class _OnFallback:
         self.hook = hook
         self.cached = cached
 
+    def __repr__(self) -> str:
+        return repr(self.hook)  # the user's callback, as they wrote it
+
     def __call__(self, event: FallbackUsed) -> None:
         if self.cached:
             self.hook(event.exception, event.age)

@@ -533,6 +533,9 @@ class _OnRetry:
     def __init__(self, hook: Callable[[int, Any], object]) -> None:
         self.hook = hook
 
+    def __repr__(self) -> str:
+        return repr(self.hook)  # the user's callback, as they wrote it
+
     def __call__(self, event: RetryScheduled) -> None:
         self.hook(event.attempt, event.exception)
 
@@ -554,6 +557,9 @@ class _OnSuccess:
 
     def __init__(self, hook: Callable[[int, float], object]) -> None:
         self.hook = hook
+
+    def __repr__(self) -> str:
+        return repr(self.hook)  # the user's callback, as they wrote it
 
     def __call__(self, event: Succeeded) -> None:
         self.hook(event.attempts, event.duration or 0.0)

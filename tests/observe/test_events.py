@@ -49,15 +49,6 @@ ALL_KINDS: tuple[type[Event], ...] = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _clean_metrics() -> Iterator[None]:
-    resilience_metrics.uninstall()
-    resilience_metrics.reset()
-    yield
-    resilience_metrics.uninstall()
-    resilience_metrics.reset()
-
-
 @pytest.fixture
 def heard() -> Iterator[list[Event]]:
     """Every event of every strategy, through a global listener."""

@@ -4,7 +4,6 @@ and the reset for tests."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -24,13 +23,6 @@ from buttress.observe import (
 )
 from buttress.observe.metrics import ResilienceMetrics
 from buttress.testing import ScriptedCall, VirtualClock
-
-
-@pytest.fixture(autouse=True)
-def _clean_metrics() -> Iterator[None]:
-    resilience_metrics.reset()
-    yield
-    resilience_metrics.reset()
 
 
 def _breakers(clock: VirtualClock) -> tuple[CircuitBreaker, CircuitBreaker, CircuitBreaker]:

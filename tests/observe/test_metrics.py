@@ -11,7 +11,6 @@ import logging
 import random
 import threading
 import tracemalloc
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,15 +36,6 @@ from buttress.observe import (
     with_metrics,
 )
 from buttress.testing import AsyncScriptedCall, ScriptedCall, VirtualClock
-
-
-@pytest.fixture(autouse=True)
-def _clean_metrics() -> Iterator[None]:
-    resilience_metrics.uninstall()
-    resilience_metrics.reset()
-    yield
-    resilience_metrics.uninstall()
-    resilience_metrics.reset()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ SDK's in-memory exporter and reader, with retries on the virtual clock."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -74,20 +73,11 @@ def events(span: ReadableSpan) -> list[tuple[str, dict[str, Any]]]:
 
 
 @pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
-
-
-@pytest.fixture
-def otel(caplog: pytest.LogCaptureFixture) -> Iterator[Telemetry]:
+def otel(no_logged_errors: None) -> Iterator[Telemetry]:
     telemetry = Telemetry()
     yield telemetry
     telemetry.tracer_provider.shutdown()
     telemetry.meter_provider.shutdown()
-    # A listener that raises is only logged (the call goes on): make it fail the
-    # test instead, and likewise OpenTelemetry's "Failed to detach context".
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert errors == []
 
 
 @pytest.fixture

@@ -283,7 +283,7 @@ def deliver(listeners: tuple[Listener, ...], event: Event) -> None:
         try:
             listener(event)
         except Exception:  # call_hook's rule, inlined: this runs for every event
-            logger.exception("buttress: listener %r raised; the protected call is "
+            logger.exception("buttress: callback %r raised; the protected call is "
                              "unaffected", listener)
 
 

@@ -48,11 +48,8 @@ This module imports ``opentelemetry``; ``import buttress`` never does.
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
-import threading
-import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from contextvars import Token
 from typing import Any, Final
 
@@ -64,77 +61,31 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvid
 
 from buttress import __version__
 from buttress._core.events import (
-    GLOBAL,
     AttemptStarted,
     CallRejected,
     Event,
     FallbackUsed,
     GaveUp,
-    Listeners,
     RetryScheduled,
     SlowCall,
     StateChanged,
     Succeeded,
     TimedOut,
 )
-from buttress._core.strategy import describe, redact
+from buttress._core.strategy import describe
 from buttress.breaker import CircuitBreaker, CircuitState
-from buttress.registry import all_circuit_breakers
+from buttress.observe._wiring import (
+    DEFAULT_BUCKETS,
+    OTHER,
+    BoundedNames,
+    HubListener,
+    check_max_label_values,
+    rejection_reason,
+)
 
 __all__ = ["DEFAULT_BUCKETS", "OTHER", "OpenTelemetryTracing"]
 
 INSTRUMENTATION_NAME: Final = "buttress"
-
-DEFAULT_BUCKETS: Final[tuple[float, ...]] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-)
-"""Histogram bucket boundaries in seconds (an advisory the meter may override)."""
-
-OTHER: Final = "__other__"
-"""The attribute value that stands for every name past the cap."""
-
-_UNNAMED: Final = "unnamed"
-_MAX_LENGTH: Final = 200
-
-_KINDS: Final[tuple[type[Event], ...]] = (
-    AttemptStarted, RetryScheduled, Succeeded, GaveUp, StateChanged, CallRejected,
-    SlowCall, TimedOut, FallbackUsed,
-)
-
-_REASONS: Final = {
-    ("circuit_breaker", CircuitState.OPEN): "circuit_open",
-    ("circuit_breaker", CircuitState.HALF_OPEN): "circuit_half_open",
-    ("bulkhead", "full"): "bulkhead_full",
-}
-
-
-class _BoundedNames:
-    """Maps raw names to attribute values, admitting at most ``limit`` distinct
-    values. Lookups of known names take no lock; only a first sighting does."""
-
-    __slots__ = ("_known", "_limit", "_lock", "_values")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._known: dict[str | None, str] = {}
-        self._values: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str | None) -> str:
-        label = self._known.get(name)
-        return label if label is not None else self._admit(name)
-
-    def _admit(self, name: str | None) -> str:
-        label = _UNNAMED if not name else redact(name)[:_MAX_LENGTH]
-        with self._lock:
-            if label in self._values:
-                self._known[name] = label
-                return label
-            if len(self._values) >= self._limit:
-                return OTHER  # not remembered, so the map stays bounded too
-            self._values.add(label)
-            self._known[name] = label
-            return label
 
 
 class _Call:
@@ -160,30 +111,7 @@ def _exception_type(exc: BaseException | None) -> str | None:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def _reason(event: CallRejected) -> str:
-    try:
-        return _REASONS.get((event.source, event.state), "other")
-    except TypeError:  # an unhashable state
-        return "other"
-
-
-def _hub_of(target: object) -> Listeners:
-    if isinstance(target, Listeners):
-        return target
-    hub = getattr(target, "events", None)
-    if not isinstance(hub, Listeners):
-        raise TypeError(
-            f"attach() takes a listener hub, a strategy or a pipeline, got {target!r}")
-    return hub
-
-
-def _breakers_of(target: object) -> list[CircuitBreaker]:
-    if isinstance(target, CircuitBreaker):
-        return [target]
-    return [s for s in getattr(target, "strategies", ()) if isinstance(s, CircuitBreaker)]
-
-
-class OpenTelemetryTracing:
+class OpenTelemetryTracing(HubListener):
     """An event listener that turns buttress's decisions into OpenTelemetry spans
     and metrics.
 
@@ -203,23 +131,18 @@ class OpenTelemetryTracing:
         record_metrics: bool = True,
         max_label_values: int = 500,
     ) -> None:
-        if not isinstance(max_label_values, int) or max_label_values < 1:
-            raise ValueError(
-                f"OpenTelemetryTracing.max_label_values must be an int >= 1, "
-                f"got {max_label_values!r}")
+        check_max_label_values("OpenTelemetryTracing", max_label_values)
+        super().__init__()
         self.tracer = trace.get_tracer(INSTRUMENTATION_NAME, __version__,
                                        tracer_provider=tracer_provider)
         self.record_metrics = record_metrics
-        self._names = _BoundedNames(max_label_values)
+        self._names = BoundedNames(max_label_values)
         # Open call spans of the current thread/task, innermost last. One var per
         # instance: two instances (two providers) keep separate stacks.
         self._calls: contextvars.ContextVar[tuple[_Call, ...]] = contextvars.ContextVar(
             f"buttress.otel.calls.{id(self)}", default=_NO_CALLS)
         self._states: dict[str, int] = {}
-        self._installed = False
-        self._hubs: weakref.WeakSet[Listeners] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+        self._handlers = {
             AttemptStarted: self._attempt_started,
             RetryScheduled: self._retry_scheduled,
             Succeeded: self._succeeded,
@@ -241,6 +164,7 @@ class OpenTelemetryTracing:
             self._duration = meter.create_histogram(
                 "resilient.operation.duration", unit="s",
                 description="Duration of protected calls, retries and waits included.",
+                # An advisory the meter may override.
                 explicit_bucket_boundaries_advisory=DEFAULT_BUCKETS)
             self._retries = meter.create_counter(
                 "resilient.retries", description="Retries scheduled after a failed attempt.")
@@ -250,64 +174,6 @@ class OpenTelemetryTracing:
                 "resilient.timeouts", description="Calls stopped by a timeout.")
             self._fallbacks = meter.create_counter(
                 "resilient.fallbacks", description="Failed calls answered by a fallback.")
-
-    # wiring
-
-    def install(self) -> OpenTelemetryTracing:
-        """Listen to every policy (the global hub) and record the state of every
-        breaker that already exists. Idempotent; returns ``self``."""
-        with self._lock:
-            if not self._installed:
-                GLOBAL.add(self, *_KINDS)
-                self._installed = True
-        for breaker in all_circuit_breakers().values():
-            self._record_state(breaker)
-        return self
-
-    def uninstall(self) -> None:
-        """Stop listening everywhere (the global hub and every attached hub)."""
-        with self._lock:
-            if self._installed:
-                _remove(GLOBAL, self)
-                self._installed = False
-            hubs = list(self._hubs)
-            self._hubs.clear()
-        for hub in hubs:
-            _remove(hub, self)
-
-    def attach(self, target: object) -> OpenTelemetryTracing:
-        """Listen to one hub, strategy or pipeline only. Returns ``self``."""
-        hub = _hub_of(target)
-        with self._lock:
-            if hub not in self._hubs:
-                hub.add(self, *_KINDS)
-                self._hubs.add(hub)
-        for breaker in _breakers_of(target):
-            self._record_state(breaker)
-        return self
-
-    def detach(self, target: object) -> None:
-        """Stop listening to a hub, strategy or pipeline given to :meth:`attach`."""
-        hub = _hub_of(target)
-        with self._lock:
-            if hub not in self._hubs:
-                return
-            self._hubs.discard(hub)
-        _remove(hub, self)
-
-    # the listener
-
-    def __call__(self, event: Event) -> None:
-        """Record one event (the hub calls this; events of other kinds are ignored)."""
-        handler = self._handlers.get(type(event))
-        if handler is None:
-            for kind in type(event).__mro__:
-                handler = self._handlers.get(kind)
-                if handler is not None:
-                    break
-            else:
-                return
-        handler(event)
 
     # call spans
 
@@ -434,7 +300,7 @@ class OpenTelemetryTracing:
         short.end()
 
     def _rejected(self, event: CallRejected) -> None:
-        reason = _reason(event)
+        reason = rejection_reason(event)
         if self.record_metrics:
             self._rejections.add(1, {"name": self._names(event.name), "reason": reason})
         self._annotate(f"{event.source}.rejected", event, "rejected",
@@ -511,8 +377,3 @@ def _end_abandoned(span: Span) -> None:
         span.set_status(Status(StatusCode.ERROR, "call abandoned (cancelled or interrupted)"))
         span.end()
 
-
-def _remove(hub: Listeners, listener: OpenTelemetryTracing) -> None:
-    # Already gone when someone cleared the hub.
-    with contextlib.suppress(ValueError):
-        hub.remove(listener)

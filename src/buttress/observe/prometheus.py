@@ -42,83 +42,36 @@ This module imports ``prometheus_client``; ``import buttress`` never does.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import weakref
-from collections.abc import Callable, Sequence
-from typing import Any, Final, Literal
+from collections.abc import Sequence
+from typing import Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from buttress._core.events import (
-    GLOBAL,
     CallRejected,
-    Event,
     FallbackUsed,
     GaveUp,
-    Listeners,
     RetryScheduled,
     StateChanged,
     Succeeded,
     TimedOut,
 )
-from buttress._core.strategy import redact
 from buttress.breaker import CircuitBreaker, CircuitState
-from buttress.registry import all_circuit_breakers
+from buttress.observe._wiring import (
+    DEFAULT_BUCKETS,
+    OTHER,
+    BoundedNames,
+    HubListener,
+    check_max_label_values,
+    rejection_reason,
+)
 
 __all__ = ["DEFAULT_BUCKETS", "OTHER", "PrometheusMetrics"]
 
 MultiprocessMode = Literal["all", "liveall", "min", "livemin", "max", "livemax", "sum",
                            "livesum", "mostrecent", "livemostrecent"]
-
-DEFAULT_BUCKETS: Final[tuple[float, ...]] = (
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-)
-"""Histogram buckets in seconds: from a fast cache hit to a call that retried for
-minutes (retries with backoff make whole-call durations much longer than one
-request's)."""
-
-OTHER: Final = "__other__"
-"""The label value that stands for every name past the cap."""
-
-_UNNAMED: Final = "unnamed"
-_MAX_LENGTH: Final = 200
-
-_KINDS: Final[tuple[type[Event], ...]] = (
-    StateChanged, Succeeded, GaveUp, RetryScheduled, CallRejected, TimedOut, FallbackUsed,
-)
-
-
-class _BoundedNames:
-    """Maps raw names to label values, admitting at most ``limit`` distinct values.
-
-    Lookups of known names take no lock; only a first sighting does.
-    """
-
-    __slots__ = ("_known", "_limit", "_lock", "_values")
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._known: dict[str | None, str] = {}
-        self._values: set[str] = set()
-        self._lock = threading.Lock()
-
-    def __call__(self, name: str | None) -> str:
-        label = self._known.get(name)
-        return label if label is not None else self._admit(name)
-
-    def _admit(self, name: str | None) -> str:
-        label = _UNNAMED if not name else redact(name)[:_MAX_LENGTH]
-        with self._lock:
-            if label in self._values:
-                self._known[name] = label
-                return label
-            if len(self._values) >= self._limit:
-                # Not remembered, so the map stays bounded too.
-                return OTHER
-            self._values.add(label)
-            self._known[name] = label
-            return label
 
 
 class _Families:
@@ -130,7 +83,7 @@ class _Families:
                  max_label_values: int) -> None:
         self.buckets = buckets
         self.state_mode = state_mode
-        self.names = _BoundedNames(max_label_values)
+        self.names = BoundedNames(max_label_values)
         self.state = Gauge(
             "circuit_breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
             ["breaker"], namespace=namespace, registry=registry,
@@ -186,24 +139,7 @@ def _families(registry: CollectorRegistry, namespace: str, buckets: tuple[float,
         return families
 
 
-def _hub_of(target: object) -> Listeners:
-    if isinstance(target, Listeners):
-        return target
-    hub = getattr(target, "events", None)
-    if not isinstance(hub, Listeners):
-        raise TypeError(
-            f"attach() takes a listener hub, a strategy or a pipeline, got {target!r}")
-    return hub
-
-
-def _breakers_of(target: object) -> list[CircuitBreaker]:
-    if isinstance(target, CircuitBreaker):
-        return [target]
-    strategies = getattr(target, "strategies", ())
-    return [s for s in strategies if isinstance(s, CircuitBreaker)]
-
-
-class PrometheusMetrics:
+class PrometheusMetrics(HubListener):
     """An event listener that records buttress's decisions as Prometheus metrics.
 
     ``registry`` defaults to ``prometheus_client.REGISTRY``; ``namespace``
@@ -226,18 +162,13 @@ class PrometheusMetrics:
         max_label_values: int = 500,
         state_multiprocess_mode: MultiprocessMode = "livemax",
     ) -> None:
-        if not isinstance(max_label_values, int) or max_label_values < 1:
-            raise ValueError(
-                f"PrometheusMetrics.max_label_values must be an int >= 1, "
-                f"got {max_label_values!r}")
+        check_max_label_values("PrometheusMetrics", max_label_values)
+        super().__init__()
         self.registry = REGISTRY if registry is None else registry
         self.namespace = namespace
         self._m = _families(self.registry, namespace, tuple(float(b) for b in buckets),
                             state_multiprocess_mode, max_label_values)
-        self._installed = False
-        self._hubs: weakref.WeakSet[Listeners] = weakref.WeakSet()
-        self._lock = threading.Lock()
-        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+        self._handlers = {
             StateChanged: self._state_changed,
             Succeeded: self._succeeded,
             GaveUp: self._gave_up,
@@ -246,66 +177,6 @@ class PrometheusMetrics:
             TimedOut: self._timed_out,
             FallbackUsed: self._fallback_used,
         }
-
-    # wiring
-
-    def install(self) -> PrometheusMetrics:
-        """Listen to every policy (the global hub) and set the state gauge of every
-        breaker that already exists. Idempotent; returns ``self``."""
-        with self._lock:
-            if not self._installed:
-                GLOBAL.add(self, *_KINDS)
-                self._installed = True
-        for breaker in all_circuit_breakers().values():
-            self._record_state(breaker)
-        return self
-
-    def uninstall(self) -> None:
-        """Stop listening everywhere (the global hub and every attached hub). The
-        metrics stay registered with their values."""
-        with self._lock:
-            if self._installed:
-                _remove(GLOBAL, self)
-                self._installed = False
-            hubs = list(self._hubs)
-            self._hubs.clear()
-        for hub in hubs:
-            _remove(hub, self)
-
-    def attach(self, target: object) -> PrometheusMetrics:
-        """Listen to one hub, strategy or pipeline only (and set the state gauge of
-        the breakers it holds). Returns ``self``."""
-        hub = _hub_of(target)
-        with self._lock:
-            if hub not in self._hubs:
-                hub.add(self, *_KINDS)
-                self._hubs.add(hub)
-        for breaker in _breakers_of(target):
-            self._record_state(breaker)
-        return self
-
-    def detach(self, target: object) -> None:
-        """Stop listening to a hub, strategy or pipeline given to :meth:`attach`."""
-        hub = _hub_of(target)
-        with self._lock:
-            if hub not in self._hubs:
-                return
-            self._hubs.discard(hub)
-        _remove(hub, self)
-
-    # the listener
-
-    def __call__(self, event: Event) -> None:
-        """Record one event (the hub calls this; events of other kinds are ignored)."""
-        handler = self._handlers.get(type(event))
-        if handler is None:
-            for kind in type(event).__mro__:
-                handler = self._handlers.get(kind)
-                if handler is not None:
-                    break
-            else:
-                return
-        handler(event)
 
     def _record_state(self, breaker: CircuitBreaker) -> None:
         self._m.state.labels(self._m.names(breaker.name)).set(breaker.state.gauge_value)
@@ -332,7 +203,7 @@ class PrometheusMetrics:
         self._m.retries.labels(self._m.names(event.name)).inc()
 
     def _rejected(self, event: CallRejected) -> None:
-        self._m.rejections.labels(self._m.names(event.name), _reason(event)).inc()
+        self._m.rejections.labels(self._m.names(event.name), rejection_reason(event)).inc()
 
     def _timed_out(self, event: TimedOut) -> None:
         self._m.timeouts.labels(self._m.names(event.name)).inc()
@@ -343,23 +214,3 @@ class PrometheusMetrics:
     def __repr__(self) -> str:
         return f"PrometheusMetrics(namespace={self.namespace!r}, installed={self._installed})"
 
-
-_REASONS: Final = {
-    ("circuit_breaker", CircuitState.OPEN): "circuit_open",
-    ("circuit_breaker", CircuitState.HALF_OPEN): "circuit_half_open",
-    ("bulkhead", "full"): "bulkhead_full",
-}
-
-
-def _reason(event: CallRejected) -> str:
-    """A fixed word for why a call was refused (unknown combinations: "other")."""
-    try:
-        return _REASONS.get((event.source, event.state), "other")
-    except TypeError:  # an unhashable state
-        return "other"
-
-
-def _remove(hub: Listeners, listener: PrometheusMetrics) -> None:
-    # Already gone when someone cleared the hub.
-    with contextlib.suppress(ValueError):
-        hub.remove(listener)
