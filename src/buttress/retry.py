@@ -525,8 +525,8 @@ class RetryPolicy:
                                             state.last_exception))
 
 
-class _OnRetry:
-    """``on_retry(attempt, exception)`` as a listener."""
+class _Hook:
+    """A seed-style callback (``hook(count, value)``) wrapped as a listener."""
 
     __slots__ = ("hook",)
 
@@ -536,30 +536,30 @@ class _OnRetry:
     def __repr__(self) -> str:
         return repr(self.hook)  # the user's callback, as they wrote it
 
+
+class _OnRetry(_Hook):
+    """``on_retry(attempt, exception)`` as a listener."""
+
+    __slots__ = ()
+
     def __call__(self, event: RetryScheduled) -> None:
         self.hook(event.attempt, event.exception)
 
 
-class _OnFailure(_OnRetry):
+class _OnFailure(_Hook):
     """``on_failure(attempts, last_exception)`` as a listener."""
 
     __slots__ = ()
 
-    def __call__(self, event: GaveUp) -> None:  # type: ignore[override]
+    def __call__(self, event: GaveUp) -> None:
         if event.reason != "cancelled":  # cancellation is not the call failing
             self.hook(event.attempts, event.exception)
 
 
-class _OnSuccess:
+class _OnSuccess(_Hook):
     """``on_success(attempts, duration)`` as a listener."""
 
-    __slots__ = ("hook",)
-
-    def __init__(self, hook: Callable[[int, float], object]) -> None:
-        self.hook = hook
-
-    def __repr__(self) -> str:
-        return repr(self.hook)  # the user's callback, as they wrote it
+    __slots__ = ()
 
     def __call__(self, event: Succeeded) -> None:
         self.hook(event.attempts, event.duration or 0.0)
