@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import queue
 import signal
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -24,7 +25,7 @@ from types import FrameType, TracebackType
 from typing import Any, TypeVar
 
 from buttress._core import validate
-from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock
+from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
 from buttress._core.errors import OperationTimeoutError
 from buttress._core.events import GLOBAL, Listeners, TimedOut, deliver
 from buttress._core.strategy import (
@@ -231,6 +232,74 @@ class _Done(threading.Event):
         return super().is_set()
 
 
+class _Worker(threading.Thread):
+    """A daemon thread that runs jobs handed to it, one at a time, and ends after
+    ``idle`` seconds without one."""
+
+    def __init__(self, pool: _WorkerPool) -> None:
+        super().__init__(name="buttress-timeout-idle", daemon=True)
+        self.pool = pool
+        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+    def run(self) -> None:
+        pool = self.pool
+        while True:
+            try:
+                job = self.jobs.get(timeout=pool.idle)
+            except queue.Empty:
+                if pool.retire(self):
+                    return
+                continue  # handed a job just as the wait ran out: it is queued
+            job()
+            pool.rest(self)
+
+
+class _WorkerPool:
+    """Reusable worker threads for sync timeouts.
+
+    Starting a thread per call cost about 100 µs; handing the call to an idle
+    worker costs a fraction of that. The pool never makes a call wait for a
+    worker: with none idle, a new one starts. A call that overruns its timeout
+    keeps its worker busy until it ends (nothing can stop it safely), so hung
+    calls never block later ones. Idle workers end after ``idle`` seconds.
+    """
+
+    def __init__(self, idle: float = 30.0) -> None:
+        self.idle = idle
+        self._lock = threading.Lock()
+        self._resting: list[_Worker] = []
+
+    def run(self, job: Callable[[], None], name: str) -> None:
+        with self._lock:
+            worker = self._resting.pop() if self._resting else None
+        if worker is None:
+            worker = _Worker(self)
+            worker.start()
+        worker.name = name
+        worker.jobs.put(job)
+
+    def rest(self, worker: _Worker) -> None:
+        worker.name = "buttress-timeout-idle"
+        with self._lock:
+            self._resting.append(worker)
+
+    def retire(self, worker: _Worker) -> bool:
+        """Whether an idle ``worker`` may end (False: it was just handed a job)."""
+        with self._lock:
+            if worker in self._resting:
+                self._resting.remove(worker)
+                return True
+            return False
+
+    @property
+    def resting(self) -> int:
+        """Idle workers now."""
+        return len(self._resting)
+
+
+_WORKERS = _WorkerPool()
+
+
 def call_with_thread_timeout(
     fn: Callable[..., T],
     args: tuple[Any, ...],
@@ -247,24 +316,42 @@ def call_with_thread_timeout(
     A worker that overruns is left to finish in the background (a daemon
     thread); Python offers no safe way to stop it.
     """
-    outcome: list[Any] = []
-    done = _Done()
     context = contextvars.copy_context()
-
-    def work() -> None:
-        try:
-            done.watched.wait()
-            outcome.append((True, context.run(fn, *args, **kwargs)))
-        except BaseException as exc:  # handed to the caller below
-            outcome.append((False, exc))
-        finally:
-            done.set()
-
     name = f"buttress-timeout-{operation or getattr(fn, '__name__', 'call')}"
-    threading.Thread(target=work, name=name, daemon=True).start()
-    if not clock.wait(done, seconds):
-        raise _expired(seconds, operation, config, events)
-    ok, value = outcome[0]
+    if type(clock) is SystemClock:
+        # On real time the outcome comes back through a queue: half the cost of
+        # the Event handshake a pluggable clock needs (about 40 µs instead of 80
+        # for a call that returns at once, on a 2-core machine).
+        results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+        def work_now() -> None:
+            try:
+                results.put((True, context.run(fn, *args, **kwargs)))
+            except BaseException as exc:  # handed to the caller below
+                results.put((False, exc))
+
+        _WORKERS.run(work_now, name)
+        try:
+            ok, value = results.get(timeout=seconds)
+        except queue.Empty:
+            raise _expired(seconds, operation, config, events) from None
+    else:
+        outcome: list[tuple[bool, Any]] = []
+        done = _Done()
+
+        def work() -> None:
+            try:
+                done.watched.wait()
+                outcome.append((True, context.run(fn, *args, **kwargs)))
+            except BaseException as exc:  # handed to the caller below
+                outcome.append((False, exc))
+            finally:
+                done.set()
+
+        _WORKERS.run(work, name)
+        if not clock.wait(done, seconds):
+            raise _expired(seconds, operation, config, events)
+        ok, value = outcome[0]
     if ok:
         return value  # type: ignore[no-any-return]
     raise value
