@@ -523,15 +523,6 @@ class _StateHook:
     def __call__(self, event: StateChanged) -> None:
         self.hook(self.breaker, event.old_state, event.new_state)
 
-    def __eq__(self, other: object) -> bool:
-        # remove_listener(hook) finds the wrapper of that hook.
-        if isinstance(other, _StateHook):
-            return other.hook == self.hook and other.breaker is self.breaker
-        return bool(other == self.hook)
-
-    def __hash__(self) -> int:
-        return hash(self.hook)
-
 
 class _Frame:
     """What ``with breaker:`` remembers between enter and exit."""

@@ -211,13 +211,11 @@ class Bulkhead(Strategy):
     # call paths
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        lock, limit = self._lock, self.config.max_concurrent
+        lock, try_acquire = self._lock, self._try_acquire
 
         def limited(*args: Any, **kwargs: Any) -> Any:
             with lock:
-                free = self._active < limit and not self._waiters
-                if free:
-                    self._active += 1
+                free = try_acquire()
             if not free:
                 self.acquire()
             try:
@@ -228,13 +226,11 @@ class Bulkhead(Strategy):
         return limited
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        lock, limit = self._lock, self.config.max_concurrent
+        lock, try_acquire = self._lock, self._try_acquire
 
         async def limited(*args: Any, **kwargs: Any) -> Any:
             with lock:
-                free = self._active < limit and not self._waiters
-                if free:
-                    self._active += 1
+                free = try_acquire()
             if not free:
                 await self.acquire_async()
             try:

@@ -715,12 +715,6 @@ def _file_value(where: _Where, keys: KeyPath, owner: str, name: str, value: obje
         raise where.error(keys, str(exc)) from exc
 
 
-def _config_difference(first: CircuitBreakerConfig, second: CircuitBreakerConfig) -> str:
-    return ", ".join(f"{field}={getattr(first, field)!r} vs {getattr(second, field)!r}"
-                     for field in first.__dataclass_fields__
-                     if getattr(first, field) != getattr(second, field))
-
-
 def _check_breaker_names(configs: Mapping[str, CircuitBreakerConfig],
                          origin_of: Callable[[str], str]) -> None:
     """One breaker name, one config: two policies naming the same breaker must agree."""
@@ -731,7 +725,7 @@ def _check_breaker_names(configs: Mapping[str, CircuitBreakerConfig],
             raise ConfigurationError(
                 f"{origin_of(key)}: circuit_breaker_configs.{key}.name = {config.name!r} "
                 f"reuses the breaker name of circuit_breaker_configs.{other} with a different "
-                f"config ({_config_difference(configs[other], config)})"
+                f"config ({registry.config_difference(configs[other], config)})"
             )
 
 
@@ -1092,7 +1086,7 @@ class ResilienceConfig:
                 raise content.where.error(
                     ("circuit_breaker_configs", key),
                     f"circuit breaker {config.name!r} already exists with a different config "
-                    f"(live vs file: {_config_difference(breaker.config, config)})")
+                    f"(live vs file: {registry.config_difference(breaker.config, config)})")
 
     def reload(self) -> None:
         """Read the last loaded file and the environment again (with the prefix of

@@ -92,13 +92,20 @@ def replace_circuit_breaker(
     return breaker
 
 
-def _difference(old: CircuitBreakerConfig, new: CircuitBreakerConfig) -> str:
-    changed = [
-        f"{field}={getattr(old, field)!r} (registered) vs {getattr(new, field)!r} (requested)"
+def config_difference(old: CircuitBreakerConfig, new: CircuitBreakerConfig, *,
+                      labels: tuple[str, str] | None = None, separator: str = ", ") -> str:
+    """The fields where two breaker configs differ, as ``field=old vs new`` (with
+    ``labels`` naming the two sides), for error messages."""
+    left, right = (f" ({labels[0]})", f" ({labels[1]})") if labels else ("", "")
+    return separator.join(
+        f"{field}={getattr(old, field)!r}{left} vs {getattr(new, field)!r}{right}"
         for field in old.__dataclass_fields__
         if getattr(old, field) != getattr(new, field)
-    ]
-    return "; ".join(changed)
+    )
+
+
+def _difference(old: CircuitBreakerConfig, new: CircuitBreakerConfig) -> str:
+    return config_difference(old, new, labels=("registered", "requested"), separator="; ")
 
 
 def _live() -> dict[str, CircuitBreaker]:
