@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -138,4 +140,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # buttress logs retries, give-ups, opened breakers and timeouts as WARNINGs;
+    # show them on stdout, between the lines this script prints.
+    logging.basicConfig(format="    log: %(message)s", stream=sys.stdout)
     main()

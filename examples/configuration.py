@@ -28,7 +28,9 @@ Files are written to a temporary directory; the printed paths show it as
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -148,4 +150,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # buttress logs retries, give-ups, opened breakers and timeouts as WARNINGs;
+    # show them on stdout, between the lines this script prints.
+    logging.basicConfig(format="    log: %(message)s", stream=sys.stdout)
     main()

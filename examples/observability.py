@@ -19,6 +19,9 @@ Run it::
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -29,6 +32,9 @@ from buttress.observe.otel import OpenTelemetryTracing
 from buttress.observe.prometheus import PrometheusMetrics
 from buttress.testing import ScriptedCall
 
+# buttress logs retries, give-ups, opened breakers and timeouts as WARNINGs;
+# show them on stdout, between the lines this script prints.
+logging.basicConfig(format="    log: %(message)s", stream=sys.stdout)
 registry = CollectorRegistry()
 metrics = PrometheusMetrics(registry).install()
 spans = InMemorySpanExporter()

@@ -30,6 +30,8 @@ same lines every time::
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 
 from buttress import (
     CircuitBreakerError,
@@ -191,4 +193,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # buttress logs retries, give-ups, opened breakers and timeouts as WARNINGs;
+    # show them on stdout, between the lines this script prints.
+    logging.basicConfig(format="    log: %(message)s", stream=sys.stdout)
     main()

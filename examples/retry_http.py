@@ -18,6 +18,8 @@ Everything runs against a ``FlakyServer`` on 127.0.0.1 started by the script::
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -99,4 +101,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # buttress logs retries, give-ups, opened breakers and timeouts as WARNINGs;
+    # show them on stdout, between the lines this script prints.
+    logging.basicConfig(format="    log: %(message)s", stream=sys.stdout)
     main()

@@ -18,6 +18,8 @@ runs as a script, and as pytest test functions at the bottom, which use the
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -143,4 +145,7 @@ def test_breaker_recovers_once_30_virtual_seconds_pass(virtual_clock: VirtualClo
 
 
 if __name__ == "__main__":
+    # buttress logs retries, give-ups, opened breakers and timeouts as WARNINGs;
+    # show them on stdout, between the lines this script prints.
+    logging.basicConfig(format="    log: %(message)s", stream=sys.stdout)
     main()

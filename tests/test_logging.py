@@ -4,6 +4,10 @@ and never a credential or a query string."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -137,10 +141,113 @@ def test_no_record_is_built_when_no_handler_would_receive_it(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(logger, "makeRecord", counting)
-    monkeypatch.setattr(logger, "propagate", False)  # only the library's NullHandler left
+    # The application silenced buttress: a NullHandler and nothing above it.
+    monkeypatch.setattr(logger, "handlers", [logging.NullHandler()])
+    monkeypatch.setattr(logger, "propagate", False)
     retry = Retry(max_attempts=3, base_delay=0, jitter=0, clock=VirtualClock())
     assert retry.call(ScriptedCall(ConnectionError("x"), "ok")) == "ok"
     assert built == []
     monkeypatch.setattr(logger, "propagate", True)  # pytest's capture handler is on root
     assert retry.call(ScriptedCall(ConnectionError("x"), "ok")) == "ok"
     assert len(built) == 1
+
+
+def test_with_no_handler_anywhere_warnings_are_built_for_the_last_resort_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from buttress._core.strategy import logger, should_log
+
+    monkeypatch.setattr(logger, "handlers", [])
+    monkeypatch.setattr(logger, "propagate", False)  # as if root had no handler either
+    assert should_log(logging.WARNING)
+    assert not should_log(logging.INFO)  # lastResort shows WARNING and above only
+    monkeypatch.setattr(logging, "lastResort", None)
+    assert not should_log(logging.WARNING)
+
+
+# --- what a service sees, in a fresh interpreter ---------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The shape of uvicorn's default LOGGING_CONFIG (uvicorn/config.py): handlers on
+# uvicorn's own loggers, which do not propagate; the root logger is left alone.
+UVICORN_LOGGING = """
+import logging.config, sys
+logging.config.dictConfig({
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"default": {"format": "%(levelname)s: %(message)s"}},
+    "handlers": {
+        "default": {"class": "logging.StreamHandler", "formatter": "default",
+                    "stream": "ext://sys.stderr"},
+        "access": {"class": "logging.StreamHandler", "formatter": "default",
+                   "stream": "ext://sys.stdout"},
+    },
+    "loggers": {
+        "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"level": "INFO"},
+        "uvicorn.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
+    },
+})
+logging.getLogger("uvicorn.error").info("Application startup complete.")
+"""
+
+# A request handler's dependency fails once, then the breaker opens and closes.
+SERVICE_CALLS = """
+from buttress import CircuitBreaker, Retry
+from buttress.testing import ScriptedCall, VirtualClock
+clock = VirtualClock()
+retry = Retry(max_attempts=2, base_delay=0.5, jitter=0, name="inventory", clock=clock)
+retry.call(ScriptedCall(ConnectionError("reset by peer"), "ok"))
+breaker = CircuitBreaker("payments", failure_threshold=1, recovery_timeout=5,
+                         success_threshold=1, clock=clock)
+try:
+    breaker.call(ScriptedCall(ConnectionError("down")))
+except ConnectionError:
+    pass
+clock.advance(5)
+breaker.call(lambda: "ok")
+"""
+
+
+def _run_service(*setup: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-c", "\n".join((*setup, SERVICE_CALLS))],
+        capture_output=True, text=True, timeout=30, env=env, check=False,
+    )
+
+
+def test_under_uvicorns_logging_config_retries_and_an_opened_breaker_reach_stderr() -> None:
+    result = _run_service(UVICORN_LOGGING)
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == "INFO: Application startup complete."
+    assert any("inventory" in line and "ConnectionError: reset by peer" in line
+               for line in lines)
+    assert any("payments" in line and line.endswith("open") for line in lines)
+    # INFO records (half-open, closed) need a configuration that asks for them.
+    assert len(lines) == 3
+    assert "half_open" not in result.stderr
+
+
+def test_the_documented_basic_config_line_shows_every_buttress_record() -> None:
+    result = _run_service(
+        UVICORN_LOGGING,
+        'logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")',
+    )
+    assert result.returncode == 0, result.stderr
+    buttress_lines = [line for line in result.stderr.splitlines()
+                      if line.startswith("buttress ")]
+    assert [line.split()[1] for line in buttress_lines] == [
+        "WARNING", "WARNING", "INFO", "INFO",  # retry, opened, half-open, closed
+    ]
+
+
+def test_a_null_handler_on_the_buttress_logger_silences_it() -> None:
+    result = _run_service(
+        "import logging",
+        'logging.getLogger("buttress").addHandler(logging.NullHandler())',
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""

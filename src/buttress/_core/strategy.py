@@ -20,8 +20,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("buttress")
-# A library logs; the application decides where logs go.
-logger.addHandler(logging.NullHandler())
+# No NullHandler here, on purpose: when the application configured no handler
+# at all for these records (a script, or uvicorn, which configures only its own
+# loggers), WARNINGs (a retry scheduled, a call given up, a breaker opened, a
+# timeout) reach logging.lastResort and show on stderr, as stamina's do. An
+# application silences them with logging.getLogger("buttress").addHandler(
+# logging.NullHandler()), or routes them with any logging configuration.
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -78,20 +82,26 @@ def should_log(level: int) -> bool:
     """Whether a record at ``level`` would reach a real handler.
 
     ``logger.isEnabledFor`` alone says yes whenever the level allows it, and a
-    log record costs about 10 µs to build; without any handler configured (the
-    library's own NullHandler aside) nobody would read it, so it is not built.
+    log record costs about 10 µs to build; when nobody would read it, it is not
+    built. This mirrors :meth:`logging.Logger.callHandlers`: a handler on the
+    way up to the root whose level lets the record through receives it; when
+    no handler at all is found there (not even a ``NullHandler``), the record
+    goes to :data:`logging.lastResort` (stderr, WARNING and above).
     """
     if not logger.isEnabledFor(level):
         return False
+    found = False
     current: logging.Logger | None = logger
     while current is not None:
         for handler in current.handlers:
+            found = True
             if level >= handler.level and not isinstance(handler, logging.NullHandler):
                 return True
         if not current.propagate:
-            return False
+            break
         current = current.parent
-    return False
+    last_resort = logging.lastResort
+    return not found and last_resort is not None and level >= last_resort.level
 
 
 def call_hook(hook: Callable[..., object], *args: object) -> None:
