@@ -204,9 +204,12 @@ class PhaseTally:
 class PhaseResult:
     """What one phase achieved.
 
-    ``client_calls`` counts every call the client made, retries included;
-    ``server_hits`` those that reached the server (by the server's own count);
-    ``rejected`` those the breaker turned away without sending them.
+    ``requests`` calls the app made, each ending ``succeeded`` (real data),
+    ``fell_back`` (answered by the fallback) or ``failed`` (an error the app
+    sees). ``attempts`` counts every try at the dependency, retries included:
+    ``sent`` of them went out on the wire, ``rejected`` the breaker turned away
+    without sending. ``server_hits`` is the server's own count of what arrived.
+    Latencies (seconds) are per app call, retries and backoff waits included.
     """
 
     phase: str
@@ -214,7 +217,7 @@ class PhaseResult:
     succeeded: int
     fell_back: int
     failed: int
-    client_calls: int
+    attempts: int
     server_hits: int
     rejected: int
     p50: float
@@ -226,6 +229,33 @@ class PhaseResult:
     def success_rate(self) -> float:
         """Share of the app's calls answered with real data (fallbacks do not count)."""
         return self.succeeded / self.requests
+
+    @property
+    def sent(self) -> int:
+        """Attempts that went out to the server (the breaker let them through)."""
+        return self.attempts - self.rejected
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON-ready values: counts, ``success_rate`` (0..1),
+        latencies and wall time in seconds, the breaker's transitions."""
+        return {
+            "requests": self.requests,
+            "succeeded": self.succeeded,
+            "fell_back": self.fell_back,
+            "failed": self.failed,
+            "success_rate": self.success_rate,
+            "attempts": self.attempts,
+            "sent": self.sent,
+            "rejected_by_breaker": self.rejected,
+            "server_hits": self.server_hits,
+            "latency_p50_seconds": self.p50,
+            "latency_p99_seconds": self.p99,
+            "wall_time_seconds": self.wall_time,
+            "breaker_transitions": [
+                {"at_seconds": t.at, "from": t.old.value, "to": t.new.value}
+                for t in self.transitions
+            ],
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +271,17 @@ class DemoSummary:
     def server_port(self) -> int:
         """The port the server listened on."""
         return int(urlsplit(self.server_url).port or 0)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole run as JSON-ready values (what ``buttress demo --json`` prints)::
+
+            json.dumps(run_demo(DemoConfig.quick()).as_dict())
+        """
+        return {
+            "config": dataclasses.asdict(self.config),
+            "server_url": self.server_url,
+            "phases": {result.phase: result.as_dict() for result in (self.bare, self.protected)},
+        }
 
 
 class DemoObserver:
@@ -379,7 +420,7 @@ def _run_phase(phase: str, config: DemoConfig, server: FlakyServer, observer: De
         succeeded=tally.succeeded,
         fell_back=tally.fell_back,
         failed=tally.failed,
-        client_calls=client.calls + rejected,
+        attempts=client.calls + rejected,
         server_hits=server.hits - hits_before,
         rejected=rejected,
         p50=percentile(tally.latencies, 0.50),
