@@ -40,11 +40,10 @@ GROUPS: tuple[Group, ...] = (
     Group(RETRY_SUCCESS, "a. Success-path retry",
           "A decorated function that returns at once (3 attempts allowed)."),
     Group(RETRY_TWO_FAILURES, "b. Two failures, then success, zero delay",
-          "Every library configured for zero wait. Peers' retry logging and "
-          "instrumentation hooks are off; buttress keeps its defaults (a WARNING per "
-          "retry through the `buttress` logger, built only when a handler would "
-          "receive it; the benchmark configures none). `hand-written loop` is a "
-          "plain `for`/`try` with no library."),
+          "Every library configured for zero wait. Retry logging and "
+          "instrumentation hooks are off for every library (buttress's logger has a "
+          "`NullHandler`, so its WARNING per retry is never built). `hand-written "
+          "loop` is a plain `for`/`try` with no library."),
     Group(RETRY_EXHAUSTED, "c. Retries exhausted",
           "3 attempts, zero delay, then the last error (reraised by every library); "
           "the timing includes catching it."),
