@@ -31,6 +31,7 @@ from buttress import (
     CircuitBreakerConfig,
     CircuitBreakerError,
     CircuitState,
+    async_circuit_breaker,
     circuit_breaker,
     get_all_circuit_breaker_stats,
     get_circuit_breaker,
@@ -487,3 +488,48 @@ def test_a_class_that_is_not_an_exception_is_refused() -> None:
 
     with pytest.raises(TypeError, match="failure_exceptions"):
         CircuitBreakerConfig(failure_exceptions=Widget)
+
+
+def test_the_registry_returns_the_same_breaker_for_a_name() -> None:
+    # circuitbreaker: test_functional.py (CircuitBreakerMonitor.get(name) is the
+    # breaker the decorator uses)
+    name = unique("same")
+    clock = VirtualClock()
+
+    @circuit_breaker(CircuitBreakerConfig(name=name, failure_threshold=2), clock=clock)
+    def function() -> None:
+        raise OSError
+
+    breaker = get_circuit_breaker(name)
+    assert get_circuit_breaker(name) is breaker
+    for _ in range(2):
+        with pytest.raises(OSError):
+            function()
+    assert breaker.state is OPEN
+
+
+def test_the_async_decorator_refuses_a_sync_function() -> None:
+    # circuitbreaker: test_unit.py::test_circuitbreaker_wrapper_matches_function_type
+    # (buttress's async-only spelling checks the kind at decoration)
+    def function() -> None:
+        pass
+
+    with pytest.raises(TypeError, match="coroutine function"):
+        async_circuit_breaker(CircuitBreakerConfig(name=unique("async-only")),
+                              clock=VirtualClock())(function)
+
+
+async def test_an_async_fallback_answers_an_async_call(mock: Mock) -> None:
+    # circuitbreaker: test_unit.py::test_circuitbreaker_should_call_fallback_function_if_open
+    # [async-function] (the fallback function is itself a coroutine function)
+    async def fallback(exc: CircuitBreakerError, *args: Any, **kwargs: Any) -> str:
+        return "async fallback"
+
+    breaker = CircuitBreaker(unique("async-fallback"), fallback=fallback, clock=VirtualClock())
+    breaker.force_open()
+
+    async def function() -> Any:
+        return mock()
+
+    assert await breaker(function)() == "async fallback"
+    assert mock.calls == []
