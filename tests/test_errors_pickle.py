@@ -30,6 +30,7 @@ from buttress import (
 )
 from buttress.cli.demo import DependencyError
 from buttress.observe.health import _CheckFailed
+from buttress.timeout import TimeoutPoolExhaustedError
 
 
 class Rejected(ButtressError):
@@ -54,6 +55,7 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "OperationTimeoutError": lambda: OperationTimeoutError(operation="query", timeout=2.0),
     "OperationTimeoutError-message": lambda: OperationTimeoutError("custom message"),
     "BulkheadFullError": lambda: BulkheadFullError("db", 4, 10, waited=True),
+    "TimeoutPoolExhaustedError": lambda: TimeoutPoolExhaustedError(64, operation="query"),
     "DependencyError": lambda: DependencyError(503),
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
