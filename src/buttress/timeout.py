@@ -4,7 +4,15 @@ Async code is cancelled when its time is up (``asyncio.timeout`` on the real
 clock). Sync code cannot be interrupted safely, so a sync call runs in a worker
 thread and the caller stops waiting when time is up; the worker finishes in the
 background. The ``SIGALRM`` variant does interrupt sync code, but only where
-that is valid: the main thread on Unix.
+that is valid: the main thread on Unix; nested, every limit keeps its deadline.
+
+The worker threads form one pool of at most :data:`DEFAULT_MAX_WORKERS` (64,
+see :func:`set_max_workers`). A call that overruns keeps its worker until it
+ends, so a hanging dependency pins at most that many threads; with all of them
+busy a timed sync call is refused at once with :class:`TimeoutPoolExhaustedError`
+(a :class:`~buttress.BulkheadFullError`) instead of starting another thread.
+A call that has not started when its caller gives up (queued behind a bulkhead
+in the worker) never starts. In a forked child the pool starts empty.
 
 Every timeout raises :class:`OperationTimeoutError` (a builtin ``TimeoutError``)
 naming the operation and the limit, unless ``TimeoutConfig.exception_class``
