@@ -66,7 +66,11 @@ class BulkheadFullError(ButtressError):
 @dataclass(frozen=True, slots=True)
 class BulkheadConfig:
     """``max_concurrent`` calls at once; ``max_queue`` more may wait, each for at
-    most ``max_wait`` seconds (None: as long as it takes)."""
+    most ``max_wait`` seconds (None: as long as it takes).
+
+    ``max_wait`` is refused (``ConfigurationError``) above
+    ``threading.TIMEOUT_MAX`` (about 292 years), the longest wait ``threading``
+    can make, rather than clamped: such a value is a mistake for None."""
 
     max_concurrent: int = 10
     max_queue: int = 0
