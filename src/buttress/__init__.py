@@ -102,7 +102,14 @@ from buttress.retry import (
     should_retry,
     with_retry,
 )
-from buttress.timeout import Timeout, TimeoutConfig, async_timeout, timeout, timeout_operation
+from buttress.timeout import (
+    Timeout,
+    TimeoutConfig,
+    TimeoutPoolExhaustedError,
+    async_timeout,
+    timeout,
+    timeout_operation,
+)
 
 __version__ = "0.1.0"
 
@@ -143,6 +150,7 @@ __all__ = [
     "SystemClock",
     "Timeout",
     "TimeoutConfig",
+    "TimeoutPoolExhaustedError",
     "add_listener",
     "api_resilient",
     "async_circuit_breaker",

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from buttress import registry
-from buttress._core import validate
+from buttress._core import forksafe, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
 from buttress._core.events import (
@@ -585,7 +585,7 @@ class CircuitBreaker(Strategy):
         self.config = config
         self.name = config.name
         self.clock = SYSTEM_CLOCK if clock is None else clock
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
         self._m = BreakerMachine(config)
         self._successes = itertools.count()
         # Rejections by an open breaker are counted without the lock (see _admit).
@@ -595,7 +595,7 @@ class CircuitBreaker(Strategy):
         # A list, not a deque: it is almost always empty, and an empty deque
         # weighs 600 bytes (a thousand named breakers are a realistic count).
         self._pending: list[tuple[CircuitState, CircuitState]] = []
-        self._delivering = threading.Lock()
+        self._delivering = forksafe.lock()
         if on_state_change is not None:
             self.add_listener(on_state_change)
         # Created on the first ``with`` (most breakers are only ever decorators).

@@ -9,6 +9,24 @@ One bulkhead limits sync and async callers together: permits are counted
 under one lock, and a permit is handed straight to the next waiter on
 release, so a newcomer can not overtake the queue. A waiting task that is
 cancelled leaves the queue (or passes on a permit it was just handed).
+
+Invariants:
+
+* A permit is never lost: a waiter that stops waiting for any reason (its
+  ``max_wait`` ran out, a task cancelled, a thread interrupted by a signal
+  handler's exception or ``KeyboardInterrupt``, a sync-timeout caller that
+  gave up) leaves the queue, or gives back the permit it was handed meanwhile.
+* A permit is never made: :meth:`Bulkhead.release` with no permit out raises
+  ``ValueError`` (as ``threading.BoundedSemaphore`` does) instead of adding
+  capacity. Like a semaphore's, permits are not tied to threads, so a stray
+  release while other permits are out is only caught once the count would go
+  below zero.
+* Behind a sync timeout (the pipeline order puts the bulkhead inside it), a
+  call whose caller was already told ``OperationTimeoutError`` while it was
+  queued never starts: it leaves the queue as soon as the caller gives up.
+* In a forked child, the waiters and running calls of the parent's other
+  threads do not exist: the child's bulkhead starts with none, and releases of
+  permits the forking thread held are absorbed.
 """
 
 from __future__ import annotations
@@ -20,9 +38,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from buttress._core import validate
+from buttress._core import caller as _caller
+from buttress._core import forksafe, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
-from buttress._core.errors import ButtressError
+from buttress._core.errors import ButtressError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, deliver
 from buttress._core.strategy import Strategy
 
@@ -47,7 +66,11 @@ class BulkheadFullError(ButtressError):
 @dataclass(frozen=True, slots=True)
 class BulkheadConfig:
     """``max_concurrent`` calls at once; ``max_queue`` more may wait, each for at
-    most ``max_wait`` seconds (None: as long as it takes)."""
+    most ``max_wait`` seconds (None: as long as it takes).
+
+    ``max_wait`` is refused (``ConfigurationError``) above
+    ``threading.TIMEOUT_MAX`` (about 292 years), the longest wait ``threading``
+    can make, rather than clamped: such a value is a mistake for None."""
 
     max_concurrent: int = 10
     max_queue: int = 0
@@ -58,7 +81,10 @@ class BulkheadConfig:
         o = "BulkheadConfig"
         validate.integer(o, "max_concurrent", self.max_concurrent, minimum=1)
         validate.integer(o, "max_queue", self.max_queue, minimum=0)
-        validate.optional_number(o, "max_wait", self.max_wait, minimum=0.0)
+        # Above threading.TIMEOUT_MAX (about 292 years) a wait raises OverflowError
+        # once queued, stranding the waiter: refused here. None means no limit.
+        validate.optional_number(o, "max_wait", self.max_wait, minimum=0.0,
+                                 maximum=threading.TIMEOUT_MAX)
         if self.name is not None:
             validate.text(o, "name", self.name)
 
@@ -83,7 +109,8 @@ class Bulkhead(Strategy):
         async def query(sql: str) -> list[dict]: ...
     """
 
-    __slots__ = ("_active", "_lock", "_waiters", "clock", "config", "events", "name")
+    __slots__ = ("__weakref__", "_active", "_forgiven", "_lock", "_waiters", "clock", "config",
+                 "events", "name")
 
     order = 50
 
@@ -98,9 +125,11 @@ class Bulkhead(Strategy):
         self.clock = SYSTEM_CLOCK if clock is None else clock
         #: This bulkhead's listener hub: ``bulkhead.events.add(listener, *kinds)``.
         self.events = Listeners(GLOBAL)
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
         self._active = 0
         self._waiters: deque[_Waiter] = deque()
+        self._forgiven = 0  # permits held in the parent at fork time (see _after_fork_in_child)
+        forksafe.register(self)
 
     @property
     def active(self) -> int:
@@ -139,7 +168,20 @@ class Bulkhead(Strategy):
                 if not waiter.future.done():
                     waiter.loop.call_soon_threadsafe(self._grant, waiter)
                     return
-            self._active -= 1
+            if self._active > 0:
+                self._active -= 1
+            elif self._forgiven > 0:
+                self._forgiven -= 1
+            else:
+                raise ValueError(f"{self!r}.release() called with no permit taken: "
+                                 "each release() must follow an acquire()")
+
+    def _after_fork_in_child(self) -> None:
+        # Only the forking thread lives on in a child. The others' queued waits
+        # and running calls are gone with them, and so are their permits; the
+        # forking thread's own, if it held any, is released later and absorbed.
+        self._waiters.clear()
+        self._forgiven, self._active = self._active, 0
 
     def _grant(self, waiter: _AsyncWaiter) -> None:
         # Runs on the waiter's loop. A waiter cancelled meanwhile passes the permit on.
@@ -171,8 +213,28 @@ class Bulkhead(Strategy):
                 return
             waiter = threading.Event()
             self._enqueue(waiter)
+        # Run for a sync timeout: its caller giving up wakes the waiter.
+        caller = _caller.current()
         limit = self.config.max_wait
-        if self.clock.wait(waiter, threading.TIMEOUT_MAX if limit is None else limit):
+        try:
+            if caller is not None:
+                caller.wake_on_give_up(waiter.set)
+            granted = self.clock.wait(waiter, threading.TIMEOUT_MAX if limit is None else limit)
+            if caller is not None and caller.gave_up:
+                raise OperationTimeoutError(
+                    f"bulkhead {self.name or ''!s}: the caller stopped waiting (its timeout "
+                    "expired) while the call was queued; the call was not started")
+        except BaseException:
+            # Interrupted (a signal handler's exception, KeyboardInterrupt) or
+            # abandoned: leave the queue, or give back the permit handed over
+            # meanwhile, so that no permit is lost with this waiter.
+            if not self._leave_queue(waiter):
+                self._release()
+            raise
+        finally:
+            if caller is not None:
+                caller.forget(waiter.set)
+        if granted:
             return
         if self._leave_queue(waiter):
             raise self._reject(waited=True)
@@ -205,7 +267,10 @@ class Bulkhead(Strategy):
             raise
 
     def release(self) -> None:
-        """Give back a permit taken with :meth:`acquire` or :meth:`acquire_async`."""
+        """Give back a permit taken with :meth:`acquire` or :meth:`acquire_async`.
+
+        Raises ``ValueError`` when no permit is out: a release without its
+        acquire never adds capacity."""
         self._release()
 
     # call paths

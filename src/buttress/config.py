@@ -54,7 +54,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Final, Literal, TypeVar, cast
 
 from buttress import registry
-from buttress._core import validate
+from buttress._core import forksafe, validate
 from buttress._core.clock import Clock
 from buttress._core.errors import ConfigurationError
 from buttress._core.events import Listeners
@@ -848,7 +848,7 @@ class ResilienceConfig:
     """
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        self._lock = forksafe.rlock()
         self._generation = 0
         # Breakers this module created: name -> (generation last wanted, breaker).
         # A breaker wanted only by an older generation may be replaced by a new config.
@@ -1300,7 +1300,7 @@ class LivePipeline:
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock = clock
         self._built: _Built | None = None
-        self._build_lock = threading.Lock()
+        self._build_lock = forksafe.lock()
         self.events = Listeners()
 
     # what subclasses decide

@@ -10,12 +10,11 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final
 
-from buttress._core import validate
+from buttress._core import forksafe, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.events import GLOBAL, FallbackUsed, Listeners, deliver
 from buttress._core.strategy import (
@@ -210,7 +209,7 @@ class CachedFallback(Strategy):
         if on_fallback is not None:
             self.events.add(_OnFallback(on_fallback, cached=True), FallbackUsed)
         self._cache: OrderedDict[Hashable, tuple[Any, float]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
 
     @staticmethod
     def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from buttress._core import forksafe
+
 __all__ = ["FlakyServer"]
 
 
@@ -107,7 +109,7 @@ class FlakyServer:
         self.host = host
         self.hits = 0
         self._rng = random.Random(seed)
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
         self._script: deque[int] = deque()
         self._outage_until = 0.0
         self._server: _Server | None = None

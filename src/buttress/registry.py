@@ -8,10 +8,10 @@ not a silent second breaker. Breakers constructed directly are observed too
 
 from __future__ import annotations
 
-import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from buttress._core import forksafe
 from buttress._core.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ __all__ = [
     "reset_circuit_breakers",
 ]
 
-_lock = threading.Lock()
+_lock = forksafe.lock()
 _named: dict[str, CircuitBreaker] = {}
 _observed: weakref.WeakValueDictionary[str, CircuitBreaker] = weakref.WeakValueDictionary()
 

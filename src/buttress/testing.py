@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
+from buttress._core import forksafe
+
 __all__ = ["AsyncScriptedCall", "ScriptedCall", "TimerHandle", "VirtualClock", "reset_registries"]
 
 
@@ -93,7 +95,7 @@ class VirtualClock:
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = float(start)
-        self._lock = threading.RLock()
+        self._lock = forksafe.rlock()
         self._timers: list[tuple[float, int, TimerHandle]] = []
         self._order = itertools.count()
         self.sleeps: list[float] = []
@@ -216,7 +218,7 @@ class ScriptedCall:
         self._then = outcomes[-1] if then is _REPEAT_LAST else then
         self._latency = latency
         self._clock = clock
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
         self.calls = 0
         self.arguments: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
 

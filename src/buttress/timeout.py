@@ -4,7 +4,15 @@ Async code is cancelled when its time is up (``asyncio.timeout`` on the real
 clock). Sync code cannot be interrupted safely, so a sync call runs in a worker
 thread and the caller stops waiting when time is up; the worker finishes in the
 background. The ``SIGALRM`` variant does interrupt sync code, but only where
-that is valid: the main thread on Unix.
+that is valid: the main thread on Unix; nested, every limit keeps its deadline.
+
+The worker threads form one pool of at most :data:`DEFAULT_MAX_WORKERS` (64,
+see :func:`set_max_workers`). A call that overruns keeps its worker until it
+ends, so a hanging dependency pins at most that many threads; with all of them
+busy a timed sync call is refused at once with :class:`TimeoutPoolExhaustedError`
+(a :class:`~buttress.BulkheadFullError`) instead of starting another thread.
+A call that has not started when its caller gives up (queued behind a bulkhead
+in the worker) never starts. In a forked child the pool starts empty.
 
 Every timeout raises :class:`OperationTimeoutError` (a builtin ``TimeoutError``)
 naming the operation and the limit, unless ``TimeoutConfig.exception_class``
@@ -19,15 +27,18 @@ import logging
 import queue
 import signal
 import threading
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
-from buttress._core import validate
+from buttress._core import forksafe, validate
+from buttress._core.caller import Caller, run_for
+from buttress._core.caller import current as current_caller
 from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
-from buttress._core.errors import OperationTimeoutError
-from buttress._core.events import GLOBAL, Listeners, TimedOut, deliver
+from buttress._core.errors import ButtressError, OperationTimeoutError
+from buttress._core.events import GLOBAL, CallRejected, Listeners, TimedOut, deliver
 from buttress._core.strategy import (
     Strategy,
     is_async_callable,
@@ -35,11 +46,15 @@ from buttress._core.strategy import (
     operation_name,
     should_log,
 )
+from buttress.bulkhead import BulkheadFullError
 
 __all__ = [
+    "DEFAULT_MAX_WORKERS",
     "Timeout",
     "TimeoutConfig",
+    "TimeoutPoolExhaustedError",
     "async_timeout",
+    "set_max_workers",
     "timeout",
     "timeout_operation",
 ]
@@ -232,6 +247,30 @@ class _Done(threading.Event):
         return super().is_set()
 
 
+class TimeoutPoolExhaustedError(BulkheadFullError):
+    """A sync call with a timeout was refused, not started: every worker thread
+    of the timeout pool is busy (most likely with calls that overran their
+    timeout and still hang).
+
+    A :class:`~buttress.BulkheadFullError`, since the pool is a bulkhead around
+    every sync timeout: code that sheds load on a full bulkhead sheds it here
+    too, and metrics count it as a rejection. ``max_workers`` is the pool's
+    size (see :func:`set_max_workers`), ``operation`` the refused call.
+    """
+
+    def __init__(self, max_workers: int, operation: str | None = None) -> None:
+        self.name = "buttress-timeout-pool"
+        self.max_concurrent = self.max_workers = max_workers
+        self.max_queue = 0
+        self.waited = False
+        self.operation = operation
+        what = f"operation {operation!r}" if operation else "a call"
+        ButtressError.__init__(
+            self, f"sync timeout pool exhausted: all {max_workers} worker threads are busy "
+                  f"(calls that overran their timeout keep theirs until they end), so {what} "
+                  f"was not started; see buttress.timeout.set_max_workers")
+
+
 class _Worker(threading.Thread):
     """A daemon thread that runs jobs handed to it, one at a time, and ends after
     ``idle`` seconds without one."""
@@ -254,29 +293,54 @@ class _Worker(threading.Thread):
             pool.rest(self)
 
 
+DEFAULT_MAX_WORKERS: Final = 64
+"""Worker threads the sync timeout pool may run at once, unless
+:func:`set_max_workers` says otherwise."""
+
+
 class _WorkerPool:
-    """Reusable worker threads for sync timeouts.
+    """Reusable worker threads for sync timeouts, at most ``max_workers`` of them.
 
     Starting a thread per call cost about 100 µs; handing the call to an idle
-    worker costs a fraction of that. The pool never makes a call wait for a
-    worker: with none idle, a new one starts. A call that overruns its timeout
-    keeps its worker busy until it ends (nothing can stop it safely), so hung
-    calls never block later ones. Idle workers end after ``idle`` seconds.
+    worker costs a fraction of that. With none idle a new worker starts, up to
+    ``max_workers``; beyond that the call is refused (:meth:`run` returns False)
+    rather than queued, as a queued call would only wait behind hung ones. A
+    call that overruns its timeout keeps its worker busy until it ends (nothing
+    can stop it safely), so a dependency that hangs can hold at most
+    ``max_workers`` threads. Idle workers end after ``idle`` seconds.
+
+    In a forked child the parent's workers do not exist: the pool forgets them.
     """
 
-    def __init__(self, idle: float = 30.0) -> None:
+    def __init__(self, idle: float = 30.0, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
         self.idle = idle
-        self._lock = threading.Lock()
+        self.max_workers = max_workers
+        self._lock = forksafe.lock()
         self._resting: list[_Worker] = []
+        self._alive = 0  # workers started and not retired: busy plus resting
+        forksafe.register(self)
 
-    def run(self, job: Callable[[], None], name: str) -> None:
+    def run(self, job: Callable[[], None], name: str) -> bool:
+        """Hand ``job`` to a worker; False (and nothing runs) if all are busy."""
         with self._lock:
-            worker = self._resting.pop() if self._resting else None
+            if self._resting:
+                worker = self._resting.pop()
+            elif self._alive >= self.max_workers:
+                return False
+            else:
+                self._alive += 1
+                worker = None
         if worker is None:
             worker = _Worker(self)
-            worker.start()
+            try:
+                worker.start()
+            except BaseException:  # RuntimeError: can't start new thread
+                with self._lock:
+                    self._alive -= 1
+                raise
         worker.name = name
         worker.jobs.put(job)
+        return True
 
     def rest(self, worker: _Worker) -> None:
         worker.name = "buttress-timeout-idle"
@@ -288,16 +352,52 @@ class _WorkerPool:
         with self._lock:
             if worker in self._resting:
                 self._resting.remove(worker)
+                self._alive -= 1
                 return True
             return False
+
+    def _after_fork_in_child(self) -> None:
+        # Only the forking thread survives a fork: none of the workers did.
+        self._resting = []
+        self._alive = 0
 
     @property
     def resting(self) -> int:
         """Idle workers now."""
         return len(self._resting)
 
+    @property
+    def alive(self) -> int:
+        """Workers now, busy or idle."""
+        return self._alive
+
 
 _WORKERS = _WorkerPool()
+
+
+def set_max_workers(max_workers: int) -> int:
+    """Bound the worker threads of sync timeouts; return the previous bound.
+
+    Every sync call under a (thread-based) timeout runs on a worker of one
+    shared pool, and a call that overruns its timeout keeps its worker until it
+    ends. The bound caps what a hanging dependency can pin: once every worker
+    is busy, further timed sync calls raise :class:`TimeoutPoolExhaustedError`
+    at once instead of starting a thread each. Size it to the sync calls you
+    expect in flight at once (for example your server's thread count) plus a
+    margin for hung ones. The default is :data:`DEFAULT_MAX_WORKERS` (64).
+    Lowering it stops no running worker; it applies to new ones::
+
+        >>> previous = set_max_workers(200)
+        >>> previous
+        64
+        >>> _ = set_max_workers(previous)
+
+    .. versionadded:: 0.2
+    """
+    validate.integer("set_max_workers", "max_workers", max_workers, minimum=1)
+    with _WORKERS._lock:
+        previous, _WORKERS.max_workers = _WORKERS.max_workers, max_workers
+    return previous
 
 
 def call_with_thread_timeout(
@@ -314,47 +414,75 @@ def call_with_thread_timeout(
 
     The worker runs in a copy of the caller's context (contextvars carry over).
     A worker that overruns is left to finish in the background (a daemon
-    thread); Python offers no safe way to stop it.
+    thread); Python offers no safe way to stop it. A call that has not started
+    when its caller stops waiting (still queued behind a bulkhead in the
+    worker) never starts. With every worker of the pool busy the call is
+    refused with :class:`TimeoutPoolExhaustedError`.
     """
     context = contextvars.copy_context()
     name = f"buttress-timeout-{operation or getattr(fn, '__name__', 'call')}"
-    if type(clock) is SystemClock:
-        # On real time the outcome comes back through a queue: half the cost of
-        # the Event handshake a pluggable clock needs (about 40 µs instead of 80
-        # for a call that returns at once, on a 2-core machine).
-        results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+    caller = Caller()
+    outer = current_caller()  # this call runs in the worker of another timed call
+    if outer is not None:
+        outer.wake_on_give_up(caller.give_up)
+    try:
+        if type(clock) is SystemClock:
+            # On real time the outcome comes back through a queue: half the cost of
+            # the Event handshake a pluggable clock needs (about 40 µs instead of 80
+            # for a call that returns at once, on a 2-core machine).
+            results: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
 
-        def work_now() -> None:
+            def work_now() -> None:
+                if caller.gave_up:
+                    return  # the caller stopped waiting before the worker got here
+                try:
+                    results.put((True, context.run(run_for, caller, fn, args, kwargs)))
+                except BaseException as exc:  # handed to the caller below
+                    results.put((False, exc))
+
+            if not _WORKERS.run(work_now, name):
+                raise _exhausted(operation, events)
             try:
-                results.put((True, context.run(fn, *args, **kwargs)))
-            except BaseException as exc:  # handed to the caller below
-                results.put((False, exc))
+                ok, value = results.get(timeout=seconds)
+            except queue.Empty:
+                raise _expired(seconds, operation, config, events) from None
+        else:
+            outcome: list[tuple[bool, Any]] = []
+            done = _Done()
 
-        _WORKERS.run(work_now, name)
-        try:
-            ok, value = results.get(timeout=seconds)
-        except queue.Empty:
-            raise _expired(seconds, operation, config, events) from None
-    else:
-        outcome: list[tuple[bool, Any]] = []
-        done = _Done()
+            def work() -> None:
+                try:
+                    done.watched.wait()
+                    if not caller.gave_up:
+                        outcome.append((True, context.run(run_for, caller, fn, args, kwargs)))
+                except BaseException as exc:  # handed to the caller below
+                    outcome.append((False, exc))
+                finally:
+                    done.set()
 
-        def work() -> None:
-            try:
-                done.watched.wait()
-                outcome.append((True, context.run(fn, *args, **kwargs)))
-            except BaseException as exc:  # handed to the caller below
-                outcome.append((False, exc))
-            finally:
-                done.set()
-
-        _WORKERS.run(work, name)
-        if not clock.wait(done, seconds):
-            raise _expired(seconds, operation, config, events)
-        ok, value = outcome[0]
+            if not _WORKERS.run(work, name):
+                raise _exhausted(operation, events)
+            if not clock.wait(done, seconds):
+                raise _expired(seconds, operation, config, events)
+            ok, value = outcome[0]
+    except BaseException:
+        # Timed out, or interrupted while waiting (Ctrl-C, a signal): either way
+        # nobody waits for the call any more.
+        caller.give_up()
+        raise
+    finally:
+        if outer is not None:
+            outer.forget(caller.give_up)
     if ok:
         return value  # type: ignore[no-any-return]
     raise value
+
+
+def _exhausted(operation: str | None, events: Listeners | None) -> TimeoutPoolExhaustedError:
+    targets = events.of(CallRejected) if events is not None else ()
+    if targets:
+        deliver(targets, CallRejected("timeout", operation, "workers exhausted", 0.0))
+    return TimeoutPoolExhaustedError(_WORKERS.max_workers, operation)
 
 
 def call_with_signal_timeout(
@@ -365,27 +493,64 @@ def call_with_signal_timeout(
     operation: str | None = None,
     events: Listeners | None = None,
 ) -> T:
-    """Run ``fn`` in this thread, interrupting it with ``SIGALRM`` after the limit."""
+    """Run ``fn`` in this thread, interrupting it with ``SIGALRM`` after the limit.
+
+    Nested limits keep every deadline: an outer timer (another signal timeout,
+    or any ``setitimer``/``alarm`` with a handler) that is due before this
+    limit still fires on time, through its own handler; one due later is
+    re-armed, for its remaining time, when this call ends.
+    """
     if not hasattr(signal, "SIGALRM"):
         raise RuntimeError("TimeoutConfig(use_signal=True) needs SIGALRM, which this "
                            "platform lacks; use the default thread-based timeout")
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("TimeoutConfig(use_signal=True) only works in the main thread; "
                            "use the default thread-based timeout elsewhere")
-    fired = False
+    seconds = config.timeout_seconds
+    # ITIMER_REAL is one timer per process: an outer limit is read here and
+    # given back at the end, never lost.
+    outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
+    start = time.monotonic()
+    deadline = start + seconds
+    outer_at = start + outer_delay if outer_delay > 0 else None
+    outer_due_first = outer_at is not None and outer_at <= deadline
+    outer_delivered = False
 
     def on_alarm(signum: int, frame: FrameType | None) -> None:
-        nonlocal fired
-        fired = True
-        raise _expired(config.timeout_seconds, operation, config, events)
+        nonlocal outer_due_first, outer_delivered
+        if outer_due_first:
+            # The outer timer's moment: hand the signal to its handler (an outer
+            # buttress timeout raises there). A handler that is not a function
+            # (SIG_DFL, SIG_IGN) gets it when this call ends.
+            outer_due_first = False
+            if callable(previous):
+                outer_delivered = True
+                previous(signum, frame)
+            # The outer handler returned: this limit still stands.
+            signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), _SOON))
+            return
+        raise _expired(seconds, operation, config, events)
 
     previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, config.timeout_seconds)
+    signal.setitimer(signal.ITIMER_REAL, outer_delay if outer_due_first else seconds)
     try:
         return fn(*args, **kwargs)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            # Nested, so that an alarm landing just before the timer is stopped
+            # still leaves the outer handler and timer in place.
+            signal.signal(signal.SIGALRM, previous)
+            if outer_at is not None and not outer_delivered:
+                signal.setitimer(signal.ITIMER_REAL, max(outer_at - time.monotonic(), _SOON),
+                                 outer_interval)
+            elif outer_at is not None and outer_interval > 0:
+                signal.setitimer(signal.ITIMER_REAL, outer_interval, outer_interval)
+
+
+_SOON: Final = 1e-6
+"""The shortest timer: an alarm that is already due fires at once."""
 
 
 # --- the strategy ------------------------------------------------------------------------

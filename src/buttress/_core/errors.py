@@ -3,6 +3,15 @@
 Every error buttress raises on its own account derives from :class:`ButtressError`
 and carries the facts a caller needs as attributes. Errors that replace an
 original exception are chained to it with ``from``.
+
+Every buttress error survives ``pickle``, ``copy.copy`` and ``copy.deepcopy``
+with its type, message and attributes, so it crosses a process pool
+(``concurrent.futures.ProcessPoolExecutor``, ``multiprocessing.Pool``) intact.
+Python's default pickling of an exception calls ``type(exc)(*exc.args)``, which
+fails for any error whose ``__init__`` takes other arguments than its message
+(and a worker's unpicklable exception breaks the pool or hangs the parent), so
+:meth:`ButtressError.__reduce__` rebuilds without calling ``__init__`` at all:
+a subclass needs nothing special, whatever its constructor.
 """
 
 from __future__ import annotations
@@ -22,8 +31,22 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """Unpickle a :class:`ButtressError`: make the instance without running
+    ``__init__`` (its ``args`` are the message, not the constructor's arguments);
+    pickle then restores the attributes through ``__setstate__``."""
+    error = cls.__new__(cls, *args)
+    error.args = args
+    return error
+
+
 class ButtressError(Exception):
     """Root of every error raised by buttress itself."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # (rebuild, its arguments, the attributes) instead of BaseException's
+        # (type, args, attributes), which calls __init__ with the message.
+        return _rebuild, (type(self), self.args), self.__dict__ or None
 
 
 class ConfigurationError(ButtressError, ValueError):

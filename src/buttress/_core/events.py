@@ -24,12 +24,12 @@ Example::
 from __future__ import annotations
 
 import dataclasses
-import threading
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from buttress._core import forksafe
 from buttress._core.strategy import logger
 
 __all__ = [
@@ -169,7 +169,7 @@ class Listeners:
 
     __slots__ = ("__weakref__", "_by_kind", "_children", "_own", "_parents", "active")
 
-    _lock = threading.Lock()  # one for all hubs: changes are rare, reads take none
+    _lock = forksafe.lock()  # one for all hubs: changes are rare, reads take none
 
     def __init__(self, *parents: Listeners) -> None:
         # Tuples, a shared empty map and a lazily made WeakSet: every strategy

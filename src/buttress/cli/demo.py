@@ -141,6 +141,10 @@ class DependencyError(Exception):
         self.status = status
         super().__init__(f"dependency answered HTTP {status}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickle calls the class with ``args`` (the message) by default.
+        return type(self), (self.status,), self.__dict__
+
 
 @dataclass(frozen=True, slots=True)
 class Transition:

@@ -10,11 +10,11 @@ Standard library and buttress only: this module must never import
 from __future__ import annotations
 
 import contextlib
-import threading
 import weakref
 from collections.abc import Callable
 from typing import Any, Final, Self
 
+from buttress._core import forksafe
 from buttress._core.events import GLOBAL, CallRejected, Event, Listeners
 from buttress._core.strategy import redact
 from buttress.breaker import CircuitBreaker, CircuitState
@@ -51,7 +51,7 @@ class BoundedNames:
         self._limit = limit
         self._known: dict[str | None, str] = {}
         self._values: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
 
     def __call__(self, name: str | None) -> str:
         label = self._known.get(name)
@@ -129,7 +129,7 @@ class HubListener:
     def __init__(self) -> None:
         self._installed = False
         self._hubs: weakref.WeakSet[Listeners] = weakref.WeakSet()
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
 
     def _record_state(self, breaker: CircuitBreaker) -> None:
         raise NotImplementedError

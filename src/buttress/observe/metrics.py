@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar, overload
 
-from buttress._core import validate
+from buttress._core import forksafe, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, RetryExhaustedError
 from buttress._core.events import (
@@ -318,7 +317,7 @@ class ResilienceMetrics:
                                                 minimum=1)
         self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
         self._wall: Callable[[], float] = time.time if wall_clock is None else wall_clock
-        self._lock = threading.Lock()
+        self._lock = forksafe.lock()
         self._ops: dict[str, _Operation] = {}
         self._history: deque[tuple[str, str, float | None, int, float]] = deque(
             maxlen=history_size)

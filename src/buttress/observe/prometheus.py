@@ -42,13 +42,13 @@ This module imports ``prometheus_client``; ``import buttress`` never does.
 
 from __future__ import annotations
 
-import threading
 import weakref
 from collections.abc import Sequence
 from typing import Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from buttress._core import forksafe
 from buttress._core.events import (
     CallRejected,
     FallbackUsed,
@@ -118,7 +118,7 @@ class _Families:
 
 _shared: weakref.WeakKeyDictionary[CollectorRegistry, dict[str, _Families]] = (
     weakref.WeakKeyDictionary())
-_shared_lock = threading.Lock()
+_shared_lock = forksafe.lock()
 
 
 def _families(registry: CollectorRegistry, namespace: str, buckets: tuple[float, ...],
