@@ -702,7 +702,6 @@ def test_call_retries_once_and_returns_the_value() -> None:
 # --- TestRetryException -------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: pickling of errors")
 def test_the_exhausted_error_survives_pickling() -> None:
     # tenacity: TestRetryException::test_retry_error_is_pickleable
     error = RetryExhaustedError(3, KeyError("k"), None, "op")
