@@ -65,7 +65,7 @@ from buttress.backoff import normalise_jitter
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.pipeline import Pipeline, pipeline
 from buttress.retry import RetryConfig
-from buttress.timeout import TimeoutConfig
+from buttress.timeout import Timeout, TimeoutConfig
 
 __all__ = [
     "MAX_FILE_BYTES",
@@ -1281,6 +1281,9 @@ class ResilienceConfig:
 
         ``name`` takes both sections' entries of that name (at least one must exist
         when the call runs); ``retry``/``circuit_breaker`` name one each (it must exist).
+        ``timeout`` is applied as :func:`~buttress.timeout` applies it: a sync call
+        then runs in a worker thread (the only way to stop waiting for it), so give
+        it only to sync functions whose objects may cross threads.
         """
         return _NamedPolicy(name, retry, circuit_breaker, timeout, clock)
 
@@ -1429,6 +1432,11 @@ class LivePipeline:
     def _for_function(self, fn: Callable[..., Any]) -> LivePipeline:
         return self
 
+    def _timeout_stage(self, config: TimeoutConfig) -> Timeout:
+        """The timeout strategy for ``config``: by default sync calls run in a worker
+        thread (only used where a timeout was asked for explicitly)."""
+        return Timeout(config, clock=self.clock)
+
     # building
 
     def current(self) -> _Built:
@@ -1450,8 +1458,10 @@ class LivePipeline:
                     breaker_config = None
                 breaker = (None if breaker_config is None else resilience_config._circuit_breaker(
                     breaker_config, self.clock, generation, self._owner()))
-                built_pipeline = pipeline(retry=retry, circuit_breaker=breaker, timeout=limit,
-                                          clock=self.clock)
+                built_pipeline = pipeline(
+                    retry=retry, circuit_breaker=breaker,
+                    timeout=None if limit is None else self._timeout_stage(limit),
+                    clock=self.clock)
                 built_pipeline.events.attach(self.events)
                 built = _Built(generation, built_pipeline, retry, breaker_config, limit,
                                breaker)
