@@ -95,7 +95,6 @@ from buttress.retry import (
     RetryResult,
     async_retry,
     async_retry_with_backoff,
-    is_transient,
     retry,
     retry_sync,
     retry_with_backoff,
@@ -103,6 +102,7 @@ from buttress.retry import (
     with_retry,
 )
 from buttress.timeout import Timeout, TimeoutConfig, async_timeout, timeout, timeout_operation
+from buttress.transient import is_transient
 
 __version__ = "0.1.0"
 

@@ -10,58 +10,19 @@ from buttress._core.strategy import is_async_callable
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.pipeline import Pipeline
 from buttress.registry import get_circuit_breaker
-from buttress.retry import Retry, is_transient
+from buttress.retry import Retry
+from buttress.transient import is_transient_database_error, is_transient_http_error
 
 __all__ = [
     "async_circuit_breaker",
     "circuit_breaker",
     "is_transient_database_error",
+    "is_transient_http_error",
     "retry_database_operation",
     "retry_http_request",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Transient errors of the usual client libraries, matched by name so that no
-# optional dependency is imported to recognise them.
-_TRANSIENT_CLASSES = frozenset({
-    ("httpx", "TransportError"),
-    ("requests", "ConnectionError"),
-    ("requests", "Timeout"),
-    ("urllib3", "ProtocolError"),
-    ("urllib3", "TimeoutError"),
-    ("aiohttp", "ClientConnectionError"),
-})
-_TRANSIENT_DB_CLASSES = frozenset({
-    ("sqlite3", "OperationalError"),
-    ("sqlalchemy", "OperationalError"),
-    ("sqlalchemy", "DisconnectionError"),
-    ("psycopg", "OperationalError"),
-    ("psycopg2", "OperationalError"),
-    ("redis", "ConnectionError"),
-    ("redis", "TimeoutError"),
-})
-
-
-def _matches(exc: BaseException, names: frozenset[tuple[str, str]]) -> bool:
-    for cls in type(exc).__mro__:
-        package = cls.__module__.partition(".")[0]
-        if (package, cls.__name__) in names:
-            return True
-    return False
-
-
-def is_transient_http_error(exc: Exception) -> bool:
-    """Transient for HTTP: :func:`is_transient`, or a transport error of httpx,
-    requests, urllib3 or aiohttp."""
-    return is_transient(exc) or _matches(exc, _TRANSIENT_CLASSES)
-
-
-def is_transient_database_error(exc: Exception) -> bool:
-    """Transient for databases: connection errors, timeouts and the drivers'
-    ``OperationalError``/``DisconnectionError`` (sqlite3, SQLAlchemy, psycopg)."""
-    return isinstance(exc, ConnectionError | TimeoutError) or _matches(exc, _TRANSIENT_DB_CLASSES)
-
 
 def _breaker_from(config: CircuitBreakerConfig | None, clock: Clock | None,
                   options: dict[str, Any]) -> CircuitBreaker:

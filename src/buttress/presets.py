@@ -58,9 +58,9 @@ from buttress.config import (
     _check_field,
     resilience_config,
 )
-from buttress.decorators import is_transient_database_error, is_transient_http_error
-from buttress.retry import RetryConfig, is_transient
+from buttress.retry import RetryConfig
 from buttress.timeout import Timeout, TimeoutConfig
+from buttress.transient import is_transient, is_transient_database_error, is_transient_http_error
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
