@@ -53,7 +53,18 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal, TypeVar, cast
+from typing import (
+    Any,
+    Concatenate,
+    Final,
+    Literal,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from buttress import registry
 from buttress._core import validate
@@ -73,6 +84,7 @@ __all__ = [
     "Explanation",
     "LivePipeline",
     "OperationSettings",
+    "Protected",
     "ResilienceConfig",
     "ResilienceSettings",
     "Setting",
@@ -84,7 +96,11 @@ __all__ = [
     "resilience_config",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+_Q = ParamSpec("_Q")
+_S = TypeVar("_S")
 
 OPERATION_TYPES: Final = ("default", "database", "cache", "api", "file", "ml")
 """The operation types with a settings section; any other type uses ``default``."""
@@ -1396,6 +1412,43 @@ class _Built:
         return fn if self.pipeline is None else self.pipeline.wrap_async(fn)
 
 
+class Protected(Protocol[P, R_co]):
+    """What a :class:`LivePipeline` makes of a function, for type checkers: callable
+    exactly as the original (same parameters, same result; a method binds as
+    usual), with the pipeline protecting it as ``.resilience``::
+
+        @resilience_config.protect("database")
+        def get_user(user_id: int) -> dict: ...
+
+        get_user(1)                            # checked against (user_id: int)
+        get_user.resilience.retry_config       # RetryConfig | None
+
+    At run time it is the function ``functools.wraps`` made; nothing here runs.
+    The presets return the narrower :class:`~buttress.presets.ResilientFunction`.
+
+    .. versionadded:: 0.1
+    """
+
+    __name__: str
+    __qualname__: str
+
+    @property
+    def resilience(self) -> LivePipeline: ...
+
+    @property
+    def __wrapped__(self) -> Callable[P, R_co]: ...
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    # A method: looked up on the class it stays itself, on an instance it is
+    # bound (its first parameter filled).
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(self: Protected[Concatenate[_S, _Q], R_co], instance: _S,
+                owner: type[Any] | None = None, /) -> Protected[_Q, R_co]: ...
+
+
 class LivePipeline:
     """A pipeline built from the current configuration, and built again whenever the
     configuration changes (checked once per call: one integer comparison).
@@ -1500,10 +1553,10 @@ class LivePipeline:
 
     # using
 
-    def __call__(self, fn: F) -> F:
-        return self._for_function(fn)._decorate(fn)
+    def __call__(self, fn: Callable[P, R]) -> Protected[P, R]:
+        return cast("Protected[P, R]", self._for_function(fn)._decorate(fn))
 
-    def _decorate(self, fn: F) -> F:
+    def _decorate(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         first = self.current() if self._eager else None
         state = resilience_config
         wrapper: Callable[..., Any]
@@ -1535,7 +1588,7 @@ class LivePipeline:
             wrapper = protected
         functools.update_wrapper(wrapper, fn)
         wrapper.__dict__["resilience"] = self
-        return cast(F, wrapper)
+        return wrapper
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under the current pipeline."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from buttress._core.clock import Clock
 from buttress._core.strategy import is_async_callable
@@ -60,12 +60,23 @@ def async_circuit_breaker(
     return decorate
 
 
-def _retry_with_breaker(retry: Retry, breaker_name: str | None, clock: Clock | None) -> Any:
+def _retry_with_breaker(retry: Retry, breaker_name: str | None,
+                        clock: Clock | None) -> Retry | Pipeline:
     if breaker_name is None:
         return retry
     return Pipeline(retry, get_circuit_breaker(breaker_name, clock=clock))
 
 
+@overload
+def retry_http_request(
+    max_attempts: int = 3, base_delay: float = 1.0, max_delay: float = 30.0, *,
+    circuit_breaker: None = None, clock: Clock | None = None, **options: Any,
+) -> Retry: ...
+@overload
+def retry_http_request(
+    max_attempts: int = 3, base_delay: float = 1.0, max_delay: float = 30.0, *,
+    circuit_breaker: str, clock: Clock | None = None, **options: Any,
+) -> Pipeline: ...
 def retry_http_request(
     max_attempts: int = 3,
     base_delay: float = 1.0,
@@ -74,13 +85,16 @@ def retry_http_request(
     circuit_breaker: str | None = None,
     clock: Clock | None = None,
     **options: Any,
-) -> Any:
+) -> Retry | Pipeline:
     """Retry an HTTP call on transient failures only (connection errors, timeouts,
     408/425/429/5xx statuses), with jittered exponential backoff, optionally behind
     the named circuit breaker::
 
         @retry_http_request(max_attempts=3, circuit_breaker="payment_api")
         def charge(amount: int) -> dict: ...
+
+    Returns a :class:`~buttress.Retry`, or with ``circuit_breaker`` a
+    :class:`~buttress.Pipeline`; either keeps the decorated function's signature.
     """
     options.setdefault("retry_condition", is_transient_http_error)
     options.setdefault("strategy", "jittered_exponential")
@@ -89,6 +103,16 @@ def retry_http_request(
     return _retry_with_breaker(retry, circuit_breaker, clock)
 
 
+@overload
+def retry_database_operation(
+    max_attempts: int = 3, base_delay: float = 0.5, max_delay: float = 10.0, *,
+    circuit_breaker: None = None, clock: Clock | None = None, **options: Any,
+) -> Retry: ...
+@overload
+def retry_database_operation(
+    max_attempts: int = 3, base_delay: float = 0.5, max_delay: float = 10.0, *,
+    circuit_breaker: str, clock: Clock | None = None, **options: Any,
+) -> Pipeline: ...
 def retry_database_operation(
     max_attempts: int = 3,
     base_delay: float = 0.5,
@@ -97,7 +121,7 @@ def retry_database_operation(
     circuit_breaker: str | None = None,
     clock: Clock | None = None,
     **options: Any,
-) -> Any:
+) -> Retry | Pipeline:
     """Retry a database call on transient errors only (lost connections, timeouts,
     driver ``OperationalError``), with exponential backoff::
 

@@ -43,7 +43,19 @@ Timeouts and threads. A preset never moves a call to another thread unless asked
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, TypedDict
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Final,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypedDict,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from buttress._core import validate
 from buttress._core.clock import Clock
@@ -53,6 +65,7 @@ from buttress.config import (
     OPERATION_TYPES,
     Explanation,
     LivePipeline,
+    Protected,
     ResilienceSettings,
     _check_delays,
     _check_field,
@@ -68,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PresetOptions",
     "Resilience",
+    "ResilientFunction",
     "api_resilient",
     "cache_resilient",
     "database_resilient",
@@ -76,6 +90,12 @@ __all__ = [
     "resilient",
     "resilient_context",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+_Q = ParamSpec("_Q")
+_S = TypeVar("_S")
 
 _OVERRIDABLE: Final = ("timeout_seconds", "max_attempts", "base_delay", "max_delay",
                        "exponential_base", "jitter", "failure_threshold", "recovery_timeout")
@@ -106,6 +126,30 @@ class PresetOptions(TypedDict, total=False):
     enable_circuit_breaker: bool
     timeout_in_thread: bool
     clock: Clock | None
+
+
+class ResilientFunction(Protected[P, R_co], Protocol[P, R_co]):
+    """A function protected by :func:`resilient` or a preset, for type checkers:
+    called exactly as the original, with its :class:`Resilience` as
+    ``.resilience``::
+
+        @database_resilient(operation_name="user_lookup")
+        def get_user(user_id: int) -> tuple: ...
+
+        get_user("1")                                  # mypy: expected "int"
+        get_user.resilience.retry_config               # RetryConfig | None
+
+    .. versionadded:: 0.1
+    """
+
+    @property
+    def resilience(self) -> Resilience: ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(self: ResilientFunction[Concatenate[_S, _Q], R_co], instance: _S,
+                owner: type[Any] | None = None, /) -> ResilientFunction[_Q, R_co]: ...
 
 
 class _AsyncOnlyTimeout(Timeout):
@@ -185,6 +229,9 @@ class Resilience(LivePipeline):
         self.enable_retry = enable_retry
         self.enable_circuit_breaker = enable_circuit_breaker
         self.timeout_in_thread = timeout_in_thread
+
+    def __call__(self, fn: Callable[P, R]) -> ResilientFunction[P, R]:
+        return cast("ResilientFunction[P, R]", super().__call__(fn))
 
     def _for_function(self, fn: Callable[..., Any]) -> Resilience:
         if self.operation_name is not None:
