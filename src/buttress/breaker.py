@@ -37,7 +37,13 @@ from buttress._core.events import (
     StateChanged,
     deliver,
 )
-from buttress._core.strategy import Strategy, is_async_callable, logger, should_log
+from buttress._core.strategy import (
+    Strategy,
+    check_call,
+    is_async_callable,
+    logger,
+    should_log,
+)
 
 __all__ = [
     "BreakerMachine",
@@ -921,13 +927,14 @@ class CircuitBreaker(Strategy):
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` through the breaker (pybreaker's spelling)."""
-        if is_async_callable(fn):
+        if check_call(fn, "CircuitBreaker"):
             raise TypeError(f"{fn!r} is a coroutine function: use `await breaker.acall(fn)`")
         return self._call_guarded(fn, args, kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any,
                     **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
+        check_call(fn, "CircuitBreaker")
         return await self._acall_guarded(fn, args, kwargs)
 
     def protect(self, fn: F) -> F:

@@ -34,8 +34,8 @@ from buttress._core.events import (
 )
 from buttress._core.strategy import (
     Strategy,
+    check_protectable,
     describe,
-    is_async_callable,
     logger,
     operation_name,
     should_log,
@@ -701,7 +701,7 @@ class Retry(Strategy):
         self._mode = _mode
 
     def __call__(self, fn: F) -> F:
-        is_async = is_async_callable(fn)
+        is_async = check_protectable(fn, "Retry")
         if self._mode == "async" and not is_async:
             raise TypeError(
                 f"async_retry needs a coroutine function, got {fn!r}; "
@@ -856,7 +856,9 @@ def retry(
         @retry(max_attempts=3, base_delay=0.5, retry_on=(ConnectionError,))
         async def fetch(url: str) -> bytes: ...
     """
-    if callable(config) and not isinstance(config, RetryConfig):
+    if (callable(config) or isinstance(config, classmethod | staticmethod)) \
+            and not isinstance(config, RetryConfig):
+        # ``@retry`` without parentheses (refused at once above a classmethod).
         return Retry(clock=clock, **options)(config)
     return Retry(config, clock=clock, **options)
 
