@@ -40,7 +40,13 @@ from buttress._core.strategy import (
     operation_name,
     should_log,
 )
-from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
+from buttress.backoff import (
+    DELAY_CEILING,
+    RetryStrategy,
+    compute_delay,
+    normalise_jitter,
+    normalise_strategy,
+)
 
 __all__ = [
     "Attempt",
@@ -87,6 +93,35 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(status, int) and not isinstance(status, bool):
             return status in _TRANSIENT_STATUS
     return False
+
+
+_T = TypeVar("_T")
+
+
+def _judge(hook: Callable[[Exception], _T], failure: Exception) -> _T:
+    """``hook(failure)`` for a user hook that judges a failure (``retry_condition``,
+    ``retry_after``). If the hook itself raises, its error propagates with the
+    failure it was judging still in view: at the end of its ``__context__`` chain
+    (where running the hook in an ``except`` block for the failure would have put
+    it) and named in a note, so the traceback shows both."""
+    try:
+        return hook(failure)
+    except Exception as error:
+        if error is not failure:
+            _chain(error, failure)
+            error.add_note(f"raised by {hook!r} while judging {describe(failure)}")
+        raise
+
+
+def _chain(error: BaseException, failure: BaseException) -> None:
+    seen = {id(error)}
+    link = error
+    while link.__context__ is not None:
+        link = link.__context__
+        if link is failure or id(link) in seen:
+            return  # already in the chain (or a cycle, which Python prevents)
+        seen.add(id(link))
+    link.__context__ = failure
 
 
 def _pick(owner: str, names: tuple[str, ...], values: tuple[Any, ...], default: Any) -> Any:
@@ -284,7 +319,7 @@ class RetryConfig:
             issubclass(cls, CircuitBreakerError) for cls in self.exceptions
         ):
             return False
-        return self.retry_condition is None or bool(self.retry_condition(exc))
+        return self.retry_condition is None or bool(_judge(self.retry_condition, exc))
 
     def delay_for(self, attempt: int, previous: float = 0.0) -> float:
         """The wait after failed attempt ``attempt`` (1-based), jitter included."""
@@ -410,7 +445,7 @@ class RetryPolicy:
         state.last_result = None
         if not self.config.should_retry(exc):
             return Decision.RAISE
-        return self._schedule(state, now, self._hint(exc))
+        return self._schedule(state, now, exc)
 
     def after_result(self, state: RetryState, result: Any, now: float) -> Decision:
         """Decide after attempt ``state.attempts`` returned a rejected ``result``."""
@@ -420,15 +455,17 @@ class RetryPolicy:
 
     def _hint(self, exc: Exception) -> float | None:
         hint_of = self.config.retry_after
-        hint = hint_of(exc) if hint_of is not None else getattr(exc, "retry_after", None)
+        hint = _judge(hint_of, exc) if hint_of is not None else getattr(exc, "retry_after", None)
         if isinstance(hint, int | float) and not isinstance(hint, bool) and hint >= 0:
-            return min(float(hint), self.config.max_delay)
+            # Compared before converting: float() of a huge int overflows.
+            return float(min(hint, self.config.max_delay, DELAY_CEILING))
         return None
 
-    def _schedule(self, state: RetryState, now: float, hint: float | None) -> Decision:
+    def _schedule(self, state: RetryState, now: float, exc: Exception | None) -> Decision:
         config = self.config
         if config.max_attempts is not None and state.attempts >= config.max_attempts:
-            return Decision.GIVE_UP
+            return Decision.GIVE_UP  # before the hint: no retry_after call without a retry
+        hint = None if exc is None else self._hint(exc)
         delay = config.delay_for(state.attempts, state.previous_delay) if hint is None else hint
         if (config.deadline is not None and state.start is not None
                 and (now - state.start) + delay > config.deadline):
