@@ -1,6 +1,7 @@
 """Hypothesis drives a circuit breaker on a virtual clock and compares it, after
 every step, with a small reference model written here from the specification
-(states, streaks, recovery timeout, half-open permits), not from the library.
+(states, streaks, recovery timeout, half-open permits and how long a probe may
+hold one, the outcome window behind the failure rate), not from the library.
 
 Clock steps are binary fractions, so every time sum is exact and the model and
 the breaker must agree to the last bit.
@@ -62,6 +63,7 @@ class Model:
     recovery_timeout: float
     half_open_max_calls: int
     failure_window: float | None = None
+    windowed: bool = False  # a count window of outcomes gives the failure rate
 
     state: str = "closed"
     era: int = 0  # bumped on every state change and reset; calls from older eras are stale
@@ -71,6 +73,11 @@ class Model:
     held_open: bool = False
     probes: int = 0
     probe_successes: int = 0
+    # Half-open: taken permits are given back once no probe moved until then.
+    probe_deadline: float = 0.0
+    # Outcomes (True: failed) since probing began or the breaker closed; kept
+    # when it trips, so an open breaker reports the rate that tripped it.
+    window: list[bool] = field(default_factory=list)
     successful: int = 0
     failed: int = 0
     ignored: int = 0
@@ -87,6 +94,8 @@ class Model:
         self.era += 1
         self.streak = self.probes = self.probe_successes = 0
         self.failure_times = []
+        if state != "open":
+            self.window = []
 
     def _open(self, now: float) -> None:
         self._move("open")
@@ -94,11 +103,22 @@ class Model:
         self.trips += 1
 
     def remaining(self, now: float) -> float:
+        """Seconds until a call would be admitted."""
+        if self.state == "half_open":
+            if self.probes == self.half_open_max_calls:
+                return max(0.0, self.probe_deadline - now)
+            return 0.0
         if self.state != "open":
             return 0.0
         if self.held_open:
             return float("inf")
         return max(0.0, self.opened_at + self.recovery_timeout - now)
+
+    def failure_rate(self) -> float:
+        if self.windowed:
+            return sum(self.window) / len(self.window) if self.window else 0.0
+        finished = self.successful + self.failed
+        return self.failed / finished if finished else 0.0
 
     def failure_count(self, now: float) -> int:
         if self.failure_window is None:
@@ -111,6 +131,7 @@ class Model:
         has passed half-open."""
         if self.state == "open" and self.remaining(now) == 0.0:
             self._move("half_open")
+            self.probe_deadline = now + self.recovery_timeout
 
     def admit(self, now: float) -> int | None:
         """The era the call runs in, or None when it is rejected."""
@@ -119,11 +140,18 @@ class Model:
                 self.rejected += 1
                 return None
             self._move("half_open")
+            self.probe_deadline = now + self.recovery_timeout
         if self.state == "half_open":
             if self.probes == self.half_open_max_calls:
-                self.rejected += 1
-                return None
+                if now < self.probe_deadline:
+                    self.rejected += 1
+                    return None
+                # Probes that hold their permits for a whole recovery timeout are
+                # given up on: a new era, so their late outcomes are stale.
+                self.era += 1
+                self.probes = self.probe_successes = 0
             self.probes += 1
+            self.probe_deadline = now + self.recovery_timeout
         return self.era
 
     def finish(self, era: int, outcome: str, now: float) -> None:
@@ -134,16 +162,21 @@ class Model:
             if probing:
                 self.probes -= 1
                 self.probe_successes += 1
+                self.probe_deadline = now + self.recovery_timeout
+                self.window.append(False)
                 if self.probe_successes == self.success_threshold:
                     self._move("closed")
             elif current:
                 self.streak = 0
+                self.window.append(False)
         elif outcome == FAILURE:
             self.failed += 1
             self.last_failure = now
             if probing:
+                self.window.append(True)
                 self._open(now)
             elif current:
+                self.window.append(True)
                 self.streak += 1
                 self.failure_times.append(now)
                 if self.failure_window is None:
@@ -165,7 +198,8 @@ class Model:
             self.transitions.append((self.state, "closed"))
         transitions, era = self.transitions, self.era
         self.__init__(self.failure_threshold, self.success_threshold,  # type: ignore[misc]
-                      self.recovery_timeout, self.half_open_max_calls, self.failure_window)
+                      self.recovery_timeout, self.half_open_max_calls, self.failure_window,
+                      self.windowed)
         self.transitions = transitions
         self.era = era + 1  # nothing admitted before the reset is current any more
 
@@ -204,7 +238,8 @@ class BreakerComparison(RuleBasedStateMachine):
             on_state_change=lambda b, old, new: self.seen.append((old.value, new.value)),
             **config, **extra,
         )
-        self.model = Model(**config, failure_window=extra.get("failure_window"))
+        self.model = Model(**config, failure_window=extra.get("failure_window"),
+                           windowed=window == "count-window")
 
     @property
     def now(self) -> float:
@@ -257,7 +292,7 @@ class BreakerComparison(RuleBasedStateMachine):
         model, breaker = self.model, self.breaker
         model.observe(self.now)
         assert breaker.state.value == model.state
-        assert breaker.is_open == (model.remaining(self.now) > 0.0)
+        assert breaker.is_open == (model.state == "open" and model.remaining(self.now) > 0.0)
         assert breaker.is_closed == (model.state == "closed")
 
     @invariant()
@@ -275,6 +310,7 @@ class BreakerComparison(RuleBasedStateMachine):
         assert stats.last_failure_time == model.last_failure
         assert stats.failure_count == model.failure_count(self.now)
         assert stats.remaining_timeout == model.remaining(self.now)
+        assert stats.failure_rate == model.failure_rate()
 
     @invariant()
     def listeners_saw_every_transition(self) -> None:

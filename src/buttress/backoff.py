@@ -5,20 +5,31 @@ attempt. All strategies are capped at ``max_delay``. Jitter is a factor ``j`` in
 0..1 that randomises the *lower* part of the delay: the wait is drawn from
 ``[d * (1 - j), d]``, so jitter never makes a wait longer than the schedule
 (``j = 1`` is AWS "full jitter", ``j = 0.5`` "equal jitter").
+
+Every delay is finite and between 0 and ``min(max_delay, DELAY_CEILING)``, for
+any attempt number: ``max_delay=float("inf")`` means "no cap of my own", not an
+infinite (or, once jittered, NaN) wait.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from buttress._core import validate
 from buttress._core.errors import ConfigurationError
 
-__all__ = ["ExponentialBackoff", "RetryStrategy", "compute_delay"]
+__all__ = ["DELAY_CEILING", "ExponentialBackoff", "RetryStrategy", "compute_delay"]
 
 _DEFAULT_JITTER = 0.5
+
+DELAY_CEILING: Final = threading.TIMEOUT_MAX / 2
+"""The longest delay ever computed, in seconds (about 146 years on Linux, 24 days
+on Windows). ``threading.TIMEOUT_MAX`` is the longest wait a thread can ask for;
+half of it leaves room for the clock's own reading in ``now + delay``, which
+``time.sleep`` refuses past that range."""
 
 
 class RetryStrategy(StrEnum):
@@ -67,8 +78,12 @@ def compute_delay(
 
     ``previous`` is the previous wait (decorrelated jitter needs it; pass 0.0
     for the first). Pure apart from the random draw, which ``rng`` controls.
+    The result is finite and in ``[0, min(max_delay, DELAY_CEILING)]`` for any
+    ``attempt``.
     """
     uniform = (rng or random).uniform
+    # Clamped before any jitter: an infinite delay jittered is inf - inf = NaN.
+    cap = max_delay if max_delay < DELAY_CEILING else DELAY_CEILING
     s = strategy
     if s is RetryStrategy.FIXED_DELAY:
         raw = base_delay
@@ -76,22 +91,23 @@ def compute_delay(
         raw = base_delay * attempt
     elif s is RetryStrategy.DECORRELATED_JITTER:
         # AWS "decorrelated jitter": sleep = min(cap, uniform(base, prev * 3)).
-        upper = max(base_delay, previous * 3.0)
-        return min(max_delay, uniform(base_delay, upper))
+        base = min(base_delay, cap)
+        upper = max(base, min(previous, cap) * 3.0)
+        return min(cap, uniform(base, upper))
     else:
         try:
             raw = base_delay * exponential_base ** (attempt - 1)
         except OverflowError:
             # Past the float range the schedule is far beyond any cap, unless it
             # is a zero-delay schedule, which must stay zero.
-            raw = max_delay if base_delay > 0.0 else 0.0
+            raw = cap if base_delay > 0.0 else 0.0
         if s is RetryStrategy.FULL_JITTER:
             jitter = 1.0
         elif s is RetryStrategy.EQUAL_JITTER:
             jitter = 0.5
         elif s is RetryStrategy.JITTERED_EXPONENTIAL and jitter == 0.0:
             jitter = _DEFAULT_JITTER
-    delay = min(raw, max_delay)
+    delay = raw if raw < cap else cap
     if jitter and delay > 0.0:
         delay -= delay * jitter * uniform(0.0, 1.0)
     return delay

@@ -71,7 +71,7 @@ from buttress._core import forksafe, validate
 from buttress._core.clock import Clock
 from buttress._core.errors import ConfigurationError
 from buttress._core.events import Listeners
-from buttress._core.strategy import is_async_callable, redact
+from buttress._core.strategy import check_call, check_protectable, is_async_callable, redact
 from buttress.backoff import normalise_jitter
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.pipeline import Pipeline, pipeline
@@ -1554,6 +1554,7 @@ class LivePipeline:
     # using
 
     def __call__(self, fn: Callable[P, R]) -> Protected[P, R]:
+        check_protectable(fn, type(self).__name__)
         return cast("Protected[P, R]", self._for_function(fn)._decorate(fn))
 
     def _decorate(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -1592,14 +1593,14 @@ class LivePipeline:
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under the current pipeline."""
-        if is_async_callable(fn):
+        if check_call(fn, type(self).__name__):
             raise TypeError(f"{fn!r} is a coroutine function: use `await ctx.acall(fn)`")
         return self.current().wrap(fn)(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` once under the current pipeline; ``fn`` may
         also be a plain callable returning an awaitable (``lambda: client.get(url)``)."""
-        if is_async_callable(fn):
+        if check_call(fn, type(self).__name__):
             return await self.current().wrap_async(fn)(*args, **kwargs)
 
         async def awaited(*a: Any, **kw: Any) -> Any:

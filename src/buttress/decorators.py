@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
 from buttress._core.clock import Clock
-from buttress._core.strategy import is_async_callable
+from buttress._core.strategy import check_protectable
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.pipeline import Pipeline
 from buttress.registry import get_circuit_breaker
@@ -52,7 +52,7 @@ def async_circuit_breaker(
     breaker = _breaker_from(config, clock, options)
 
     def decorate(fn: F) -> F:
-        if not is_async_callable(fn):
+        if not check_protectable(fn, "async_circuit_breaker"):
             raise TypeError(f"async_circuit_breaker needs a coroutine function, got {fn!r}; "
                             "use circuit_breaker() for sync functions")
         return breaker(fn)

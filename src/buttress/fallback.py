@@ -29,6 +29,9 @@ from buttress._core.strategy import (
 __all__ = ["CachedFallback", "Fallback", "with_fallback"]
 
 _UNSET: Final[Any] = object()
+# Separates positional from keyword arguments in a cache key; no caller can pass
+# it, so f((1,), (("a", 2),)) and f(1, a=2) never share a key.
+_KEYWORDS: Final[Any] = object()
 
 
 class Fallback(Strategy):
@@ -180,6 +183,10 @@ class CachedFallback(Strategy):
         def exchange_rate(currency: str) -> float: ...
 
     Calls whose arguments are not hashable are neither cached nor answered.
+    Arguments are told apart as a dict would: by position and keyword (``f(1, a=2)``
+    and ``f((1,), (("a", 2),))`` are different calls; ``f(a=1, b=2)`` and
+    ``f(b=2, a=1)`` the same), and by equality, so ``f(1)`` and ``f(1.0)`` share
+    an entry, as they do in ``functools.lru_cache``.
     """
 
     __slots__ = ("_cache", "_lock", "clock", "events", "exceptions", "max_age", "maxsize",
@@ -213,7 +220,7 @@ class CachedFallback(Strategy):
 
     @staticmethod
     def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:
-        key = (args, tuple(sorted(kwargs.items()))) if kwargs else args
+        key = (*args, _KEYWORDS, *sorted(kwargs.items())) if kwargs else args
         try:
             hash(key)
         except TypeError:

@@ -34,13 +34,19 @@ from buttress._core.events import (
 )
 from buttress._core.strategy import (
     Strategy,
+    check_protectable,
     describe,
-    is_async_callable,
     logger,
     operation_name,
     should_log,
 )
-from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
+from buttress.backoff import (
+    DELAY_CEILING,
+    RetryStrategy,
+    compute_delay,
+    normalise_jitter,
+    normalise_strategy,
+)
 from buttress.transient import is_transient  # re-exported: buttress.retry.is_transient
 
 __all__ = [
@@ -64,6 +70,35 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNSET: Final[Any] = object()
+
+
+_T = TypeVar("_T")
+
+
+def _judge(hook: Callable[[Exception], _T], failure: Exception) -> _T:
+    """``hook(failure)`` for a user hook that judges a failure (``retry_condition``,
+    ``retry_after``). If the hook itself raises, its error propagates with the
+    failure it was judging still in view: at the end of its ``__context__`` chain
+    (where running the hook in an ``except`` block for the failure would have put
+    it) and named in a note, so the traceback shows both."""
+    try:
+        return hook(failure)
+    except Exception as error:
+        if error is not failure:
+            _chain(error, failure)
+            error.add_note(f"raised by {hook!r} while judging {describe(failure)}")
+        raise
+
+
+def _chain(error: BaseException, failure: BaseException) -> None:
+    seen = {id(error)}
+    link = error
+    while link.__context__ is not None:
+        link = link.__context__
+        if link is failure or id(link) in seen:
+            return  # already in the chain (or a cycle, which Python prevents)
+        seen.add(id(link))
+    link.__context__ = failure
 
 
 def _pick(owner: str, names: tuple[str, ...], values: tuple[Any, ...], default: Any) -> Any:
@@ -261,7 +296,7 @@ class RetryConfig:
             issubclass(cls, CircuitBreakerError) for cls in self.exceptions
         ):
             return False
-        return self.retry_condition is None or bool(self.retry_condition(exc))
+        return self.retry_condition is None or bool(_judge(self.retry_condition, exc))
 
     def delay_for(self, attempt: int, previous: float = 0.0) -> float:
         """The wait after failed attempt ``attempt`` (1-based), jitter included."""
@@ -387,7 +422,7 @@ class RetryPolicy:
         state.last_result = None
         if not self.config.should_retry(exc):
             return Decision.RAISE
-        return self._schedule(state, now, self._hint(exc))
+        return self._schedule(state, now, exc)
 
     def after_result(self, state: RetryState, result: Any, now: float) -> Decision:
         """Decide after attempt ``state.attempts`` returned a rejected ``result``."""
@@ -397,15 +432,17 @@ class RetryPolicy:
 
     def _hint(self, exc: Exception) -> float | None:
         hint_of = self.config.retry_after
-        hint = hint_of(exc) if hint_of is not None else getattr(exc, "retry_after", None)
+        hint = _judge(hint_of, exc) if hint_of is not None else getattr(exc, "retry_after", None)
         if isinstance(hint, int | float) and not isinstance(hint, bool) and hint >= 0:
-            return min(float(hint), self.config.max_delay)
+            # Compared before converting: float() of a huge int overflows.
+            return float(min(hint, self.config.max_delay, DELAY_CEILING))
         return None
 
-    def _schedule(self, state: RetryState, now: float, hint: float | None) -> Decision:
+    def _schedule(self, state: RetryState, now: float, exc: Exception | None) -> Decision:
         config = self.config
         if config.max_attempts is not None and state.attempts >= config.max_attempts:
-            return Decision.GIVE_UP
+            return Decision.GIVE_UP  # before the hint: no retry_after call without a retry
+        hint = None if exc is None else self._hint(exc)
         delay = config.delay_for(state.attempts, state.previous_delay) if hint is None else hint
         if (config.deadline is not None and state.start is not None
                 and (now - state.start) + delay > config.deadline):
@@ -678,7 +715,7 @@ class Retry(Strategy):
         self._mode = _mode
 
     def __call__(self, fn: F) -> F:
-        is_async = is_async_callable(fn)
+        is_async = check_protectable(fn, "Retry")
         if self._mode == "async" and not is_async:
             raise TypeError(
                 f"async_retry needs a coroutine function, got {fn!r}; "
@@ -833,7 +870,9 @@ def retry(
         @retry(max_attempts=3, base_delay=0.5, retry_on=(ConnectionError,))
         async def fetch(url: str) -> bytes: ...
     """
-    if callable(config) and not isinstance(config, RetryConfig):
+    if (callable(config) or isinstance(config, classmethod | staticmethod)) \
+            and not isinstance(config, RetryConfig):
+        # ``@retry`` without parentheses (refused at once above a classmethod).
         return Retry(clock=clock, **options)(config)
     return Retry(config, clock=clock, **options)
 

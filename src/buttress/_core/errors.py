@@ -87,16 +87,32 @@ RetryError = RetryExhaustedError
 class CircuitBreakerError(ButtressError):
     """The circuit breaker rejected the call without running it.
 
-    ``remaining_timeout`` is the number of seconds until the breaker lets a probe
-    call through (0.0 when it is half-open and its probe permits are taken).
+    ``remaining_timeout`` is the number of seconds until the breaker lets a call
+    through: until its recovery timeout ends while open, until taken probe
+    permits are given back while half-open. ``last_failure`` is the failure that
+    opened the breaker (``None`` when it was forced open or tripped by slow
+    calls); the error is chained to it (``__cause__``), so a retry loop that
+    tripped the breaker still shows what went wrong.
     """
 
-    def __init__(self, name: str, state: CircuitState, remaining_timeout: float) -> None:
+    def __init__(self, name: str, state: CircuitState, remaining_timeout: float,
+                 last_failure: BaseException | None = None) -> None:
         # The message is built only when asked for (__str__): an open breaker
         # raises this on every rejected call, and formatting it up front cost
         # more than half of the rejection.
-        # The attributes below read ``args``, for the same reason.
-        super().__init__(name, state, remaining_timeout)
+        # The attributes below read ``args``, for the same reason (an instance
+        # attribute would cost a __dict__ per rejection).
+        if last_failure is None:
+            super().__init__(name, state, remaining_timeout)
+        else:
+            super().__init__(name, state, remaining_timeout, last_failure)
+            self.__cause__ = last_failure
+
+    @property
+    def last_failure(self) -> BaseException | None:
+        """The failure that opened the breaker (``None`` if forced open or tripped
+        by slow calls)."""
+        return self.args[3] if len(self.args) > 3 else None
 
     @property
     def name(self) -> str:

@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
 
 __all__ = [
-    "Strategy", "call_hook", "describe", "is_async_callable", "logger", "operation_name", "redact",
-    "should_log",
+    "Strategy", "call_hook", "check_call", "check_protectable", "describe", "is_async_callable",
+    "logger", "operation_name", "redact", "should_log",
 ]
 
 logger = logging.getLogger("buttress")
@@ -39,6 +39,82 @@ def is_async_callable(fn: object) -> bool:
         return True
     call = getattr(fn, "__call__", None)  # noqa: B004 - we want the bound method
     return call is not None and inspect.iscoroutinefunction(call)
+
+
+def _generator_kind(fn: object) -> str | None:
+    """"generator" or "async generator" when calling ``fn`` makes one, else None."""
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    for candidate in (fn, getattr(type(fn), "__call__", None)):  # noqa: B004 - the method
+        if inspect.isasyncgenfunction(candidate):
+            return "async generator"
+        if inspect.isgeneratorfunction(candidate):
+            return "generator"
+    return None
+
+
+def check_protectable(fn: object, decorator: str) -> bool:
+    """Refuse, when a function is decorated, what a strategy can not protect, and
+    return whether ``fn`` is a coroutine function (its calls must be awaited).
+
+    ``decorator`` names what is decorating, for the message. Every decorator of
+    buttress calls this once, at decoration time, so nothing is left silently
+    unprotected; each refusal is a :class:`TypeError` naming ``fn`` and the fix:
+
+    * a ``classmethod`` or ``staticmethod`` object: the strategy would wrap the
+      descriptor, and the call would fail (and be retried) with a ``TypeError``.
+      Put ``@classmethod``/``@staticmethod`` *above* the buttress decorator, so
+      that the buttress decorator wraps the plain function;
+    * anything that is not callable;
+    * a generator or async generator function: calling it only creates the
+      generator, so only that creation would be protected, never the iteration
+      where the work and the failures happen (the breaker would count a success
+      and retry would never see an error). Protect a function that consumes the
+      generator (``return list(rows())``) instead.
+
+    ::
+
+        >>> def rows():
+        ...     yield 1
+        >>> check_protectable(rows, "retry")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: retry can not protect generator function rows: ...
+    """
+    if isinstance(fn, classmethod | staticmethod):
+        method = type(fn).__name__
+        raise TypeError(
+            f"{decorator} can not decorate the {method} object {operation_name(fn.__func__)}: "
+            f"put @{method} above the buttress decorator (@{method}, then the buttress "
+            f"decorator, then def), so that it wraps the plain function"
+        )
+    if not callable(fn):
+        raise TypeError(f"{decorator} can only decorate a callable, got {fn!r} "
+                        f"({type(fn).__name__})")
+    kind = _generator_kind(fn)
+    if kind is not None:
+        consume = ("list(...)" if kind == "generator"
+                   else "[item async for item in ...]")
+        raise TypeError(
+            f"{decorator} can not protect {kind} function {operation_name(fn)}: only "
+            f"creating the {kind} would be protected, not iterating it, where the work "
+            f"and the failures happen. Protect a function that consumes it instead "
+            f"(for example one that returns {consume})"
+        )
+    return is_async_callable(fn)
+
+
+_GENERATOR_FLAGS = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
+
+
+def check_call(fn: object, strategy: str) -> bool:
+    """:func:`check_protectable` for ``strategy.call(fn)``, run on every call: a
+    plain function (or bound method) that makes no generator costs one attribute
+    read more than :func:`is_async_callable`."""
+    code = getattr(fn, "__code__", None)
+    if code is None or code.co_flags & _GENERATOR_FLAGS:
+        return check_protectable(fn, strategy)
+    return is_async_callable(fn)
 
 
 # scheme://user:password@host -> scheme://***@host ; ?query and #fragment -> ?***
@@ -137,16 +213,18 @@ class Strategy:
         raise NotImplementedError
 
     def __call__(self, fn: F) -> F:
-        wrapped = self.wrap_async(fn) if is_async_callable(fn) else self.wrap(fn)
+        is_async = check_protectable(fn, type(self).__name__)
+        wrapped = self.wrap_async(fn) if is_async else self.wrap(fn)
         return functools.wraps(fn)(wrapped)  # type: ignore[return-value]
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under this strategy."""
-        if is_async_callable(fn):
+        if check_call(fn, type(self).__name__):
             # The sync path would protect only the creation of the coroutine.
             raise TypeError(f"{fn!r} is a coroutine function: use `await strategy.acall(fn)`")
         return self.wrap(fn)(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` once under this strategy."""
+        check_call(fn, type(self).__name__)
         return await self.wrap_async(fn)(*args, **kwargs)
