@@ -228,7 +228,6 @@ async def test_the_circuit_closes_again_after_a_successful_probe(
         assert await kind.resolve(protected())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: generator functions refused")
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync-generator", "async-generator"])
 async def test_a_failing_generator_trips_the_circuit_or_is_refused(
     is_async: bool, mock: Mock
@@ -303,7 +302,6 @@ async def test_the_wrapper_is_the_same_kind_of_function(kind: Kind, mock: Mock) 
     assert not inspect.isasyncgenfunction(wrapper)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: generator functions refused")
 @pytest.mark.parametrize("is_async", [False, True], ids=["sync-generator", "async-generator"])
 def test_a_generator_wrapper_is_a_generator_function_or_refused(is_async: bool) -> None:
     # circuitbreaker: test_unit.py::test_circuitbreaker_wrapper_matches_function_type
@@ -455,7 +453,6 @@ def test_failure_exceptions_can_be_a_tuple() -> None:
     assert not counts_as_failure(options, Exception())
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: ExceptionGroup")
 async def test_an_exception_group_of_failures_is_a_failure() -> None:
     # circuitbreaker: test_unit.py::test_breaker_constructor_expected_exception_is_exception_list
     # (extended to what asyncio.TaskGroup raises: a group made only of failure

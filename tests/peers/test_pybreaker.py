@@ -141,7 +141,6 @@ def test_the_tripping_call_never_hides_its_error_behind_a_circuit_breaker_error(
     assert breaker.state is OPEN
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: CircuitBreakerError chaining")
 def test_a_rejection_after_a_trip_shows_the_failure_that_tripped_it() -> None:
     # pybreaker: test_traceback_in_circuitbreaker_error
     breaker = make(failure_threshold=3)
@@ -257,7 +256,6 @@ def test_every_successful_and_failed_call_is_counted() -> None:
     assert (stats.successful_calls, stats.failed_calls, stats.total_calls) == (1, 1, 2)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: generator functions refused")
 def test_a_generator_function_is_protected_or_refused_never_silently_unprotected() -> None:
     # pybreaker: test_generator (pybreaker inspects the generator's values: an
     # error while iterating is a failure). buttress may refuse generator

@@ -188,7 +188,6 @@ def test_the_breaker_opens_once_the_failure_rate_reaches_the_threshold() -> None
     assert breaker.stats.rejected_calls == 1
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: breaker rate-window 0% after trip")
 def test_right_after_tripping_the_breaker_reports_the_rate_that_tripped_it() -> None:
     # resilience4j: shouldOpenAfterFailureRateThresholdExceeded
     # (getFailureRate() is 60 % once open)
@@ -219,7 +218,6 @@ def test_the_time_window_counts_calls_spread_over_seconds() -> None:
     assert breaker.state is OPEN  # 3 of 6: 50 %
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: slow calls that fail")
 def test_slow_calls_that_fail_count_as_slow() -> None:
     # resilience4j: shouldOpenAfterSlowCallRateThresholdExceeded
     clock = VirtualClock()
@@ -266,8 +264,6 @@ def test_the_breaker_turns_half_open_after_the_wait_duration() -> None:
         stack.pop_all()
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 10: boundary at opened_at+recovery_timeout")
 def test_at_exactly_the_wait_duration_state_remaining_and_admission_agree() -> None:
     # resilience4j: shouldTransitionToHalfOpenAfterWaitDuration (at the instant
     # the wait ends, every view of the breaker must give the same answer).
@@ -420,7 +416,6 @@ def test_repeating_a_transition_publishes_no_second_event() -> None:
     assert changes == [(CLOSED, OPEN), (OPEN, CLOSED)]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: half-open probe that never returns")
 def test_a_probe_that_never_returns_does_not_hold_the_breaker_half_open_forever() -> None:
     # resilience4j: circuitBreakerTransitionsToOpenAfterWaitDurationInHalfOpenState
     # (maxWaitDurationInHalfOpenState: a half-open breaker whose probes do not
@@ -445,8 +440,6 @@ def test_a_probe_that_never_returns_does_not_hold_the_breaker_half_open_forever(
     assert admitted
 
 
-@pytest.mark.xfail(strict=True,
-                   reason="issue 10: consecutive rule below minimum_calls with rate rule")
 def test_with_a_rate_rule_failures_below_minimum_calls_do_not_trip() -> None:
     # resilience4j: shouldOpenAfterFailureRateThresholdExceeded (calls 1-3 fail
     # and the breaker stays closed: below minimumNumberOfCalls there is no

@@ -230,7 +230,6 @@ def test_the_repr_shows_the_configuration() -> None:
         assert part in r
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: generator functions refused")
 def test_a_generator_function_is_retried_or_refused(on: dict[str, Any]) -> None:
     # stamina: test_sync.py::TestGeneratorFunctionDecoration::test_retries,
     # test_retries_also_after_yields, test_wrong_exception,
@@ -489,7 +488,6 @@ async def test_a_delay_hook_sets_the_async_wait() -> None:
     assert clock.sleeps == [0.25, 0.25]
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10: generator functions refused")
 async def test_an_async_generator_function_is_retried_or_refused(on: dict[str, Any]) -> None:
     # stamina: test_async.py::TestAsyncGeneratorFunctionDecoration::test_retries,
     # test_retries_also_after_yields
