@@ -28,6 +28,7 @@ from buttress import (
     OperationTimeoutError,
     RetryExhaustedError,
 )
+from buttress._core.errors import ConfigurationTypeError
 from buttress.cli.demo import DependencyError
 from buttress.observe.health import _CheckFailed
 from buttress.timeout import TimeoutPoolExhaustedError
@@ -48,6 +49,12 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "ButtressError": lambda: ButtressError("something broke"),
     "ConfigurationError": lambda: ConfigurationError("RetryConfig.max_attempts must be >= 1, "
                                                      "got 0"),
+    "ConfigurationError-fields": lambda: ConfigurationError("RetryConfig.max_attempts", 0,
+                                                            ">= 1"),
+    "ConfigurationError-reworded": lambda: ConfigurationError(
+        "database.max_delay", 0.5, ">= base_delay (1)").reworded("a.toml:3: database.max_delay"),
+    "ConfigurationTypeError": lambda: ConfigurationTypeError("RetryConfig.max_attempts", "3",
+                                                             "an int"),
     "RetryExhaustedError": lambda: RetryExhaustedError(3, ConnectionError("refused"),
                                                        operation="fetch"),
     "RetryExhaustedError-result": lambda: RetryExhaustedError(2, None, {"status": 503}),

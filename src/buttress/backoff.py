@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from buttress._core import validate
-from buttress._core.errors import ConfigurationError
+from buttress._core.errors import ConfigurationError, ConfigurationTypeError
 
 __all__ = ["DELAY_CEILING", "ExponentialBackoff", "RetryStrategy", "compute_delay"]
 
@@ -132,10 +132,8 @@ def normalise_strategy(owner: str, value: Any) -> RetryStrategy:
         except ValueError:
             pass
         known = ", ".join(sorted({m.value for m in RetryStrategy}))
-        raise ConfigurationError(
-            f"{owner}.strategy must be one of {known}, got {value!r}"
-        )
-    raise TypeError(f"{owner}.strategy must be a RetryStrategy or str, got {value!r}")
+        raise ConfigurationError(f"{owner}.strategy", value, f"one of {known}")
+    raise ConfigurationTypeError(f"{owner}.strategy", value, "a RetryStrategy or str")
 
 
 class ExponentialBackoff:
@@ -171,14 +169,9 @@ class ExponentialBackoff:
         self.max_delay = validate.number(owner, "max_delay", max_delay, minimum=0.0,
                                      allow_inf=True)
         self.multiplier = validate.number(owner, "multiplier", multiplier, minimum=1.0)
-        if self.max_delay < self.initial_delay:
-            raise ConfigurationError(
-                f"{owner}.max_delay must be >= initial_delay ({self.initial_delay:g}), "
-                f"got {max_delay!r}"
-            )
+        validate.delay_cap(owner, self.initial_delay, self.max_delay, base_field="initial_delay")
         self.jitter = normalise_jitter(owner, jitter)
-        if rng is not None and not isinstance(rng, random.Random):
-            raise TypeError(f"{owner}.rng must be a random.Random or None, got {rng!r}")
+        validate.optional_instance(owner, "rng", rng, random.Random, "a random.Random or None")
         self._rng = rng
 
     def next_delay(self, attempt: int) -> float:

@@ -170,9 +170,10 @@ class CircuitBreakerConfig:
         o = "CircuitBreakerConfig"
         if ignored_exceptions is not _UNSET and exception_whitelist is not _UNSET:
             raise ConfigurationError(
-                f"{o}.ignored_exceptions and its alias exception_whitelist are both given: "
-                f"{ignored_exceptions!r}, {exception_whitelist!r}"
-            )
+                f"{o}.exception_whitelist", exception_whitelist,
+                "not given together with its native spelling ignored_exceptions",
+                message=f"{o}.ignored_exceptions and its alias exception_whitelist are both "
+                        f"given: {ignored_exceptions!r}, {exception_whitelist!r}")
         # Errors name the spelling the caller used.
         ignored_field, ignored = "ignored_exceptions", ignored_exceptions
         if exception_whitelist is not _UNSET:
@@ -216,22 +217,23 @@ class CircuitBreakerConfig:
         }
         if f["slow_call_rate_threshold"] is not None and f["slow_call_duration"] is None:
             raise ConfigurationError(
-                f"{o}.slow_call_rate_threshold needs slow_call_duration, got "
-                f"slow_call_rate_threshold={slow_call_rate_threshold!r} without it"
-            )
+                f"{o}.slow_call_rate_threshold", slow_call_rate_threshold,
+                "None unless slow_call_duration is set",
+                message=f"{o}.slow_call_rate_threshold needs slow_call_duration, got "
+                        f"slow_call_rate_threshold={slow_call_rate_threshold!r} without it")
         uses_rate = (f["failure_rate_threshold"] is not None
                      or f["slow_call_rate_threshold"] is not None)
         if f["failure_threshold"] is None and not uses_rate:
             raise ConfigurationError(
-                f"{o}.failure_threshold may only be None when a rate rule "
-                f"(failure_rate_threshold or slow_call_rate_threshold) is set, got None "
-                f"without one"
-            )
+                f"{o}.failure_threshold", None, "an int >= 1 (None only with a rate rule)",
+                message=f"{o}.failure_threshold may only be None when a rate rule "
+                        f"(failure_rate_threshold or slow_call_rate_threshold) is set, got None "
+                        f"without one")
         if uses_rate and f["failure_window"] is None and f["minimum_calls"] > f["window_size"]:
             raise ConfigurationError(
-                f"{o}.minimum_calls must be <= window_size ({f['window_size']}) or the rate "
-                f"rule can never fire, got {minimum_calls!r}"
-            )
+                f"{o}.minimum_calls", minimum_calls, f"<= window_size ({f['window_size']})",
+                message=f"{o}.minimum_calls must be <= window_size ({f['window_size']}) or the "
+                        f"rate rule can never fire, got {minimum_calls!r}")
         for key, value in f.items():
             object.__setattr__(self, key, value)
 

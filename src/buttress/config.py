@@ -69,7 +69,7 @@ from typing import (
 from buttress import registry
 from buttress._core import forksafe, validate
 from buttress._core.clock import Clock
-from buttress._core.errors import ConfigurationError
+from buttress._core.errors import ConfigurationError, ConfigurationTypeError
 from buttress._core.events import Listeners
 from buttress._core.strategy import check_call, check_protectable, is_async_callable, redact
 from buttress.backoff import normalise_jitter
@@ -125,10 +125,7 @@ def _check_field(owner: str, field: str, value: object) -> Any:
     configuration errors here too."""
     try:
         if field in _SWITCHES:
-            if not isinstance(value, bool):
-                label = f"{owner}.{field}" if owner else field
-                raise TypeError(f"{label} must be a bool, got {value!r}")
-            return value
+            return validate.boolean(owner, field, value)
         if field in _INT_FIELDS:
             return validate.integer(owner, field, value, minimum=1)
         if field == "timeout_seconds":
@@ -141,8 +138,8 @@ def _check_field(owner: str, field: str, value: object) -> Any:
         if field == "jitter":
             return normalise_jitter(owner, value)
         return validate.number(owner, field, value, minimum=0.0)  # base_delay, recovery_timeout
-    except TypeError as exc:
-        raise ConfigurationError(str(exc)) from exc
+    except ConfigurationTypeError as exc:
+        raise validate.as_value_error(exc) from exc
 
 
 def _suggest(name: str, known: Iterable[str]) -> str:
@@ -180,11 +177,7 @@ class OperationSettings:
         for name in _OPERATION_FIELDS:
             object.__setattr__(self, name,
                                _check_field("OperationSettings", name, getattr(self, name)))
-        if self.max_delay < self.base_delay:
-            raise ConfigurationError(
-                f"OperationSettings.max_delay must be >= base_delay ({self.base_delay:g}), "
-                f"got {self.max_delay!r}"
-            )
+        validate.delay_cap("OperationSettings", self.base_delay, self.max_delay)
 
     def replace(self, **changes: Any) -> OperationSettings:
         """A copy with some values changed (and validated again)."""
@@ -321,13 +314,17 @@ _DEFAULT_LAYER: Final = {
 
 
 def _check_delays(section: str, merged: Mapping[str, Setting], owner: str | None = None) -> None:
+    """The delay rule (:func:`validate.delay_cap`) across layers: the message says
+    where each of the two values came from."""
     base, cap = merged[f"{section}.base_delay"], merged[f"{section}.max_delay"]
-    if cap.value < base.value:
+    try:
+        validate.delay_cap(section, base.value, cap.value)
+    except ConfigurationError as exc:
         prefix = f"{owner}: " if owner else ""
-        raise ConfigurationError(
+        raise exc.reworded(
             f"{prefix}{section}.max_delay = {cap.value!r} ({cap.where}) must be >= "
             f"{section}.base_delay = {base.value!r} ({base.where})"
-        )
+        ) from None
 
 
 # --- environment -----------------------------------------------------------------------------
@@ -384,13 +381,13 @@ def _parse_env(var: str, key: str, raw: str) -> Any:
         kind = ("a boolean (true/false, 1/0, yes/no, on/off)" if field in _SWITCHES
                 else "an integer" if field in _INT_FIELDS else "a number")
         raise ConfigurationError(
-            f"environment variable {var}={raw!r}: {key} must be {kind}"
+            key, raw, kind, message=f"environment variable {var}={raw!r}: {key} must be {kind}"
         ) from None
     owner, _, name = key.rpartition(".")
     try:
         return _check_field(owner, name, value)
     except ConfigurationError as exc:
-        raise ConfigurationError(f"environment variable {var}={raw!r}: {exc}") from exc
+        raise exc.reworded(f"environment variable {var}={raw!r}: {exc}") from exc
 
 
 def _read_env(prefix: str, environ: Mapping[str, str]) -> dict[str, Setting]:
@@ -564,13 +561,18 @@ class _Where:
                 return f"{self.path}:{line}"
         return str(self.path)
 
-    def error(self, keys: KeyPath, message: str, value: Any = _NO_VALUE) -> ConfigurationError:
+    def error(self, keys: KeyPath, message: str, value: Any = _NO_VALUE, *,
+              cause: ConfigurationError | None = None) -> ConfigurationError:
+        """The error for ``keys``; with ``cause`` (a config's own refusal) its
+        ``field``, ``value`` and ``expected`` are kept."""
         dotted = ".".join(_key_shown(key) for key in keys)
         if value is not _NO_VALUE:
             dotted = f"{dotted} = {_shown(value)}"
         plain = not dotted or message.startswith(dotted + " ")
-        text = message if plain else f"{dotted}: {message}"
-        return ConfigurationError(_bounded(f"{self.origin(keys)}: {text}"))
+        text = _bounded(f"{self.origin(keys)}: {message if plain else f'{dotted}: {message}'}")
+        if cause is not None:
+            return validate.as_value_error(cause).reworded(text)
+        return ConfigurationError(text)
 
 
 # --- files: reading and writing policies -----------------------------------------------------
@@ -595,7 +597,6 @@ _BREAKER_EXCEPTIONS: Final = ("failure_exceptions", "ignored_exceptions")
 _BREAKER_ALIASES: Final = {"exception_whitelist": "ignored_exceptions"}
 _BREAKER_KEYS: Final = (frozenset(_BREAKER_SCALARS + _BREAKER_EXCEPTIONS)
                         | _BREAKER_ALIASES.keys())
-_CONFIG_FIELD: Final = re.compile(r"^(?:RetryConfig|CircuitBreakerConfig)\.(\w+)")
 
 
 def _resolve_exception(name: str) -> type[BaseException]:
@@ -666,13 +667,15 @@ def _build_config(kind: str, entry: Mapping[str, Any], where: _Where,
     try:
         return RetryConfig(**options) if retry else CircuitBreakerConfig(**options)
     except (ConfigurationError, TypeError, ValueError) as exc:
-        match = _CONFIG_FIELD.match(str(exc))
-        field = match.group(1) if match else None
+        cause = exc if isinstance(exc, ConfigurationError) else None
+        owner, _, field = (cause.field or "").partition(".") if cause else ("", "", "")
+        if owner not in ("RetryConfig", "CircuitBreakerConfig"):
+            field = ""
         aliases = _RETRY_ALIASES if retry else _BREAKER_ALIASES
         spelled = next((k for k in entry if k == field or aliases.get(k) == field), None)
         if spelled is None:
-            raise where.error(keys, str(exc)) from exc
-        raise where.error((*keys, spelled), str(exc), entry[spelled]) from exc
+            raise where.error(keys, str(exc), cause=cause) from exc
+        raise where.error((*keys, spelled), str(exc), entry[spelled], cause=cause) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -839,7 +842,7 @@ def _file_value(where: _Where, keys: KeyPath, owner: str, name: str, value: obje
     try:
         return _check_field(owner, name, value)
     except ConfigurationError as exc:
-        raise where.error(keys, str(exc)) from exc
+        raise where.error(keys, str(exc), cause=exc) from exc
 
 
 def _check_breaker_names(configs: Mapping[str, CircuitBreakerConfig],
@@ -1080,7 +1083,7 @@ class ResilienceConfig:
             try:
                 checked = _check_field(owner, field, value)
             except ConfigurationError as exc:
-                raise ConfigurationError(f"configure({name}={value!r}): {exc}") from exc
+                raise exc.reworded(f"configure({name}={value!r}): {exc}") from exc
             layer[key] = Setting(key, checked, "code", "configure()")
         with self._lock:
             self._merge(self._file_layer, self._env_layer, layer)

@@ -59,7 +59,7 @@ from typing import (
 
 from buttress._core import validate
 from buttress._core.clock import Clock
-from buttress._core.errors import ConfigurationError
+from buttress._core.errors import ConfigurationError, ConfigurationTypeError
 from buttress.breaker import CircuitBreakerConfig
 from buttress.config import (
     OPERATION_TYPES,
@@ -218,13 +218,13 @@ class Resilience(LivePipeline):
             self.retry_exceptions = (None if retry_exceptions is None else
                                      validate.exception_types(o, "retry_exceptions",
                                                               retry_exceptions))
-        except TypeError as exc:
-            raise ConfigurationError(str(exc)) from exc
+        except ConfigurationTypeError as exc:
+            raise validate.as_value_error(exc) from exc
         for name, flag in (("enable_timeout", enable_timeout), ("enable_retry", enable_retry),
                            ("enable_circuit_breaker", enable_circuit_breaker),
                            ("timeout_in_thread", timeout_in_thread)):
             if not isinstance(flag, bool):
-                raise ConfigurationError(f"resilient.{name} must be a bool, got {flag!r}")
+                raise ConfigurationError(f"resilient.{name}", flag, "a bool")
         self.enable_timeout = enable_timeout
         self.enable_retry = enable_retry
         self.enable_circuit_breaker = enable_circuit_breaker

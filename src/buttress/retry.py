@@ -110,9 +110,9 @@ def _pick(owner: str, names: tuple[str, ...], values: tuple[Any, ...], default: 
     for name, value in given[1:]:
         if value != first_value:
             raise ConfigurationError(
-                f"{owner}.{first_name} and its alias {name} disagree: "
-                f"{first_value!r} != {value!r}"
-            )
+                f"{owner}.{name}", value, f"equal to {first_name} ({first_value!r})",
+                message=f"{owner}.{first_name} and its alias {name} disagree: "
+                        f"{first_value!r} != {value!r}")
     return first_value
 
 
@@ -198,8 +198,8 @@ class RetryConfig:
         )
         if max_attempts is None and deadline is None:
             raise ConfigurationError(
-                f"{o}.max_attempts may only be None when a deadline is set, got None"
-            )
+                f"{o}.max_attempts", None, "an int >= 1 (None only when a deadline is set)",
+                message=f"{o}.max_attempts may only be None when a deadline is set, got None")
         fields: dict[str, Any] = {
             "max_attempts": (
                 None if max_attempts is None
@@ -228,17 +228,11 @@ class RetryConfig:
             "rng": rng,
             "name": name,
         }
-        if not isinstance(reraise, bool):
-            raise TypeError(f"{o}.reraise must be a bool, got {reraise!r}")
-        if rng is not None and not isinstance(rng, random.Random):
-            raise TypeError(f"{o}.rng must be a random.Random or None, got {rng!r}")
+        validate.boolean(o, "reraise", reraise)
+        validate.optional_instance(o, "rng", rng, random.Random, "a random.Random or None")
         if name is not None:
             validate.text(o, "name", name)
-        if fields["max_delay"] < fields["base_delay"]:
-            raise ConfigurationError(
-                f"{o}.max_delay must be >= base_delay ({fields['base_delay']:g}), "
-                f"got {max_delay!r}"
-            )
+        validate.delay_cap(o, fields["base_delay"], fields["max_delay"])
         for key, value in fields.items():
             object.__setattr__(self, key, value)
 

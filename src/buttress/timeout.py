@@ -83,16 +83,11 @@ class TimeoutConfig:
         # Bounded by what threading and signal.setitimer accept; inf is no limit at all.
         validate.number(o, "timeout_seconds", self.timeout_seconds, minimum=0.0,
                         strict_minimum=True, maximum=threading.TIMEOUT_MAX)
-        if not (isinstance(self.exception_class, type)
-                and issubclass(self.exception_class, BaseException)):
-            raise TypeError(f"{o}.exception_class must be an exception class, "
-                            f"got {self.exception_class!r}")
-        if self.error_message is not None and not isinstance(self.error_message, str):
-            raise TypeError(f"{o}.error_message must be a str, got {self.error_message!r}")
+        validate.exception_class(o, "exception_class", self.exception_class)
+        validate.optional_text(o, "error_message", self.error_message)
         if self.operation_name is not None:
             validate.text(o, "operation_name", self.operation_name)
-        if not isinstance(self.use_signal, bool):
-            raise TypeError(f"{o}.use_signal must be a bool, got {self.use_signal!r}")
+        validate.boolean(o, "use_signal", self.use_signal)
 
     def error(self, operation: str | None = None) -> BaseException:
         """The exception to raise for an expired limit."""

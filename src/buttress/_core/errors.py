@@ -25,6 +25,7 @@ __all__ = [
     "ButtressError",
     "CircuitBreakerError",
     "ConfigurationError",
+    "ConfigurationTypeError",
     "OperationTimeoutError",
     "RetryError",
     "RetryExhaustedError",
@@ -49,8 +50,63 @@ class ButtressError(Exception):
         return _rebuild, (type(self), self.args), self.__dict__ or None
 
 
+_UNSET: Any = object()
+
+
 class ConfigurationError(ButtressError, ValueError):
-    """A configuration value is invalid; the message names the field and the value."""
+    """A configuration value is invalid.
+
+    ``field`` names it (``"RetryConfig.max_attempts"``, ``"database.max_delay"``),
+    ``value`` is the value refused and ``expected`` says what would be accepted
+    (``">= 1"``); the message is built from them::
+
+        >>> error = ConfigurationError("RetryConfig.max_attempts", 0, ">= 1")
+        >>> str(error)
+        'RetryConfig.max_attempts must be >= 1, got 0'
+        >>> error.field, error.value, error.expected
+        ('RetryConfig.max_attempts', 0, '>= 1')
+
+    ``message`` replaces the built message where more context helps (the file and
+    line a value came from); the attributes stay. A single argument is a plain
+    message, as before: ``field``, ``value`` and ``expected`` are then ``None``.
+
+    .. versionchanged:: 0.2
+       ``field``, ``value`` and ``expected``.
+    """
+
+    field: str | None
+    value: Any
+    expected: str | None
+
+    def __init__(self, field: str, value: Any = _UNSET, expected: str | None = None, *,
+                 message: str | None = None) -> None:
+        if value is _UNSET and expected is None:
+            self.field, self.value, self.expected = None, None, None
+            super().__init__(field if message is None else message)
+            return
+        self.field, self.value = field, None if value is _UNSET else value
+        self.expected = expected
+        if message is None:
+            message = f"{field} must be {expected}, got {self.value!r}"
+        super().__init__(message)
+
+    def reworded(self, message: str) -> ConfigurationError:
+        """The same error (class and attributes) with another message: used to add
+        where the value came from (``"config.toml:3: ..."``)."""
+        clone = type(self).__new__(type(self), message)
+        clone.args = (message,)
+        clone.__dict__.update(self.__dict__)
+        return clone
+
+
+class ConfigurationTypeError(ConfigurationError, TypeError):
+    """A configuration value has the wrong type (``RetryConfig.max_attempts = "3"``).
+
+    Both a :class:`ConfigurationError` (with ``field``, ``value`` and ``expected``)
+    and a :class:`TypeError`, which callers of the configs already catch.
+
+    .. versionadded:: 0.2
+    """
 
 
 class RetryExhaustedError(ButtressError):

@@ -1,4 +1,9 @@
-"""Validation helpers for config objects: every message names the field and the value."""
+"""Validation rules for config objects, one function per rule.
+
+Every refusal is a :class:`ConfigurationError` (a :class:`ConfigurationTypeError`
+for a wrong type) whose ``field`` is ``"Owner.field"``, with the ``value`` refused
+and what was ``expected``; the message is built from those three.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,15 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from buttress._core.errors import ConfigurationError
+from buttress._core.errors import ConfigurationError, ConfigurationTypeError
 
 
 def _bad(owner: str, field: str, value: object, expected: str) -> ConfigurationError:
-    return ConfigurationError(f"{owner}.{field} must be {expected}, got {value!r}")
+    return ConfigurationError(f"{owner}.{field}" if owner else field, value, expected)
+
+
+def _wrong_type(owner: str, field: str, value: object, expected: str) -> ConfigurationTypeError:
+    return ConfigurationTypeError(f"{owner}.{field}" if owner else field, value, expected)
 
 
 def number(
@@ -29,7 +38,7 @@ def number(
     ``None`` (no limit) where a field allows it.
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"{owner}.{field} must be a number, got {value!r}")
+        raise _wrong_type(owner, field, value, "a number")
     try:
         result = float(value)
     except OverflowError:  # an int beyond float range: as large as infinity
@@ -68,7 +77,7 @@ def optional_number(
 def integer(owner: str, field: str, value: object, *, minimum: int) -> int:
     """Return ``value`` after checking it is an int (not a bool) of at least ``minimum``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner}.{field} must be an int, got {value!r}")
+        raise _wrong_type(owner, field, value, "an int")
     if value < minimum:
         raise _bad(owner, field, value, f">= {minimum}")
     return value
@@ -86,11 +95,13 @@ def exception_types(owner: str, field: str, value: object) -> tuple[type[Excepti
     elif isinstance(value, tuple | list | set | frozenset):
         items = value
     else:
-        raise TypeError(f"{owner}.{field} must be exception classes, got {value!r}")
+        raise _wrong_type(owner, field, value, "exception classes")
     result: list[type[Exception]] = []
     for item in items:
         if not (isinstance(item, type) and issubclass(item, BaseException)):
-            raise TypeError(f"{owner}.{field} must hold exception classes, got {item!r}")
+            raise ConfigurationTypeError(
+                f"{owner}.{field}", item, "exception classes",
+                message=f"{owner}.{field} must hold exception classes, got {item!r}")
         if not issubclass(item, Exception):
             raise _bad(
                 owner,
@@ -108,14 +119,62 @@ def exception_types(owner: str, field: str, value: object) -> tuple[type[Excepti
 def optional_callable(owner: str, field: str, value: object) -> Callable[..., Any] | None:
     """Check that ``value`` is ``None`` or callable."""
     if value is not None and not callable(value):
-        raise TypeError(f"{owner}.{field} must be callable or None, got {value!r}")
+        raise _wrong_type(owner, field, value, "callable or None")
     return value
 
 
 def text(owner: str, field: str, value: object) -> str:
     """Check that ``value`` is a non-empty string."""
     if not isinstance(value, str):
-        raise TypeError(f"{owner}.{field} must be a str, got {value!r}")
+        raise _wrong_type(owner, field, value, "a str")
     if not value:
         raise _bad(owner, field, value, "a non-empty string")
     return value
+
+
+def boolean(owner: str, field: str, value: object) -> bool:
+    """Check that ``value`` is a bool (not merely truthy)."""
+    if not isinstance(value, bool):
+        raise _wrong_type(owner, field, value, "a bool")
+    return value
+
+
+def delay_cap(owner: str, base_delay: float, max_delay: float, *,
+              base_field: str = "base_delay", max_field: str = "max_delay") -> None:
+    """The one rule tying two delays: the cap (``max_delay``) is at least the first
+    delay (``base_delay``), else every computed delay would be the cap."""
+    if max_delay < base_delay:
+        raise _bad(owner, max_field, max_delay, f">= {base_field} ({base_delay:g})")
+
+
+def optional_instance(owner: str, field: str, value: object, cls: type, expected: str) -> Any:
+    """Check that ``value`` is ``None`` or an instance of ``cls``."""
+    if value is not None and not isinstance(value, cls):
+        raise _wrong_type(owner, field, value, expected)
+    return value
+
+
+def exception_class(owner: str, field: str, value: object) -> type[BaseException]:
+    """Check that ``value`` is an exception class."""
+    if not (isinstance(value, type) and issubclass(value, BaseException)):
+        raise _wrong_type(owner, field, value, "an exception class")
+    return value
+
+
+def optional_text(owner: str, field: str, value: object) -> str | None:
+    """Check that ``value`` is ``None`` or a string (possibly empty)."""
+    if value is not None and not isinstance(value, str):
+        raise _wrong_type(owner, field, value, "a str")
+    return value
+
+
+def as_value_error(exc: ConfigurationError) -> ConfigurationError:
+    """``exc`` as a plain :class:`ConfigurationError` (not a ``TypeError``), the
+    attributes kept: for layers where every bad value is a configuration error,
+    whatever its kind (settings, files, the environment)."""
+    if type(exc) is ConfigurationError:
+        return exc
+    plain = ConfigurationError.__new__(ConfigurationError, str(exc))
+    plain.args = exc.args
+    plain.__dict__.update(exc.__dict__)
+    return plain

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Final, TypeVar
@@ -34,8 +33,6 @@ app = typer.Typer(
 _V = TypeVar("_V")
 _DEFAULT: Final = DemoConfig()
 _QUICK: Final = DemoConfig.quick()
-# "DemoConfig.failure_rate must be <= 1, got 1.5": the config's own message.
-_FIELD_MESSAGE: Final = re.compile(r"^DemoConfig\.(?P<field>\w+) (?P<rest>.*)$", re.DOTALL)
 
 
 def _version_callback(value: bool) -> None:
@@ -58,13 +55,14 @@ def _flag_error(ctx: typer.Context, exc: Exception) -> typer.BadParameter:
     """``exc`` (raised by :class:`DemoConfig` about one of its fields) as a usage
     error naming the command-line option of that field, when there is one."""
     message = str(exc)
-    match = _FIELD_MESSAGE.match(message)
-    if match is None:
+    owner, _, field = (getattr(exc, "field", None) or "").partition(".")
+    if owner != "DemoConfig" or not isinstance(exc, ConfigurationError):
         return typer.BadParameter(message, ctx=ctx)
     for param in ctx.command.params:
-        if param.name == match["field"]:
+        if param.name == field:
             flags = " / ".join(f"'{flag}'" for flag in param.opts)
-            return typer.BadParameter(match["rest"], ctx=ctx, param_hint=flags)
+            rest = f"must be {exc.expected}, got {exc.value!r}"
+            return typer.BadParameter(rest, ctx=ctx, param_hint=flags)
     return typer.BadParameter(message, ctx=ctx)
 
 
