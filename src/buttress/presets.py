@@ -67,10 +67,9 @@ from buttress.config import (
     LivePipeline,
     Protected,
     ResilienceSettings,
-    _check_delays,
-    _check_field,
     resilience_config,
 )
+from buttress.config.schema import _check_delays, _check_field
 from buttress.retry import RetryConfig
 from buttress.timeout import Timeout, TimeoutConfig
 from buttress.transient import is_transient, is_transient_database_error, is_transient_http_error

@@ -32,6 +32,8 @@ from buttress._core.events import (
     Succeeded,
     deliver,
 )
+from buttress._core.spellings import UNSET as _UNSET
+from buttress._core.spellings import pick as _pick
 from buttress._core.strategy import (
     Strategy,
     check_protectable,
@@ -69,7 +71,6 @@ __all__ = [
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_UNSET: Final[Any] = object()
 
 
 _T = TypeVar("_T")
@@ -99,21 +100,6 @@ def _chain(error: BaseException, failure: BaseException) -> None:
             return  # already in the chain (or a cycle, which Python prevents)
         seen.add(id(link))
     link.__context__ = failure
-
-
-def _pick(owner: str, names: tuple[str, ...], values: tuple[Any, ...], default: Any) -> Any:
-    """Resolve a field given under several spellings; disagreeing spellings are an error."""
-    given = [(n, v) for n, v in zip(names, values, strict=True) if v is not _UNSET]
-    if not given:
-        return default
-    first_name, first_value = given[0]
-    for name, value in given[1:]:
-        if value != first_value:
-            raise ConfigurationError(
-                f"{owner}.{name}", value, f"equal to {first_name} ({first_value!r})",
-                message=f"{owner}.{first_name} and its alias {name} disagree: "
-                        f"{first_value!r} != {value!r}")
-    return first_value
 
 
 @dataclass(frozen=True, slots=True, init=False)
