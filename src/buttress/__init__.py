@@ -15,16 +15,23 @@ and cancellation and nearly free on the success path::
     @protect
     async def charge(amount: int) -> dict: ...
 
-``import buttress`` loads only the standard library.
+``import buttress`` loads only the standard library. The names of optional
+integrations (``buttress.PrometheusMetrics``, ``buttress.OpenTelemetryTracing``)
+load their module, and its extra's packages, on first use; without the extra
+the ``ImportError`` says which to install (``pip install 'buttress[prometheus]'``).
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
 
 from buttress._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress._core.errors import (
     ButtressError,
     CircuitBreakerError,
     ConfigurationError,
+    ConfigurationTypeError,
     OperationTimeoutError,
     RetryError,
     RetryExhaustedError,
@@ -111,6 +118,10 @@ from buttress.timeout import (
 )
 from buttress.transient import is_transient
 
+if TYPE_CHECKING:
+    from buttress.observe.otel import OpenTelemetryTracing as OpenTelemetryTracing
+    from buttress.observe.prometheus import PrometheusMetrics as PrometheusMetrics
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -128,6 +139,7 @@ __all__ = [
     "CircuitState",
     "Clock",
     "ConfigurationError",
+    "ConfigurationTypeError",
     "ExponentialBackoff",
     "Fallback",
     "Listeners",
@@ -197,3 +209,33 @@ __all__ = [
     "with_metrics",
     "with_retry",
 ]
+
+# Optional names: name -> (module, extra). Not in __all__, so that a star import
+# needs no extra either.
+_OPTIONAL: Final = {
+    "OpenTelemetryTracing": ("buttress.observe.otel", "otel"),
+    "PrometheusMetrics": ("buttress.observe.prometheus", "prometheus"),
+}
+
+
+# Defined for the interpreter only: type checkers see the imports above, so a
+# misspelt ``buttress.name`` stays an error for them.
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> Any:
+        """Load an optional name's module on first access (PEP 562)."""
+        if name not in _OPTIONAL:
+            raise AttributeError(f"module 'buttress' has no attribute {name!r}")
+        module_name, extra = _OPTIONAL[name]
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise type(exc)(
+                f"buttress.{name} needs the {extra!r} extra: "
+                f"pip install 'buttress[{extra}]' ({exc})", name=exc.name) from exc
+        value = getattr(module, name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_OPTIONAL})

@@ -12,7 +12,6 @@ import math
 import re
 import reprlib
 import sys
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,12 +379,19 @@ def _parse(path: Path) -> tuple[Any, _Where]:
             f"{path}: unknown configuration file type {suffix!r}; use .json or .toml")
     text = _read_text(path)
     kind = suffix[1:].upper()
+    toml_error: type[Exception] | tuple[()] = ()
+    if suffix == ".toml":
+        # Imported here: only TOML files need the parser, and importing it
+        # was some 15 ms of `import buttress` (python -X importtime).
+        import tomllib
+
+        toml_error = tomllib.TOMLDecodeError
     try:
         data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigurationError(
             f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
-    except tomllib.TOMLDecodeError as exc:
+    except toml_error as exc:
         raise ConfigurationError(_bounded(f"{path}: invalid TOML: {exc}")) from exc
     except RecursionError as exc:
         raise ConfigurationError(f"{path}: {_TOO_DEEP}") from exc

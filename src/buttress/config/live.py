@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -349,6 +348,8 @@ class ResilienceConfig:
                 f"{path}: unknown configuration file type {suffix!r}; use .json or .toml")
         data = self.as_dict()
         text = json.dumps(data, indent=2) + "\n" if suffix == ".json" else _toml_dumps(data)
+        import tempfile  # here: only saving needs it (some 13 ms of `import buttress`)
+
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
