@@ -6,7 +6,8 @@ thread and the caller stops waiting when time is up; the worker finishes in the
 background. The ``SIGALRM`` variant does interrupt sync code, but only where
 that is valid: the main thread on Unix; nested, every limit keeps its deadline.
 
-The worker threads form one pool of at most :data:`DEFAULT_MAX_WORKERS` (64,
+The worker threads form one shared pool (``buttress._core.workers``) of at most
+:data:`DEFAULT_MAX_WORKERS` (64,
 see :func:`set_max_workers`). A call that overruns keeps its worker until it
 ends, so a hanging dependency pins at most that many threads; with all of them
 busy a timed sync call is refused at once with :class:`TimeoutPoolExhaustedError`
@@ -33,7 +34,7 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any, Final, TypeVar
 
-from buttress._core import forksafe, validate
+from buttress._core import validate, workers
 from buttress._core.caller import Caller, run_for
 from buttress._core.caller import current as current_caller
 from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
@@ -46,6 +47,7 @@ from buttress._core.strategy import (
     operation_name,
     should_log,
 )
+from buttress._core.workers import DEFAULT_MAX_WORKERS, set_max_workers
 from buttress.bulkhead import BulkheadFullError
 
 __all__ = [
@@ -271,135 +273,6 @@ class TimeoutPoolExhaustedError(BulkheadFullError):
                   f"was not started; see buttress.timeout.set_max_workers")
 
 
-class _Worker(threading.Thread):
-    """A daemon thread that runs jobs handed to it, one at a time, and ends after
-    ``idle`` seconds without one."""
-
-    def __init__(self, pool: _WorkerPool) -> None:
-        super().__init__(name="buttress-timeout-idle", daemon=True)
-        self.pool = pool
-        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-
-    def run(self) -> None:
-        pool = self.pool
-        while True:
-            try:
-                job = self.jobs.get(timeout=pool.idle)
-            except queue.Empty:
-                if pool.retire(self):
-                    return
-                continue  # handed a job just as the wait ran out: it is queued
-            job()
-            pool.rest(self)
-
-
-DEFAULT_MAX_WORKERS: Final = 64
-"""Worker threads the sync timeout pool may run at once, unless
-:func:`set_max_workers` says otherwise."""
-
-
-class _WorkerPool:
-    """Reusable worker threads for sync timeouts, at most ``max_workers`` of them.
-
-    Starting a thread per call cost about 100 µs; handing the call to an idle
-    worker costs a fraction of that. With none idle a new worker starts, up to
-    ``max_workers``; beyond that the call is refused (:meth:`run` returns False)
-    rather than queued, as a queued call would only wait behind hung ones. A
-    call that overruns its timeout keeps its worker busy until it ends (nothing
-    can stop it safely), so a dependency that hangs can hold at most
-    ``max_workers`` threads. Idle workers end after ``idle`` seconds.
-
-    In a forked child the parent's workers do not exist: the pool forgets them.
-    """
-
-    def __init__(self, idle: float = 30.0, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
-        self.idle = idle
-        self.max_workers = max_workers
-        self._lock = forksafe.lock()
-        self._resting: list[_Worker] = []
-        self._alive = 0  # workers started and not retired: busy plus resting
-        forksafe.register(self)
-
-    def run(self, job: Callable[[], None], name: str) -> bool:
-        """Hand ``job`` to a worker; False (and nothing runs) if all are busy."""
-        with self._lock:
-            if self._resting:
-                worker = self._resting.pop()
-            elif self._alive >= self.max_workers:
-                return False
-            else:
-                self._alive += 1
-                worker = None
-        if worker is None:
-            worker = _Worker(self)
-            try:
-                worker.start()
-            except BaseException:  # RuntimeError: can't start new thread
-                with self._lock:
-                    self._alive -= 1
-                raise
-        worker.name = name
-        worker.jobs.put(job)
-        return True
-
-    def rest(self, worker: _Worker) -> None:
-        worker.name = "buttress-timeout-idle"
-        with self._lock:
-            self._resting.append(worker)
-
-    def retire(self, worker: _Worker) -> bool:
-        """Whether an idle ``worker`` may end (False: it was just handed a job)."""
-        with self._lock:
-            if worker in self._resting:
-                self._resting.remove(worker)
-                self._alive -= 1
-                return True
-            return False
-
-    def _after_fork_in_child(self) -> None:
-        # Only the forking thread survives a fork: none of the workers did.
-        self._resting = []
-        self._alive = 0
-
-    @property
-    def resting(self) -> int:
-        """Idle workers now."""
-        return len(self._resting)
-
-    @property
-    def alive(self) -> int:
-        """Workers now, busy or idle."""
-        return self._alive
-
-
-_WORKERS = _WorkerPool()
-
-
-def set_max_workers(max_workers: int) -> int:
-    """Bound the worker threads of sync timeouts; return the previous bound.
-
-    Every sync call under a (thread-based) timeout runs on a worker of one
-    shared pool, and a call that overruns its timeout keeps its worker until it
-    ends. The bound caps what a hanging dependency can pin: once every worker
-    is busy, further timed sync calls raise :class:`TimeoutPoolExhaustedError`
-    at once instead of starting a thread each. Size it to the sync calls you
-    expect in flight at once (for example your server's thread count) plus a
-    margin for hung ones. The default is :data:`DEFAULT_MAX_WORKERS` (64).
-    Lowering it stops no running worker; it applies to new ones::
-
-        >>> previous = set_max_workers(200)
-        >>> previous
-        64
-        >>> _ = set_max_workers(previous)
-
-    .. versionadded:: 0.2
-    """
-    validate.integer("set_max_workers", "max_workers", max_workers, minimum=1)
-    with _WORKERS._lock:
-        previous, _WORKERS.max_workers = _WORKERS.max_workers, max_workers
-    return previous
-
-
 def call_with_thread_timeout(
     fn: Callable[..., T],
     args: tuple[Any, ...],
@@ -440,7 +313,7 @@ def call_with_thread_timeout(
                 except BaseException as exc:  # handed to the caller below
                     results.put((False, exc))
 
-            if not _WORKERS.run(work_now, name):
+            if not workers.shared.run(work_now, name):
                 raise _exhausted(operation, events)
             try:
                 ok, value = results.get(timeout=seconds)
@@ -460,7 +333,7 @@ def call_with_thread_timeout(
                 finally:
                     done.set()
 
-            if not _WORKERS.run(work, name):
+            if not workers.shared.run(work, name):
                 raise _exhausted(operation, events)
             if not clock.wait(done, seconds):
                 raise _expired(seconds, operation, config, events)
@@ -482,7 +355,7 @@ def _exhausted(operation: str | None, events: Listeners | None) -> TimeoutPoolEx
     targets = events.of(CallRejected) if events is not None else ()
     if targets:
         deliver(targets, CallRejected("timeout", operation, "workers exhausted", 0.0))
-    return TimeoutPoolExhaustedError(_WORKERS.max_workers, operation)
+    return TimeoutPoolExhaustedError(workers.shared.max_workers, operation)
 
 
 def call_with_signal_timeout(
