@@ -32,13 +32,14 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
 from buttress._core import validate, workers
 from buttress._core.caller import Caller, run_for
 from buttress._core.caller import current as current_caller
 from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
-from buttress._core.errors import ButtressError, OperationTimeoutError
+from buttress._core.context import CURRENT, CallContext, within
+from buttress._core.errors import ButtressError, DeadlineExceededError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, TimedOut, deliver
 from buttress._core.strategy import (
     Strategy,
@@ -167,29 +168,44 @@ class _Limited:
     def __await__(self) -> Generator[Any, Any, Any]:
         clock = self.clock
         start = clock.monotonic()
+        call, seconds, bound = within(CURRENT.get(), self.seconds, clock, start, self.operation)
         awaitable = self.awaitable
         steps: Any = awaitable if isinstance(awaitable, Coroutine) else awaitable.__await__()
+        own = self.seconds if bound else None
+        if bound and seconds <= 0.0:
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()  # never started: no "never awaited" warning
+            raise _expired(seconds, self.operation, self.config, self.events, own)
+        token = CURRENT.set(call)
         try:
-            pending = steps.send(None)
-        except StopIteration as done:
-            return done.value
-        remaining = max(0.0, self.seconds - (clock.monotonic() - start))
-        limit: AsyncTimeout = clock.timeout(remaining)
-        yield from limit.__aenter__().__await__()
-        try:
-            result = yield from _drive(steps, pending)
-        except BaseException as exc:
             try:
-                yield from limit.__aexit__(
-                    type(exc), exc, exc.__traceback__).__await__()
-            except TimeoutError as expired:
-                if not limit.expired():
-                    raise
-                raise _expired(self.seconds, self.operation, self.config,
-                               self.events) from expired
-            raise
-        yield from limit.__aexit__(None, None, None).__await__()
-        return result
+                pending = steps.send(None)
+            except StopIteration as done:
+                return done.value
+            remaining = max(0.0, seconds - (clock.monotonic() - start))
+            limit: AsyncTimeout = clock.timeout(remaining)
+            yield from limit.__aenter__().__await__()
+            try:
+                result = yield from _drive(steps, pending)
+            except BaseException as exc:
+                try:
+                    yield from limit.__aexit__(
+                        type(exc), exc, exc.__traceback__).__await__()
+                except TimeoutError as expired:
+                    if not limit.expired():
+                        raise
+                    raise _expired(seconds, self.operation, self.config,
+                                   self.events, own) from expired
+                raise
+            yield from limit.__aexit__(None, None, None).__await__()
+            return result
+        finally:
+            # Not contextlib.suppress: this runs on every call, and try costs nothing.
+            try:  # noqa: SIM105
+                CURRENT.reset(token)
+            except ValueError:
+                pass  # closed by the garbage collector, outside the task's context
 
 
 def _drive(steps: Any, pending: Any) -> Generator[Any, Any, Any]:
@@ -214,15 +230,21 @@ def _drive(steps: Any, pending: Any) -> Generator[Any, Any, Any]:
 
 
 def _expired(seconds: float, operation: str | None, config: TimeoutConfig | None,
-             events: Listeners | None) -> BaseException:
-    """Report a timeout and return the error to raise for it."""
+             events: Listeners | None, own: float | None = None) -> BaseException:
+    """Report a timeout and return the error to raise for it. ``own`` is the
+    timeout's own limit when an earlier deadline cut it to ``seconds``."""
     targets = events.of(TimedOut) if events is not None else ()
     if targets:
         deliver(targets, TimedOut("timeout", operation, seconds))
     if should_log(logging.WARNING):
-        logger.warning("%s: timed out after %gs", operation or "operation", seconds,
+        logger.warning("%s: %s after %gs", operation or "operation",
+                       "timed out" if own is None else "deadline ran out", seconds,
                        extra={"operation": operation, "timeout": seconds,
                               "outcome": "timeout"})
+    if own is not None:
+        # The deadline is not this timeout's: its exception_class does not apply.
+        name = (config.operation_name if config is not None else None) or operation
+        return DeadlineExceededError(operation=name, timeout=seconds, limit=own)
     return (config.error(operation) if config is not None
             else OperationTimeoutError(operation=operation, timeout=seconds))
 
@@ -291,7 +313,16 @@ def call_with_thread_timeout(
     when its caller stops waiting (still queued behind a bulkhead in the
     worker) never starts. With every worker of the pool busy the call is
     refused with :class:`TimeoutPoolExhaustedError`.
+
+    The limit is the earlier of ``seconds`` and the current call's deadline,
+    which the worker sees tightened to it (:func:`~buttress.remaining_time`).
     """
+    own: float | None = seconds
+    call, seconds, bound = within(CURRENT.get(), seconds, clock, clock.monotonic(), operation)
+    if not bound:
+        own = None
+    elif seconds <= 0.0:
+        raise _expired(seconds, operation, config, events, own)  # never started
     context = contextvars.copy_context()
     name = f"buttress-timeout-{operation or getattr(fn, '__name__', 'call')}"
     caller = Caller()
@@ -309,7 +340,7 @@ def call_with_thread_timeout(
                 if caller.gave_up:
                     return  # the caller stopped waiting before the worker got here
                 try:
-                    results.put((True, context.run(run_for, caller, fn, args, kwargs)))
+                    results.put((True, context.run(run_for, caller, call, fn, args, kwargs)))
                 except BaseException as exc:  # handed to the caller below
                     results.put((False, exc))
 
@@ -318,7 +349,7 @@ def call_with_thread_timeout(
             try:
                 ok, value = results.get(timeout=seconds)
             except queue.Empty:
-                raise _expired(seconds, operation, config, events) from None
+                raise _expired(seconds, operation, config, events, own) from None
         else:
             outcome: list[tuple[bool, Any]] = []
             done = _Done()
@@ -327,7 +358,7 @@ def call_with_thread_timeout(
                 try:
                     done.watched.wait()
                     if not caller.gave_up:
-                        outcome.append((True, context.run(run_for, caller, fn, args, kwargs)))
+                        outcome.append((True, context.run(run_for, caller, call, fn, args, kwargs)))
                 except BaseException as exc:  # handed to the caller below
                     outcome.append((False, exc))
                 finally:
@@ -336,7 +367,7 @@ def call_with_thread_timeout(
             if not workers.shared.run(work, name):
                 raise _exhausted(operation, events)
             if not clock.wait(done, seconds):
-                raise _expired(seconds, operation, config, events)
+                raise _expired(seconds, operation, config, events, own)
             ok, value = outcome[0]
     except BaseException:
         # Timed out, or interrupted while waiting (Ctrl-C, a signal): either way
@@ -372,6 +403,10 @@ def call_with_signal_timeout(
     or any ``setitimer``/``alarm`` with a handler) that is due before this
     limit still fires on time, through its own handler; one due later is
     re-armed, for its remaining time, when this call ends.
+
+    The limit is the earlier of the config's and the current call's deadline
+    (measured on real time, as the signal is), which the call sees tightened
+    to it (:func:`~buttress.remaining_time`).
     """
     if not hasattr(signal, "SIGALRM"):
         raise RuntimeError("TimeoutConfig(use_signal=True) needs SIGALRM, which this "
@@ -379,11 +414,17 @@ def call_with_signal_timeout(
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("TimeoutConfig(use_signal=True) only works in the main thread; "
                            "use the default thread-based timeout elsewhere")
-    seconds = config.timeout_seconds
+    own: float | None = config.timeout_seconds
+    start = time.monotonic()
+    call, seconds, bound = within(CURRENT.get(), config.timeout_seconds, SYSTEM_CLOCK, start,
+                                  operation)
+    if not bound:
+        own = None
+    elif seconds <= 0.0:
+        raise _expired(seconds, operation, config, events, own)  # never started
     # ITIMER_REAL is one timer per process: an outer limit is read here and
     # given back at the end, never lost.
     outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
-    start = time.monotonic()
     deadline = start + seconds
     outer_at = start + outer_delay if outer_delay > 0 else None
     outer_due_first = outer_at is not None and outer_at <= deadline
@@ -402,24 +443,28 @@ def call_with_signal_timeout(
             # The outer handler returned: this limit still stands.
             signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), _SOON))
             return
-        raise _expired(seconds, operation, config, events)
+        raise _expired(seconds, operation, config, events, own)
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, outer_delay if outer_due_first else seconds)
+    token = CURRENT.set(call)
     try:
-        return fn(*args, **kwargs)
-    finally:
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, outer_delay if outer_due_first else seconds)
         try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            return fn(*args, **kwargs)
         finally:
-            # Nested, so that an alarm landing just before the timer is stopped
-            # still leaves the outer handler and timer in place.
-            signal.signal(signal.SIGALRM, previous)
-            if outer_at is not None and not outer_delivered:
-                signal.setitimer(signal.ITIMER_REAL, max(outer_at - time.monotonic(), _SOON),
-                                 outer_interval)
-            elif outer_at is not None and outer_interval > 0:
-                signal.setitimer(signal.ITIMER_REAL, outer_interval, outer_interval)
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            finally:
+                # Nested, so that an alarm landing just before the timer is stopped
+                # still leaves the outer handler and timer in place.
+                signal.signal(signal.SIGALRM, previous)
+                if outer_at is not None and not outer_delivered:
+                    signal.setitimer(signal.ITIMER_REAL,
+                                     max(outer_at - time.monotonic(), _SOON), outer_interval)
+                elif outer_at is not None and outer_interval > 0:
+                    signal.setitimer(signal.ITIMER_REAL, outer_interval, outer_interval)
+    finally:
+        CURRENT.reset(token)
 
 
 _SOON: Final = 1e-6
@@ -427,6 +472,15 @@ _SOON: Final = 1e-6
 
 
 # --- the strategy ------------------------------------------------------------------------
+
+
+class _Block(NamedTuple):
+    """One ``async with`` of a :class:`Timeout`: what its exit needs."""
+
+    limit: AsyncTimeout
+    token: contextvars.Token[CallContext | None]
+    seconds: float  # the limit in force: the earlier of its own and the deadline
+    own: float | None  # its own limit, when the deadline cut it short
 
 
 class Timeout(Strategy):
@@ -454,7 +508,7 @@ class Timeout(Strategy):
         self.clock = SYSTEM_CLOCK if clock is None else clock
         #: This timeout's listener hub: ``timeout.events.add(listener, *kinds)``.
         self.events = Listeners(GLOBAL)
-        self._active: contextvars.ContextVar[list[AsyncTimeout]] = contextvars.ContextVar(
+        self._active: contextvars.ContextVar[list[_Block]] = contextvars.ContextVar(
             "buttress.timeout")
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -485,25 +539,34 @@ class Timeout(Strategy):
         return limited
 
     async def __aenter__(self) -> Timeout:
-        limit = self.clock.timeout(self.config.timeout_seconds)
+        config, clock = self.config, self.clock
+        own = config.timeout_seconds
+        call, seconds, bound = within(CURRENT.get(), own, clock, clock.monotonic(),
+                                      config.operation_name)
+        if bound and seconds <= 0.0:
+            raise _expired(seconds, config.operation_name, config, self.events, own)
+        limit = clock.timeout(seconds)
         await limit.__aenter__()
+        token = CURRENT.set(call)
         stack = self._active.get(None)
-        self._active.set([*(stack or ()), limit])
+        self._active.set([*(stack or ()), _Block(limit, token, seconds, own if bound else None)])
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         stack = self._active.get()
-        limit = stack[-1]
+        block = stack[-1]
         self._active.set(stack[:-1])
+        CURRENT.reset(block.token)
+        limit = block.limit
         try:
             await limit.__aexit__(exc_type, exc, tb)
         except TimeoutError as expired:
             if not limit.expired():
                 raise
             config = self.config
-            raise _expired(config.timeout_seconds, config.operation_name, config,
-                           self.events) from expired
+            raise _expired(block.seconds, config.operation_name, config, self.events,
+                           block.own) from expired
 
     def __repr__(self) -> str:
         return f"Timeout({self.config.timeout_seconds}s)"

@@ -25,6 +25,7 @@ __all__ = [
     "ButtressError",
     "CircuitBreakerError",
     "ConfigurationError",
+    "DeadlineExceededError",
     "OperationTimeoutError",
     "RetryError",
     "RetryExhaustedError",
@@ -143,3 +144,36 @@ class OperationTimeoutError(ButtressError, TimeoutError):
             what = f"operation {operation!r}" if operation else "operation"
             message = f"{what} timed out after {timeout}s"
         super().__init__(message)
+
+
+class DeadlineExceededError(OperationTimeoutError):
+    """The call's deadline ran out before the time limit of its own timeout did.
+
+    Raised by a timeout whose limit was cut short by an outer deadline (an
+    outer timeout, or a :func:`~buttress.deadline` block): ``timeout`` is the
+    time that was left of the deadline when the call started (seconds),
+    ``limit`` the timeout's own limit. An :class:`OperationTimeoutError`, so
+    code catching that (or ``TimeoutError``) catches this too.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        operation: str | None = None,
+        timeout: float | None = None,
+        limit: float | None = None,
+    ) -> None:
+        self.limit = limit
+        if message is None:
+            what = f"operation {operation!r}" if operation else "operation"
+            facts = []
+            if timeout is not None:
+                facts.append(f"{timeout:g}s were left of it")
+            if limit is not None:
+                facts.append(f"the timeout's own limit is {limit:g}s")
+            detail = f" ({'; '.join(facts)})" if facts else ""
+            message = f"{what} timed out: the call's deadline ran out{detail}"
+        super().__init__(message, operation=operation, timeout=timeout)
