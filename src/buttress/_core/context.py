@@ -42,9 +42,13 @@ from typing import Final
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 
-__all__ = ["CURRENT", "CallContext", "Deadline", "current_context", "deadline", "remaining_time"]
+__all__ = [
+    "CURRENT", "NO_ITEMS", "CallContext", "Deadline", "current_context", "deadline",
+    "remaining_time",
+]
 
-_NO_ITEMS: Final[Mapping[str, object]] = MappingProxyType({})
+NO_ITEMS: Final[Mapping[str, object]] = MappingProxyType({})
+"""The items of a context that has none (one shared, read-only mapping)."""
 
 
 class CallContext:
@@ -66,7 +70,7 @@ class CallContext:
     __slots__ = ("_attempt", "_clock", "_deadline", "_items", "_operation")
 
     def __init__(self, operation: str | None, deadline: float | None, clock: Clock,
-                 attempt: int = 1, items: Mapping[str, object] = _NO_ITEMS) -> None:
+                 attempt: int = 1, items: Mapping[str, object] = NO_ITEMS) -> None:
         self._operation = operation
         self._deadline = deadline
         self._clock = clock
@@ -198,7 +202,7 @@ class Deadline:
         seconds, clock = self._seconds, self._clock
         if outer is None:
             items: Mapping[str, object] = MappingProxyType(dict(self._items)) \
-                if self._items else _NO_ITEMS
+                if self._items else NO_ITEMS
             at = None if seconds is None else clock.monotonic() + seconds
             context = CallContext(self._operation, at, clock, 1, items)
         else:
@@ -261,4 +265,4 @@ def deadline(seconds: float | None = None, *, clock: Clock | None = None,
     if operation is not None:
         validate.text("deadline", "operation", operation)
     return Deadline(seconds, SYSTEM_CLOCK if clock is None else clock,
-                    items or _NO_ITEMS, operation)
+                    items or NO_ITEMS, operation)
