@@ -5,7 +5,9 @@ What this shows:
 * ``@database_resilient(...)`` on a sync function and ``@api_resilient(...)`` on an
   async one: retry, circuit breaker and timeout with the values of their
   operation type (database: 3 attempts, 0.5 s base delay, breaker opens after 3
-  failures, 30 s timeout; api: 5 attempts, 1 s base delay, 60 s timeout, ...);
+  failures, 30 s timeout; api: 5 attempts, 1 s base delay, 60 s timeout, ...).
+  The timeout cancels async calls; a sync call stays in the caller's thread (its
+  connection keeps working) and is limited only with ``timeout_in_thread=True``;
 * a keyword overriding one default (``max_attempts=3`` on the api preset) while
   every other value keeps following the settings;
 * the effective values of a decorated function: ``fn.resilience.retry_config``

@@ -159,7 +159,8 @@ def test_a_random_file_is_accepted_and_round_trips_or_refused_naming_the_key(
             message = str(exc)
             assert message.startswith(str(path)), message
             assert culprit is not None, f"a valid document was refused: {message}"
-            assert culprit in message, (culprit, message)
+            # a key with control characters is shown escaped, as repr() spells it
+            assert culprit in message or repr(culprit)[1:-1] in message, (culprit, message)
             return
         _round_trips(config, Path(folder))
 

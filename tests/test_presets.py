@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -330,23 +333,80 @@ def test_one_operation_name_with_two_different_configs_is_an_error() -> None:
 # --- timeout ---------------------------------------------------------------------------------
 
 
-def test_a_sync_call_past_its_timeout_raises_operation_timeout_and_is_retried() -> None:
+def _all_sync_protections() -> dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]]:
+    """Every way a preset protects a sync call: each preset, resilient(), and a
+    resilient_context's call()."""
+    ways: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+        kind: preset(operation_name=f"thread_{kind}") for kind, preset in PRESETS.items()}
+    ways["resilient"] = resilient(operation_name="thread_custom")
+    context = resilient_context(operation_type="database", operation_name="thread_ctx")
+    ways["resilient_context"] = lambda fn: functools.partial(context.call, fn)
+    return ways
+
+
+@pytest.mark.parametrize("way", list(_all_sync_protections()))
+def test_a_sync_preset_runs_the_call_in_the_callers_thread_so_sqlite_works(way: str) -> None:
+    # sqlite3 refuses a connection used from another thread ("SQLite objects created in
+    # a thread can only be used in that same thread"): the call must stay here.
+    connection = sqlite3.connect(":memory:")
+    connection.execute("CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)")
+    connection.execute("INSERT INTO users VALUES (1, 'Ann')")
+    seen: list[int] = []
+
+    def get_user(user_id: int) -> list[tuple[Any, ...]]:
+        seen.append(threading.get_ident())
+        return connection.execute("SELECT * FROM users WHERE id = ?", (user_id,)).fetchall()
+
+    protected = _all_sync_protections()[way](get_user)
+    try:
+        assert protected(1) == [(1, "Ann")]
+    finally:
+        connection.close()
+    assert seen == [threading.get_ident()]
+
+
+def test_a_sync_call_past_its_timeout_runs_to_its_end_in_the_callers_thread() -> None:
     clock = VirtualClock()
-    calls = 0
+    seen: list[int] = []
 
     def slow() -> str:
-        nonlocal calls
-        calls += 1
+        seen.append(threading.get_ident())
+        clock.sleep(10.0)  # cache: 5 s timeout, not enforced on a sync call
+        return "late"
+
+    protected = cache_resilient(operation_name="slow_sync", clock=clock)(slow)
+    assert protected() == "late"
+    assert seen == [threading.get_ident()]
+    assert clock.sleeps == [10.0]  # no retry, no wait
+    assert protected.resilience.timeout_config is not None  # still there for async calls
+
+
+def test_timeout_in_thread_limits_a_sync_call_from_a_worker_thread_and_retries() -> None:
+    clock = VirtualClock()
+    seen: list[int] = []
+
+    def slow() -> str:
+        seen.append(threading.get_ident())
         clock.sleep(10.0)  # cache: 5 s timeout
         return "late"
 
     protected = cache_resilient(operation_name="slow", jitter=False, failure_threshold=5,
-                                clock=clock)(slow)
+                                timeout_in_thread=True, clock=clock)(slow)
     with pytest.raises(RetryExhaustedError) as caught:
         protected()
-    assert calls == 2
+    assert len(seen) == 2
+    assert threading.get_ident() not in seen
     assert isinstance(caught.value.last_exception, OperationTimeoutError)
     assert "'slow' timed out after 5.0s" in str(caught.value.last_exception)
+
+
+def test_the_pipeline_shows_which_calls_its_timeout_limits() -> None:
+    default = database_resilient(operation_name="shown_default").pipeline
+    threaded = database_resilient(operation_name="shown_thread", timeout_in_thread=True).pipeline
+    assert default is not None
+    assert threaded is not None
+    assert repr(default.strategies[-1]) == "Timeout(30.0s, async calls only)"
+    assert repr(threaded.strategies[-1]) == "Timeout(30.0s)"
 
 
 async def test_an_async_call_past_its_timeout_is_cancelled_and_retried() -> None:
@@ -417,7 +477,9 @@ def test_circuit_breaker_enabled_false_leaves_every_breaker_out() -> None:
     configure(circuit_breaker_enabled=False)
     assert protected.resilience.circuit_breaker is None
     assert protected.resilience.pipeline is not None
-    assert [type(s) for s in protected.resilience.pipeline.strategies] == [Retry, Timeout]
+    retry, limit = protected.resilience.pipeline.strategies
+    assert isinstance(retry, Retry)
+    assert isinstance(limit, Timeout)
     assert protected() == 1
 
 
@@ -460,6 +522,7 @@ def test_a_breaker_created_by_other_code_is_never_replaced() -> None:
     ({"retry_exceptions": "ConnectionError"}, "resilient.retry_exceptions must be exception"),
     ({"operation_name": ""}, "resilient.operation_name must be a non-empty string"),
     ({"enable_retry": "yes"}, "resilient.enable_retry must be a bool, got 'yes'"),
+    ({"timeout_in_thread": 1}, "resilient.timeout_in_thread must be a bool, got 1"),
 ])
 def test_bad_arguments_raise_a_configuration_error_naming_them(
         options: dict[str, Any], message: str) -> None:

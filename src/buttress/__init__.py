@@ -97,7 +97,6 @@ from buttress.retry import (
     RetryResult,
     async_retry,
     async_retry_with_backoff,
-    is_transient,
     retry,
     retry_sync,
     retry_with_backoff,
@@ -112,6 +111,7 @@ from buttress.timeout import (
     timeout,
     timeout_operation,
 )
+from buttress.transient import is_transient
 
 __version__ = "0.1.0"
 

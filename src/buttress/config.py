@@ -44,6 +44,8 @@ import json
 import math
 import os
 import re
+import reprlib
+import sys
 import tempfile
 import threading
 import tomllib
@@ -51,25 +53,38 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Literal, TypeVar, cast
+from typing import (
+    Any,
+    Concatenate,
+    Final,
+    Literal,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from buttress import registry
 from buttress._core import forksafe, validate
 from buttress._core.clock import Clock
 from buttress._core.errors import ConfigurationError
 from buttress._core.events import Listeners
-from buttress._core.strategy import is_async_callable
+from buttress._core.strategy import is_async_callable, redact
 from buttress.backoff import normalise_jitter
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.pipeline import Pipeline, pipeline
 from buttress.retry import RetryConfig
-from buttress.timeout import TimeoutConfig
+from buttress.timeout import Timeout, TimeoutConfig
 
 __all__ = [
+    "MAX_FILE_BYTES",
     "OPERATION_TYPES",
     "Explanation",
     "LivePipeline",
     "OperationSettings",
+    "Protected",
     "ResilienceConfig",
     "ResilienceSettings",
     "Setting",
@@ -81,7 +96,11 @@ __all__ = [
     "resilience_config",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+_Q = ParamSpec("_Q")
+_S = TypeVar("_S")
 
 OPERATION_TYPES: Final = ("default", "database", "cache", "api", "file", "ml")
 """The operation types with a settings section; any other type uses ``default``."""
@@ -502,6 +521,34 @@ def _toml_key_lines(text: str) -> dict[KeyPath, int]:
 
 _NO_VALUE: Final[Any] = object()
 
+# A file's values appear in error messages shortened: a hostile file must not turn
+# one error into megabytes of log.
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 80
+_REPR.maxlong = 40
+_MAX_MESSAGE: Final = 800
+
+
+def _shown(value: object) -> str:
+    """``repr(value)``, shortened to a few dozen characters."""
+    return _REPR.repr(value)
+
+
+def _key_shown(key: str) -> str:
+    """A key as it appears in a dotted path: itself, or a short repr when it is
+    long or holds characters a log line should not."""
+    return key if len(key) <= 80 and key.isprintable() else _shown(key)
+
+
+def _bounded(message: str) -> str:
+    """``message`` cut in the middle when it is too long to log, keeping the
+    location (front) and the hint (end); secrets are masked before cutting."""
+    if len(message) <= _MAX_MESSAGE:
+        return message
+    message = redact(message)
+    omitted = len(message) - 600
+    return f"{message[:450]} ... ({omitted} characters omitted) ... {message[-150:]}"
+
 
 class _Where:
     """Builds error messages that name the file, the line and the key."""
@@ -518,11 +565,12 @@ class _Where:
         return str(self.path)
 
     def error(self, keys: KeyPath, message: str, value: Any = _NO_VALUE) -> ConfigurationError:
-        dotted = ".".join(keys)
+        dotted = ".".join(_key_shown(key) for key in keys)
         if value is not _NO_VALUE:
-            dotted = f"{dotted} = {value!r}"
-        text = message if message.startswith(dotted + " ") else f"{dotted}: {message}"
-        return ConfigurationError(f"{self.origin(keys)}: {text}")
+            dotted = f"{dotted} = {_shown(value)}"
+        plain = not dotted or message.startswith(dotted + " ")
+        text = message if plain else f"{dotted}: {message}"
+        return ConfigurationError(_bounded(f"{self.origin(keys)}: {text}"))
 
 
 # --- files: reading and writing policies -----------------------------------------------------
@@ -586,14 +634,14 @@ def _exception_name(cls: type[BaseException]) -> str:
 def _exceptions_from_file(value: object, where: _Where, keys: KeyPath) -> tuple[type, ...]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise where.error(keys, f"must be a list of exception class names, got {value!r}")
+        raise where.error(keys, f"must be a list of exception class names, got {_shown(value)}")
     result: list[type] = []
     for name in names:
         try:
             result.append(_resolve_exception(name))
         except LookupError:
-            raise where.error(keys, f"no exception class named {name!r} "
-                                    f"(in {value!r})") from None
+            raise where.error(keys, f"no exception class named {_shown(name)} "
+                                    f"(in {_shown(value)})") from None
     return tuple(result)
 
 
@@ -609,7 +657,7 @@ def _build_config(kind: str, entry: Mapping[str, Any], where: _Where,
     options: dict[str, Any] = {}
     for key, value in entry.items():
         if key not in known:
-            raise where.error((*keys, key), f"unknown key {key!r} = {value!r}"
+            raise where.error((*keys, key), f"unknown key {_shown(key)} = {_shown(value)}"
                                             f"{_suggest(key, known)}")
         options[key] = (_exceptions_from_file(value, where, (*keys, key))
                         if key in exception_keys else value)
@@ -635,45 +683,124 @@ class _FileContent:
     where: _Where
 
 
+MAX_FILE_BYTES: Final = 1 << 20
+"""The largest configuration file :meth:`ResilienceConfig.load_from_file` reads
+(1 MiB, some 6,000 named policies); anything larger is refused unread, so a
+mistaken path (a log file, ``/dev/zero``) costs neither memory nor time."""
+
+_MAX_DEPTH: Final = 32
+# Deeper than any resilience file (its deepest value, a policy's exception list, is
+# four levels down); checked without recursion after parsing.
+_TOO_DEEP: Final = f"nested too deeply (more than {_MAX_DEPTH} levels of tables and arrays)"
+
+
+def _read_text(path: Path) -> str:
+    """The file's text: at most :data:`MAX_FILE_BYTES`, UTF-8. ``OSError`` (no such
+    file, a directory, no permission) passes through as ``open()`` raises it."""
+    with path.open("rb") as source:
+        raw = source.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ConfigurationError(f"{path}: larger than {MAX_FILE_BYTES} bytes; a resilience "
+                                 "configuration file is never this large")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise ConfigurationError(f"{path}:{line}:{column}: not UTF-8 text "
+                                 f"(byte {raw[exc.start]:#04x})") from exc
+
+
+def _too_long_number(path: Path, kind: str, text: str, exc: ValueError) -> ConfigurationError:
+    """The error for the parsers' plain ``ValueError``: an integer longer than
+    Python converts (``sys.get_int_max_str_digits()``, 4,300 by default)."""
+    limit = sys.get_int_max_str_digits()
+    for match in re.finditer(r"[0-9]+", text):
+        if limit and match.end() - match.start() > limit:
+            line = text.count("\n", 0, match.start()) + 1
+            return ConfigurationError(
+                f"{path}:{line}: invalid {kind}: a number with more than {limit} digits")
+    return ConfigurationError(_bounded(f"{path}: invalid {kind}: {exc}"))
+
+
+def _check_shape(data: object, where: _Where) -> None:
+    """Refuse nesting deeper than ``_MAX_DEPTH`` and strings that are not valid
+    Unicode (JSON's ``"\\ud800"``: no log, file or exporter can write them).
+    Iterative, so that depth itself cannot exhaust the stack."""
+    pending: list[tuple[KeyPath, object, int]] = [((), data, 0)]
+    while pending:
+        keys, value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_unicode(value, where, keys)
+            continue
+        if not isinstance(value, dict | list):
+            continue
+        if depth == _MAX_DEPTH:
+            raise where.error(keys, _TOO_DEEP)
+        if isinstance(value, list):
+            pending.extend((keys, item, depth + 1) for item in value)
+            continue
+        for key, item in value.items():
+            _check_unicode(key, where, (*keys, key))
+            pending.append(((*keys, key), item, depth + 1))
+
+
+def _check_unicode(text: str, where: _Where, keys: KeyPath) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise where.error(keys, "not valid Unicode (a lone surrogate)") from exc
+
+
 def _parse(path: Path) -> tuple[Any, _Where]:
-    text = path.read_text(encoding="utf-8")
+    """Parse by suffix. Whatever the bytes, the outcome is the data or one
+    :class:`ConfigurationError` naming the file (never ``RecursionError``,
+    ``UnicodeDecodeError`` or the parsers' ``ValueError``)."""
     suffix = path.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise ConfigurationError(
+            f"{path}: unknown configuration file type {suffix!r}; use .json or .toml")
+    text = _read_text(path)
+    kind = suffix[1:].upper()
+    try:
+        data = json.loads(text) if suffix == ".json" else tomllib.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigurationError(
+            f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(_bounded(f"{path}: invalid TOML: {exc}")) from exc
+    except RecursionError as exc:
+        raise ConfigurationError(f"{path}: {_TOO_DEEP}") from exc
+    except ValueError as exc:
+        raise _too_long_number(path, kind, text, exc) from exc
     if suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from exc
         lines, repeated = _json_key_lines(text)
         where = _Where(path, lines)
+        _check_shape(data, where)
         if repeated:
             raise where.error(repeated[0], "duplicate key (each key may appear once)")
         return data, where
-    if suffix == ".toml":
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"{path}: invalid TOML: {exc}") from exc
-        return data, _Where(path, _toml_key_lines(text))
-    raise ConfigurationError(
-        f"{path}: unknown configuration file type {suffix!r}; use .json or .toml")
+    where = _Where(path, _toml_key_lines(text))
+    _check_shape(data, where)
+    return data, where
 
 
 def _section(data: Mapping[str, Any], name: str, where: _Where,
              keys: KeyPath = ()) -> Mapping[str, Any]:
     value = data.get(name, {})
     if not isinstance(value, dict):
-        raise where.error((*keys, name), f"must be a table/object, got {value!r}")
+        raise where.error((*keys, name), f"must be a table/object, got {_shown(value)}")
     return value
 
 
 def _read_file(path: Path) -> _FileContent:
     data, where = _parse(path)
     if not isinstance(data, dict):
-        raise ConfigurationError(f"{path}: the top level must be an object, got {data!r}")
+        raise ConfigurationError(
+            f"{path}: the top level must be an object, got {_shown(data)}")
     for key in data:
         if key not in _TOP_KEYS:
-            raise where.error((key,), f"unknown key {key!r} = {data[key]!r}"
+            raise where.error((key,), f"unknown key {_shown(key)} = {_shown(data[key])}"
                                       f"{_suggest(key, _TOP_KEYS)}")
     layer: dict[str, Setting] = {}
     for key in _SWITCHES:
@@ -684,12 +811,12 @@ def _read_file(path: Path) -> _FileContent:
     for section in operations:
         keys: KeyPath = ("operations", section)
         if section not in OPERATION_TYPES:
-            raise where.error(keys, f"unknown operation type {section!r}"
+            raise where.error(keys, f"unknown operation type {_shown(section)}"
                                     f"{_suggest(section, OPERATION_TYPES)}; "
                                     f"known: {', '.join(OPERATION_TYPES)}")
         for name, value in _section(operations, section, where, ("operations",)).items():
             if name not in _OPERATION_FIELDS:
-                raise where.error((*keys, name), f"unknown key {name!r} = {value!r}"
+                raise where.error((*keys, name), f"unknown key {_shown(name)} = {_shown(value)}"
                                                  f"{_suggest(name, _OPERATION_FIELDS)}")
             key = f"{section}.{name}"
             checked = _file_value(where, (*keys, name), f"operations.{section}", name, value)
@@ -700,7 +827,7 @@ def _read_file(path: Path) -> _FileContent:
             if not name:
                 raise where.error((kind, name), "a policy name must not be empty")
             if not isinstance(entry, dict):
-                raise where.error((kind, name), f"must be a table/object, got {entry!r}")
+                raise where.error((kind, name), f"must be a table/object, got {_shown(entry)}")
             result[name] = _build_config(kind, entry, where, (kind, name))
     breakers: dict[str, CircuitBreakerConfig] = named["circuit_breaker_configs"]
     _check_breaker_names(breakers, lambda key: where.origin(
@@ -1057,7 +1184,10 @@ class ResilienceConfig:
         ``operations.<type>.<field>``. Exception classes are given by name
         (``"ConnectionError"``, ``"httpx.ConnectError"``). Anything invalid raises one
         :class:`ConfigurationError` naming the file, line, key and value, and
-        nothing changes.
+        nothing changes: also for hostile files (not UTF-8, nested more than 32
+        levels, integers longer than Python converts, larger than
+        :data:`MAX_FILE_BYTES`). A file that cannot be opened raises the
+        ``OSError`` of ``open()`` (``FileNotFoundError``, ...), which names it.
         """
         path = Path(path)
         content = _read_file(path)
@@ -1167,6 +1297,9 @@ class ResilienceConfig:
 
         ``name`` takes both sections' entries of that name (at least one must exist
         when the call runs); ``retry``/``circuit_breaker`` name one each (it must exist).
+        ``timeout`` is applied as :func:`~buttress.timeout` applies it: a sync call
+        then runs in a worker thread (the only way to stop waiting for it), so give
+        it only to sync functions whose objects may cross threads.
         """
         return _NamedPolicy(name, retry, circuit_breaker, timeout, clock)
 
@@ -1279,6 +1412,43 @@ class _Built:
         return fn if self.pipeline is None else self.pipeline.wrap_async(fn)
 
 
+class Protected(Protocol[P, R_co]):
+    """What a :class:`LivePipeline` makes of a function, for type checkers: callable
+    exactly as the original (same parameters, same result; a method binds as
+    usual), with the pipeline protecting it as ``.resilience``::
+
+        @resilience_config.protect("database")
+        def get_user(user_id: int) -> dict: ...
+
+        get_user(1)                            # checked against (user_id: int)
+        get_user.resilience.retry_config       # RetryConfig | None
+
+    At run time it is the function ``functools.wraps`` made; nothing here runs.
+    The presets return the narrower :class:`~buttress.presets.ResilientFunction`.
+
+    .. versionadded:: 0.1
+    """
+
+    __name__: str
+    __qualname__: str
+
+    @property
+    def resilience(self) -> LivePipeline: ...
+
+    @property
+    def __wrapped__(self) -> Callable[P, R_co]: ...
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
+
+    # A method: looked up on the class it stays itself, on an instance it is
+    # bound (its first parameter filled).
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(self: Protected[Concatenate[_S, _Q], R_co], instance: _S,
+                owner: type[Any] | None = None, /) -> Protected[_Q, R_co]: ...
+
+
 class LivePipeline:
     """A pipeline built from the current configuration, and built again whenever the
     configuration changes (checked once per call: one integer comparison).
@@ -1315,6 +1485,11 @@ class LivePipeline:
     def _for_function(self, fn: Callable[..., Any]) -> LivePipeline:
         return self
 
+    def _timeout_stage(self, config: TimeoutConfig) -> Timeout:
+        """The timeout strategy for ``config``: by default sync calls run in a worker
+        thread (only used where a timeout was asked for explicitly)."""
+        return Timeout(config, clock=self.clock)
+
     # building
 
     def current(self) -> _Built:
@@ -1336,8 +1511,10 @@ class LivePipeline:
                     breaker_config = None
                 breaker = (None if breaker_config is None else resilience_config._circuit_breaker(
                     breaker_config, self.clock, generation, self._owner()))
-                built_pipeline = pipeline(retry=retry, circuit_breaker=breaker, timeout=limit,
-                                          clock=self.clock)
+                built_pipeline = pipeline(
+                    retry=retry, circuit_breaker=breaker,
+                    timeout=None if limit is None else self._timeout_stage(limit),
+                    clock=self.clock)
                 built_pipeline.events.attach(self.events)
                 built = _Built(generation, built_pipeline, retry, breaker_config, limit,
                                breaker)
@@ -1376,10 +1553,10 @@ class LivePipeline:
 
     # using
 
-    def __call__(self, fn: F) -> F:
-        return self._for_function(fn)._decorate(fn)
+    def __call__(self, fn: Callable[P, R]) -> Protected[P, R]:
+        return cast("Protected[P, R]", self._for_function(fn)._decorate(fn))
 
-    def _decorate(self, fn: F) -> F:
+    def _decorate(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         first = self.current() if self._eager else None
         state = resilience_config
         wrapper: Callable[..., Any]
@@ -1411,7 +1588,7 @@ class LivePipeline:
             wrapper = protected
         functools.update_wrapper(wrapper, fn)
         wrapper.__dict__["resilience"] = self
-        return cast(F, wrapper)
+        return wrapper
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under the current pipeline."""

@@ -3,65 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from buttress._core.clock import Clock
 from buttress._core.strategy import is_async_callable
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.pipeline import Pipeline
 from buttress.registry import get_circuit_breaker
-from buttress.retry import Retry, is_transient
+from buttress.retry import Retry
+from buttress.transient import is_transient_database_error, is_transient_http_error
 
 __all__ = [
     "async_circuit_breaker",
     "circuit_breaker",
     "is_transient_database_error",
+    "is_transient_http_error",
     "retry_database_operation",
     "retry_http_request",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Transient errors of the usual client libraries, matched by name so that no
-# optional dependency is imported to recognise them.
-_TRANSIENT_CLASSES = frozenset({
-    ("httpx", "TransportError"),
-    ("requests", "ConnectionError"),
-    ("requests", "Timeout"),
-    ("urllib3", "ProtocolError"),
-    ("urllib3", "TimeoutError"),
-    ("aiohttp", "ClientConnectionError"),
-})
-_TRANSIENT_DB_CLASSES = frozenset({
-    ("sqlite3", "OperationalError"),
-    ("sqlalchemy", "OperationalError"),
-    ("sqlalchemy", "DisconnectionError"),
-    ("psycopg", "OperationalError"),
-    ("psycopg2", "OperationalError"),
-    ("redis", "ConnectionError"),
-    ("redis", "TimeoutError"),
-})
-
-
-def _matches(exc: BaseException, names: frozenset[tuple[str, str]]) -> bool:
-    for cls in type(exc).__mro__:
-        package = cls.__module__.partition(".")[0]
-        if (package, cls.__name__) in names:
-            return True
-    return False
-
-
-def is_transient_http_error(exc: Exception) -> bool:
-    """Transient for HTTP: :func:`is_transient`, or a transport error of httpx,
-    requests, urllib3 or aiohttp."""
-    return is_transient(exc) or _matches(exc, _TRANSIENT_CLASSES)
-
-
-def is_transient_database_error(exc: Exception) -> bool:
-    """Transient for databases: connection errors, timeouts and the drivers'
-    ``OperationalError``/``DisconnectionError`` (sqlite3, SQLAlchemy, psycopg)."""
-    return isinstance(exc, ConnectionError | TimeoutError) or _matches(exc, _TRANSIENT_DB_CLASSES)
-
 
 def _breaker_from(config: CircuitBreakerConfig | None, clock: Clock | None,
                   options: dict[str, Any]) -> CircuitBreaker:
@@ -99,12 +60,23 @@ def async_circuit_breaker(
     return decorate
 
 
-def _retry_with_breaker(retry: Retry, breaker_name: str | None, clock: Clock | None) -> Any:
+def _retry_with_breaker(retry: Retry, breaker_name: str | None,
+                        clock: Clock | None) -> Retry | Pipeline:
     if breaker_name is None:
         return retry
     return Pipeline(retry, get_circuit_breaker(breaker_name, clock=clock))
 
 
+@overload
+def retry_http_request(
+    max_attempts: int = 3, base_delay: float = 1.0, max_delay: float = 30.0, *,
+    circuit_breaker: None = None, clock: Clock | None = None, **options: Any,
+) -> Retry: ...
+@overload
+def retry_http_request(
+    max_attempts: int = 3, base_delay: float = 1.0, max_delay: float = 30.0, *,
+    circuit_breaker: str, clock: Clock | None = None, **options: Any,
+) -> Pipeline: ...
 def retry_http_request(
     max_attempts: int = 3,
     base_delay: float = 1.0,
@@ -113,13 +85,16 @@ def retry_http_request(
     circuit_breaker: str | None = None,
     clock: Clock | None = None,
     **options: Any,
-) -> Any:
+) -> Retry | Pipeline:
     """Retry an HTTP call on transient failures only (connection errors, timeouts,
     408/425/429/5xx statuses), with jittered exponential backoff, optionally behind
     the named circuit breaker::
 
         @retry_http_request(max_attempts=3, circuit_breaker="payment_api")
         def charge(amount: int) -> dict: ...
+
+    Returns a :class:`~buttress.Retry`, or with ``circuit_breaker`` a
+    :class:`~buttress.Pipeline`; either keeps the decorated function's signature.
     """
     options.setdefault("retry_condition", is_transient_http_error)
     options.setdefault("strategy", "jittered_exponential")
@@ -128,6 +103,16 @@ def retry_http_request(
     return _retry_with_breaker(retry, circuit_breaker, clock)
 
 
+@overload
+def retry_database_operation(
+    max_attempts: int = 3, base_delay: float = 0.5, max_delay: float = 10.0, *,
+    circuit_breaker: None = None, clock: Clock | None = None, **options: Any,
+) -> Retry: ...
+@overload
+def retry_database_operation(
+    max_attempts: int = 3, base_delay: float = 0.5, max_delay: float = 10.0, *,
+    circuit_breaker: str, clock: Clock | None = None, **options: Any,
+) -> Pipeline: ...
 def retry_database_operation(
     max_attempts: int = 3,
     base_delay: float = 0.5,
@@ -136,7 +121,7 @@ def retry_database_operation(
     circuit_breaker: str | None = None,
     clock: Clock | None = None,
     **options: Any,
-) -> Any:
+) -> Retry | Pipeline:
     """Retry a database call on transient errors only (lost connections, timeouts,
     driver ``OperationalError``), with exponential backoff::
 

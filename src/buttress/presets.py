@@ -23,12 +23,39 @@ exactly the classes given instead. An exhausted retry raises
 :class:`~buttress.RetryExhaustedError` (alias ``RetryError``); an open breaker
 :class:`~buttress.CircuitBreakerError`, never retried; a timeout
 :class:`~buttress.OperationTimeoutError` (a ``TimeoutError``), retried.
+
+Timeouts and threads. A preset never moves a call to another thread unless asked:
+
+* an **async** function is cancelled when ``timeout_seconds`` is up (in its own task);
+* a **sync** function runs in the caller's thread and ``timeout_seconds`` is *not*
+  enforced on it: Python can not stop a running sync call, only stop waiting for
+  it from another thread. Objects bound to their thread (a ``sqlite3``
+  connection, thread-local sessions, ``threading.local`` state, most DB-API
+  connections) would break there, and an overrunning call would keep running in
+  the background while the retry starts another one. Use the client's own
+  timeout (``sqlite3.connect(timeout=...)``, the driver's statement timeout,
+  ``httpx``/``requests`` ``timeout=``), which really ends the work;
+* ``timeout_in_thread=True`` asks for the thread: the sync call runs in a worker
+  thread and the caller gets :class:`~buttress.OperationTimeoutError` after
+  ``timeout_seconds`` (the call itself runs on to its end in the background).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, TypedDict
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Final,
+    ParamSpec,
+    Protocol,
+    Self,
+    TypedDict,
+    TypeVar,
+    cast,
+    overload,
+)
 
 from buttress._core import validate
 from buttress._core.clock import Clock
@@ -38,14 +65,15 @@ from buttress.config import (
     OPERATION_TYPES,
     Explanation,
     LivePipeline,
+    Protected,
     ResilienceSettings,
     _check_delays,
     _check_field,
     resilience_config,
 )
-from buttress.decorators import is_transient_database_error, is_transient_http_error
-from buttress.retry import RetryConfig, is_transient
-from buttress.timeout import TimeoutConfig
+from buttress.retry import RetryConfig
+from buttress.timeout import Timeout, TimeoutConfig
+from buttress.transient import is_transient, is_transient_database_error, is_transient_http_error
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -53,6 +81,7 @@ if TYPE_CHECKING:
 __all__ = [
     "PresetOptions",
     "Resilience",
+    "ResilientFunction",
     "api_resilient",
     "cache_resilient",
     "database_resilient",
@@ -61,6 +90,12 @@ __all__ = [
     "resilient",
     "resilient_context",
 ]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+_Q = ParamSpec("_Q")
+_S = TypeVar("_S")
 
 _OVERRIDABLE: Final = ("timeout_seconds", "max_attempts", "base_delay", "max_delay",
                        "exponential_base", "jitter", "failure_threshold", "recovery_timeout")
@@ -89,7 +124,50 @@ class PresetOptions(TypedDict, total=False):
     enable_timeout: bool
     enable_retry: bool
     enable_circuit_breaker: bool
+    timeout_in_thread: bool
     clock: Clock | None
+
+
+class ResilientFunction(Protected[P, R_co], Protocol[P, R_co]):
+    """A function protected by :func:`resilient` or a preset, for type checkers:
+    called exactly as the original, with its :class:`Resilience` as
+    ``.resilience``::
+
+        @database_resilient(operation_name="user_lookup")
+        def get_user(user_id: int) -> tuple: ...
+
+        get_user("1")                                  # mypy: expected "int"
+        get_user.resilience.retry_config               # RetryConfig | None
+
+    .. versionadded:: 0.1
+    """
+
+    @property
+    def resilience(self) -> Resilience: ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None, /) -> Self: ...
+    @overload
+    def __get__(self: ResilientFunction[Concatenate[_S, _Q], R_co], instance: _S,
+                owner: type[Any] | None = None, /) -> ResilientFunction[_Q, R_co]: ...
+
+
+class _AsyncOnlyTimeout(Timeout):
+    """The presets' timeout without ``timeout_in_thread``: async calls are cancelled
+    at the limit; sync calls run unlimited in the caller's thread."""
+
+    __slots__ = ()
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        # A pass-through of its own (not ``fn`` itself): the pipeline copies the
+        # user's function's metadata onto what each stage returns.
+        def unlimited(*args: Any, **kwargs: Any) -> Any:
+            return fn(*args, **kwargs)
+
+        return unlimited
+
+    def __repr__(self) -> str:
+        return f"Timeout({self.config.timeout_seconds}s, async calls only)"
 
 
 class Resilience(LivePipeline):
@@ -109,7 +187,7 @@ class Resilience(LivePipeline):
     """
 
     __slots__ = ("enable_circuit_breaker", "enable_retry", "enable_timeout", "operation_name",
-                 "operation_type", "overrides", "retry_exceptions")
+                 "operation_type", "overrides", "retry_exceptions", "timeout_in_thread")
 
     def __init__(
         self,
@@ -121,6 +199,7 @@ class Resilience(LivePipeline):
         enable_timeout: bool = True,
         enable_retry: bool = True,
         enable_circuit_breaker: bool = True,
+        timeout_in_thread: bool = False,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(clock)
@@ -142,12 +221,17 @@ class Resilience(LivePipeline):
         except TypeError as exc:
             raise ConfigurationError(str(exc)) from exc
         for name, flag in (("enable_timeout", enable_timeout), ("enable_retry", enable_retry),
-                           ("enable_circuit_breaker", enable_circuit_breaker)):
+                           ("enable_circuit_breaker", enable_circuit_breaker),
+                           ("timeout_in_thread", timeout_in_thread)):
             if not isinstance(flag, bool):
                 raise ConfigurationError(f"resilient.{name} must be a bool, got {flag!r}")
         self.enable_timeout = enable_timeout
         self.enable_retry = enable_retry
         self.enable_circuit_breaker = enable_circuit_breaker
+        self.timeout_in_thread = timeout_in_thread
+
+    def __call__(self, fn: Callable[P, R]) -> ResilientFunction[P, R]:
+        return cast("ResilientFunction[P, R]", super().__call__(fn))
 
     def _for_function(self, fn: Callable[..., Any]) -> Resilience:
         if self.operation_name is not None:
@@ -161,7 +245,13 @@ class Resilience(LivePipeline):
             operation_type=self.operation_type, operation_name=operation_name,
             overrides=self.overrides, retry_exceptions=self.retry_exceptions,
             enable_timeout=self.enable_timeout, enable_retry=self.enable_retry,
-            enable_circuit_breaker=self.enable_circuit_breaker, clock=self.clock)
+            enable_circuit_breaker=self.enable_circuit_breaker,
+            timeout_in_thread=self.timeout_in_thread, clock=self.clock)
+
+    def _timeout_stage(self, config: TimeoutConfig) -> Timeout:
+        if self.timeout_in_thread:
+            return Timeout(config, clock=self.clock)
+        return _AsyncOnlyTimeout(config, clock=self.clock)
 
     def _name(self) -> str:
         # Unnamed contexts and calls share the breaker of their operation type.
@@ -223,6 +313,7 @@ def resilient(
     enable_timeout: bool = True,
     enable_retry: bool = True,
     enable_circuit_breaker: bool = True,
+    timeout_in_thread: bool = False,
     clock: Clock | None = None,
 ) -> Resilience:
     """Retry, circuit breaker and timeout for a sync or async function, with the
@@ -236,7 +327,9 @@ def resilient(
         def critical_operation(data: dict) -> dict: ...
 
     A value left as ``None`` follows the settings, also when they change later.
-    ``enable_*=False`` leaves that strategy out. ``clock`` (a
+    ``enable_*=False`` leaves that strategy out. ``timeout_seconds`` cancels async
+    calls; a sync call stays in the caller's thread and is not limited unless
+    ``timeout_in_thread=True`` (see the module docstring for the trade-off). ``clock`` (a
     :class:`~buttress.testing.VirtualClock` in tests) drives every wait. Invalid
     values raise :class:`ConfigurationError` naming the argument.
     """
@@ -247,7 +340,8 @@ def resilient(
                    "exponential_base": exponential_base, "jitter": jitter,
                    "failure_threshold": failure_threshold, "recovery_timeout": recovery_timeout},
         retry_exceptions=retry_exceptions, enable_timeout=enable_timeout,
-        enable_retry=enable_retry, enable_circuit_breaker=enable_circuit_breaker, clock=clock)
+        enable_retry=enable_retry, enable_circuit_breaker=enable_circuit_breaker,
+        timeout_in_thread=timeout_in_thread, clock=clock)
     if operation_name is not None:
         built.current()  # fail now on a bad combination, and register the breaker
     return built
@@ -286,6 +380,10 @@ def database_resilient(**options: Unpack[PresetOptions]) -> Resilience:
 
         @database_resilient(operation_name="user_lookup")
         def get_user(user_id: int) -> tuple: ...
+
+    A sync ``get_user`` runs in the caller's thread (its connection works as usual)
+    and its 30 s limit is the driver's to enforce; async functions are cancelled
+    after 30 s. ``timeout_in_thread=True`` limits sync calls from a worker thread.
     """
     return _preset("database", dict(options))
 

@@ -41,6 +41,7 @@ from buttress._core.strategy import (
     should_log,
 )
 from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
+from buttress.transient import is_transient  # re-exported: buttress.retry.is_transient
 
 __all__ = [
     "Attempt",
@@ -63,30 +64,6 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 _UNSET: Final[Any] = object()
-_TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Whether ``exc`` looks like a transient failure worth retrying.
-
-    Connection errors and timeouts (also when wrapped, as urllib's ``URLError``
-    wraps them in ``.reason``), and HTTP errors whose status (``.status_code``,
-    ``.status``, ``.code`` or ``.response.status_code``) is 408, 425, 429, 500,
-    502, 503 or 504.
-    """
-    if isinstance(exc, ConnectionError | TimeoutError):
-        return True
-    if isinstance(getattr(exc, "reason", None), ConnectionError | TimeoutError):
-        return True
-    for status in (
-        getattr(exc, "status_code", None),
-        getattr(exc, "status", None),
-        getattr(exc, "code", None),
-        getattr(getattr(exc, "response", None), "status_code", None),
-    ):
-        if isinstance(status, int) and not isinstance(status, bool):
-            return status in _TRANSIENT_STATUS
-    return False
 
 
 def _pick(owner: str, names: tuple[str, ...], values: tuple[Any, ...], default: Any) -> Any:

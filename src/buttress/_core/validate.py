@@ -30,7 +30,10 @@ def number(
     """
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{owner}.{field} must be a number, got {value!r}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:  # an int beyond float range: as large as infinity
+        result = math.inf if value > 0 else -math.inf
     if math.isnan(result):
         raise _bad(owner, field, value, "a number, not NaN")
     if math.isinf(result) and not allow_inf:
