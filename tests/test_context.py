@@ -18,13 +18,16 @@ from buttress import (
     CallContext,
     DeadlineExceededError,
     OperationTimeoutError,
+    Retry,
+    RetryExhaustedError,
     Timeout,
     TimeoutConfig,
     current_context,
     deadline,
     remaining_time,
 )
-from buttress.testing import VirtualClock
+from buttress.events import GaveUp
+from buttress.testing import AsyncScriptedCall, ScriptedCall, VirtualClock
 
 
 @pytest.fixture
@@ -181,6 +184,95 @@ async def test_an_async_call_whose_deadline_already_ran_out_is_not_started(
             async with Timeout(5.0, clock=clock):
                 calls.append("block ran")
     assert calls == []
+
+
+# --- a retry never starts a wait that ends past the deadline -----------------------------
+
+
+def doubling_retry(clock: VirtualClock, **options: object) -> Retry:
+    """Waits of 1, 2, 4, 8 ... seconds, ten attempts allowed."""
+    return Retry(max_attempts=10, base_delay=1.0, exponential_base=2.0, max_delay=60.0,
+                 jitter=0, retry_on=(ConnectionError,), clock=clock, **options)
+
+
+def test_a_retry_stops_before_a_wait_that_would_end_past_the_deadline(
+        clock: VirtualClock) -> None:
+    fetch = ScriptedCall(ConnectionError("refused"))
+    retrying = doubling_retry(clock)
+    stopped: list[GaveUp] = []
+    retrying.events.add(stopped.append, GaveUp)
+    with deadline(10.0, clock=clock), pytest.raises(RetryExhaustedError) as info:
+        retrying.wrap(fetch)()
+    # Attempts at 0, 1, 3 and 7 s; the next wait (8 s) would end at 15 s, past 10 s.
+    assert (fetch.calls, clock.sleeps, clock.now) == (4, [1.0, 2.0, 4.0], 7.0)
+    assert info.value.attempts == 4
+    assert "deadline ran out" in str(info.value)
+    assert info.value.reason == "the call's deadline ran out: the next wait was 8s with 3s left"
+    assert [event.reason for event in stopped] == ["deadline"]
+
+
+async def test_an_async_retry_stops_before_a_wait_that_would_end_past_the_deadline(
+        clock: VirtualClock) -> None:
+    fetch = AsyncScriptedCall(ConnectionError("refused"))
+    async with deadline(10.0, clock=clock):
+        with pytest.raises(RetryExhaustedError, match="deadline ran out"):
+            await doubling_retry(clock).wrap_async(fetch)()
+    assert (fetch.calls, clock.sleeps, clock.now) == (4, [1.0, 2.0, 4.0], 7.0)
+
+
+def test_a_reraising_retry_stopped_by_the_deadline_raises_the_last_error_with_a_note(
+        clock: VirtualClock) -> None:
+    fetch = ScriptedCall(ConnectionError("refused"))
+    with deadline(2.0, clock=clock), pytest.raises(ConnectionError) as info:
+        doubling_retry(clock, reraise=True).wrap(fetch)()
+    assert fetch.calls == 2
+    assert any("deadline ran out" in note for note in info.value.__notes__)
+
+
+def test_an_overall_timeout_around_a_retry_bounds_its_waits(clock: VirtualClock) -> None:
+    fetch = ScriptedCall(ConnectionError("refused"))
+    overall = Timeout(10.0, clock=clock).wrap(doubling_retry(clock).wrap(fetch))
+    with pytest.raises(RetryExhaustedError, match="deadline ran out"):
+        overall()
+    assert (fetch.calls, clock.sleeps) == (4, [1.0, 2.0, 4.0])
+
+
+def test_a_retry_puts_the_attempt_number_in_the_context(clock: VirtualClock) -> None:
+    seen: list[int | None] = []
+
+    def fetch() -> str:
+        context = current_context()
+        seen.append(context.attempt if context else None)
+        if len(seen) < 3:
+            raise ConnectionError("refused")
+        return "ok"
+
+    retrying = doubling_retry(clock).wrap(fetch)
+    with deadline(60.0, clock=clock) as block:
+        assert retrying() == "ok"
+        assert current_context() is block  # the attempts' contexts are gone
+    assert seen == [1, 2, 3]
+    seen.clear()
+    assert retrying() == "ok"  # no deadline: the first attempt sets no context
+    assert seen == [None, 2, 3]
+
+
+async def test_an_async_retry_puts_the_attempt_number_in_the_context(
+        clock: VirtualClock) -> None:
+    seen: list[tuple[str | None, int] | None] = []
+
+    async def fetch() -> str:
+        await asyncio.sleep(0)
+        context = current_context()
+        seen.append((context.operation, context.attempt) if context else None)
+        if len(seen) < 3:
+            raise ConnectionError("refused")
+        return "ok"
+
+    retrying = Retry(max_attempts=3, base_delay=0, retry_on=(ConnectionError,), clock=clock,
+                     name="fetch")
+    assert await retrying.wrap_async(fetch)() == "ok"
+    assert seen == [None, ("fetch", 2), ("fetch", 3)]
 
 
 # --- nested protected calls, threads and tasks inherit the context ------------------------

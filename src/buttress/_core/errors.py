@@ -59,7 +59,9 @@ class RetryExhaustedError(ButtressError):
 
     ``attempts`` is the number of calls made, ``last_exception`` the error of the
     final attempt (``None`` when the final attempt returned a result that the
-    ``retry_on_result`` predicate rejected, see ``last_result``).
+    ``retry_on_result`` predicate rejected, see ``last_result``). ``reason``
+    says why retrying stopped early, when it did (the call's deadline would
+    have passed during the next wait), else None.
     """
 
     def __init__(
@@ -68,17 +70,21 @@ class RetryExhaustedError(ButtressError):
         last_exception: BaseException | None,
         last_result: Any = None,
         operation: str | None = None,
+        *,
+        reason: str | None = None,
     ) -> None:
         self.attempts = attempts
         self.last_exception = last_exception
         self.last_result = last_result
         self.operation = operation
+        self.reason = reason
         what = f"{operation!r} " if operation else ""
         if last_exception is not None:
             cause = f"{type(last_exception).__name__}: {last_exception}"
         else:
             cause = f"result {last_result!r} was rejected"
-        super().__init__(f"operation {what}failed after {attempts} attempts; last: {cause}")
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"operation {what}failed after {attempts} attempts{why}; last: {cause}")
 
 
 RetryError = RetryExhaustedError
