@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Final, TypeVar, overload
 
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
-from buttress._core.context import CURRENT, CallContext
+from buttress._core.context import CURRENT, RetryContext, remaining_time
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, RetryExhaustedError
 from buttress._core.events import (
     GLOBAL,
@@ -443,7 +443,7 @@ class RetryPolicy:
             return last
         why = None
         if out_of_time:
-            left = _remaining()
+            left = remaining_time()
             why = (f"the call's deadline ran out: the next wait was {decision.delay:g}s"
                    + (f" with {left:g}s left" if left is not None else ""))
         if should_log(logging.WARNING):
@@ -493,7 +493,8 @@ class RetryPolicy:
             deliver(failed, AttemptFailed("retry", state.name, state.attempts, failure,
                                           None if failure is not None else result))
         now = clock.monotonic() if self.config.deadline is not None else 0.0
-        left = _remaining()
+        call = CURRENT.get()  # inline, not remaining_time(): this runs per retry
+        left = None if call is None else call.remaining()
         if failure is not None:
             decision = self.after_exception(state, failure, now, left)
         else:
@@ -574,22 +575,6 @@ class _OnSuccess(_Hook):
 # --- the two runners -------------------------------------------------------------------
 
 
-def _remaining() -> float | None:
-    """Seconds left of the current call's deadline, or None (no context, no deadline)."""
-    call = CURRENT.get()
-    return None if call is None else call.remaining()
-
-
-def _attempt_context(outer: CallContext | None, state: RetryState, clock: Clock) -> CallContext:
-    """The context of attempt ``state.attempts`` (2 or more): the outer one with
-    that attempt number, or a new one named after the operation. Attempt 1 sets
-    none, so a call that succeeds at once never touches the context."""
-    if outer is None:
-        return CallContext(state.name, None, clock, state.attempts)
-    return CallContext(outer.operation or state.name, outer.deadline, outer.clock,
-                       state.attempts, outer.items)
-
-
 def _resume_sync(
     policy: RetryPolicy,
     clock: Clock,
@@ -609,11 +594,8 @@ def _resume_sync(
             if delay > 0.0:
                 clock.sleep(delay)
             state.attempts += 1
-            call = _attempt_context(outer, state, clock)
-            if token is None:
-                token = CURRENT.set(call)
-            else:
-                CURRENT.set(call)
+            if token is None:  # from here on the context counts this call's attempts
+                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
             policy.started(state)
             try:
                 result = fn(*args, **kwargs)
@@ -647,11 +629,8 @@ async def _resume_async(
             if delay > 0.0:
                 await clock.async_sleep(delay)
             state.attempts += 1
-            call = _attempt_context(outer, state, clock)
-            if token is None:
-                token = CURRENT.set(call)
-            else:
-                CURRENT.set(call)
+            if token is None:  # from here on the context counts this call's attempts
+                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
             policy.started(state)
             try:
                 result = await fn(*args, **kwargs)

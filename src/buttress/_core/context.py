@@ -9,11 +9,13 @@ statement timeout on) and :func:`current_context`.
 
 Rules of this module:
 
-* A context is immutable. A layer that changes something (a timeout tightens
-  the deadline, a retry counts its attempt) sets a derived context for its own
-  extent and restores the previous one when it ends, on every path; after the
-  outermost layer ends, :func:`current_context` is what it was before (usually
-  None): nothing leaks.
+* A context is immutable, but for one field: in a retry's context the attempt
+  number follows the retry's attempts as they happen (one context per retried
+  call, not one per attempt: each costs an object and a set). A layer that
+  changes something (a timeout tightens the deadline, a retry counts its
+  attempts) sets a derived context for its own extent and restores the
+  previous one when it ends, on every path; after the outermost layer ends,
+  :func:`current_context` is what it was before (usually None): nothing leaks.
 * The outermost layer creates the context; every layer inside derives from it
   and never replaces its operation name or items. A context made by the user
   (:func:`deadline`) without a name takes the name of the first protected
@@ -37,14 +39,14 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
-from typing import Final
+from typing import Final, Protocol
 
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
-    "CURRENT", "NO_ITEMS", "CallContext", "Deadline", "current_context", "deadline",
-    "remaining_time",
+    "CURRENT", "NO_ITEMS", "CallContext", "Counter", "Deadline", "RetryContext",
+    "current_context", "deadline", "remaining_time",
 ]
 
 NO_ITEMS: Final[Mapping[str, object]] = MappingProxyType({})
@@ -108,14 +110,10 @@ class CallContext:
             return None
         return max(0.0, self._deadline - self._clock.monotonic())
 
-    def with_attempt(self, attempt: int) -> CallContext:
-        """This context with ``attempt`` as the attempt number."""
-        return CallContext(self._operation, self._deadline, self._clock, attempt, self._items)
-
     def __repr__(self) -> str:
         items = f", items={dict(self._items)!r}" if self._items else ""
         return (f"CallContext(operation={self._operation!r}, deadline={self._deadline!r}, "
-                f"attempt={self._attempt}{items})")
+                f"attempt={self.attempt}{items})")
 
 
 CURRENT: Final[contextvars.ContextVar[CallContext | None]] = contextvars.ContextVar(
@@ -179,8 +177,41 @@ def within(outer: CallContext | None, seconds: float, clock: Clock, now: float,
             left = max(0.0, left)
             if outer._clock is clock and name is outer._operation:
                 return outer, left, True
-            return CallContext(name, now + left, clock, outer._attempt, outer._items), left, True
-    return CallContext(name, now + seconds, clock, outer._attempt, outer._items), seconds, False
+            return CallContext(name, now + left, clock, outer.attempt, outer._items), left, True
+    return CallContext(name, now + seconds, clock, outer.attempt, outer._items), seconds, False
+
+
+class Counter(Protocol):
+    """What a :class:`RetryContext` reads its attempt number from."""
+
+    attempts: int
+
+
+class RetryContext(CallContext):
+    """The context of a retry's second and later attempts: the outer context
+    (or a new one named ``operation``) whose attempt number is ``counter``'s,
+    read when asked, so one object serves every attempt of the call."""
+
+    __slots__ = ("_counter",)
+
+    def __init__(self, outer: CallContext | None, counter: Counter, operation: str | None,
+                 clock: Clock) -> None:
+        if outer is None:
+            self._operation = operation
+            self._deadline = None
+            self._clock = clock
+            self._items = NO_ITEMS
+        else:
+            self._operation = outer._operation or operation
+            self._deadline = outer._deadline
+            self._clock = outer._clock
+            self._items = outer._items
+        self._counter = counter
+
+    @property
+    def attempt(self) -> int:
+        """The number of the retry's attempt running now."""
+        return self._counter.attempts
 
 
 class Deadline:
@@ -210,11 +241,11 @@ class Deadline:
                 if self._items else outer._items
             name = outer._operation or self._operation
             if seconds is None:
-                context = CallContext(name, outer._deadline, outer._clock, outer._attempt, items)
+                context = CallContext(name, outer._deadline, outer._clock, outer.attempt, items)
             else:
                 context, _, _ = within(outer, seconds, clock, clock.monotonic(), name)
                 context = CallContext(context._operation, context._deadline, context._clock,
-                                      context._attempt, items)
+                                      context.attempt, items)
         self._tokens.append(_current.set(context))
         return context
 
