@@ -6,14 +6,22 @@ thread and the caller stops waiting when time is up; the worker finishes in the
 background. The ``SIGALRM`` variant does interrupt sync code, but only where
 that is valid: the main thread on Unix; nested, every limit keeps its deadline.
 
-The worker threads form one shared pool (``buttress._core.workers``) of at most
-:data:`DEFAULT_MAX_WORKERS` (64,
-see :func:`set_max_workers`). A call that overruns keeps its worker until it
-ends, so a hanging dependency pins at most that many threads; with all of them
-busy a timed sync call is refused at once with :class:`TimeoutPoolExhaustedError`
-(a :class:`~buttress.BulkheadFullError`) instead of starting another thread.
-A call that has not started when its caller gives up (queued behind a bulkhead
-in the worker) never starts. In a forked child the pool starts empty.
+The worker threads form one shared pool (``buttress._core.workers``) of at
+most :data:`DEFAULT_MAX_WORKERS` (64, see :func:`set_max_workers`). A call that
+overruns keeps its worker until it ends, so a hanging dependency pins at most
+that many threads; with all of them busy a timed sync call is refused at once
+with :class:`TimeoutPoolExhaustedError` (a :class:`~buttress.BulkheadFullError`)
+instead of starting another thread. A call that has not started when its
+caller gives up (queued behind a bulkhead in the worker) never starts. In a
+forked child the pool starts empty.
+
+A timeout tightens the call's deadline (``buttress._core.context``): inside it,
+:func:`~buttress.remaining_time` is the earlier of its limit and any outer
+deadline (an outer timeout, a :func:`~buttress.deadline` block), in the worker
+thread of a sync call too. When the outer deadline is the earlier, that is the
+limit enforced, and running out of it raises
+:class:`~buttress.DeadlineExceededError`; a call whose deadline has already
+passed is not started.
 
 Every timeout raises :class:`OperationTimeoutError` (a builtin ``TimeoutError``)
 naming the operation and the limit, unless ``TimeoutConfig.exception_class``

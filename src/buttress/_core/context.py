@@ -63,8 +63,9 @@ class CallContext:
     around the code that has retried (1 until one does); ``items`` are the
     user's, given to :func:`deadline`.
 
-    Contexts are made by buttress, never changed: a layer that tightens the
-    deadline or counts an attempt sets a derived context for its own extent.
+    Contexts are made by buttress and never changed (but for a retry's attempt
+    number, which follows its attempts): a layer that tightens the deadline or
+    counts attempts sets a derived context for its own extent.
 
     .. versionadded:: 0.2
     """
@@ -120,7 +121,6 @@ CURRENT: Final[contextvars.ContextVar[CallContext | None]] = contextvars.Context
     "buttress.context", default=None)
 """The context variable itself, for the layers that derive contexts (its own
 ``get``/``set``/``reset`` cost no Python frame)."""
-_current = CURRENT
 
 
 def current_context() -> CallContext | None:
@@ -135,7 +135,7 @@ def current_context() -> CallContext | None:
 
     .. versionadded:: 0.2
     """
-    return _current.get()
+    return CURRENT.get()
 
 
 def remaining_time() -> float | None:
@@ -156,7 +156,7 @@ def remaining_time() -> float | None:
 
     .. versionadded:: 0.2
     """
-    context = _current.get()
+    context = CURRENT.get()
     if context is None or context._deadline is None:
         return None
     return max(0.0, context._deadline - context._clock.monotonic())
@@ -229,7 +229,7 @@ class Deadline:
         self._tokens: list[contextvars.Token[CallContext | None]] = []
 
     def __enter__(self) -> CallContext:
-        outer = _current.get()
+        outer = CURRENT.get()
         seconds, clock = self._seconds, self._clock
         if outer is None:
             items: Mapping[str, object] = MappingProxyType(dict(self._items)) \
@@ -246,12 +246,12 @@ class Deadline:
                 context, _, _ = within(outer, seconds, clock, clock.monotonic(), name)
                 context = CallContext(context._operation, context._deadline, context._clock,
                                       context.attempt, items)
-        self._tokens.append(_current.set(context))
+        self._tokens.append(CURRENT.set(context))
         return context
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        _current.reset(self._tokens.pop())
+        CURRENT.reset(self._tokens.pop())
 
     async def __aenter__(self) -> CallContext:
         return self.__enter__()
