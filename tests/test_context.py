@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -146,6 +147,34 @@ async def test_an_async_timeout_cut_short_by_the_deadline_says_the_deadline_ran_
     assert clock.now == 2.0
 
 
+class RecordingClock(VirtualClock):
+    """Records the limit of every async timer armed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed: list[float] = []
+
+    def timeout(self, seconds: float) -> Any:
+        self.armed.append(seconds)
+        return super().timeout(seconds)
+
+
+async def test_an_inner_async_timer_is_armed_at_the_outer_deadline_and_the_outer_reports() -> None:
+    clock = RecordingClock()
+
+    async def slow() -> None:
+        await asyncio.sleep(0)  # suspend first, so both timers are armed at time 0
+        await clock.async_sleep(2.0)
+
+    inner = Timeout(5.0, clock=clock, operation_name="inner").wrap_async(slow)
+    outer = Timeout(1.0, clock=clock, operation_name="outer").wrap_async(inner)
+    with pytest.raises(OperationTimeoutError) as info:
+        await outer()
+    assert clock.armed == [1.0, 1.0]  # both expire together, at the outer deadline
+    assert (info.value.operation, info.value.timeout) == ("outer", 1.0)
+    await asyncio.sleep(0)  # no cancellation is left pending on the task
+
+
 def test_the_deadline_error_replaces_a_custom_timeout_exception(clock: VirtualClock) -> None:
     class SlowQuery(Exception):
         pass
@@ -255,6 +284,37 @@ def test_a_retry_puts_the_attempt_number_in_the_context(clock: VirtualClock) -> 
     seen.clear()
     assert retrying() == "ok"  # no deadline: the first attempt sets no context
     assert seen == [None, 2, 3]
+
+
+def test_a_nested_retry_counts_its_own_attempts_and_gives_the_outer_ones_back(
+        clock: VirtualClock) -> None:
+    seen: list[tuple[str, int | None]] = []
+
+    def attempt_now() -> int | None:
+        context = current_context()
+        return context.attempt if context else None
+
+    inner_failures = ScriptedCall(ConnectionError, ConnectionError, "ok")
+
+    def inner_call() -> str:
+        seen.append(("inner", attempt_now()))
+        result: str = inner_failures()
+        return result
+
+    inner = Retry(max_attempts=3, base_delay=0, retry_on=(ConnectionError,), clock=clock)
+    outer_calls = ScriptedCall(TimeoutError("slow"), "go")
+
+    def outer_call() -> str:
+        outer_calls()
+        seen.append(("outer", attempt_now()))
+        result: str = inner.wrap(inner_call)()
+        seen.append(("outer", attempt_now()))
+        return result
+
+    outer = Retry(max_attempts=3, base_delay=0, retry_on=(TimeoutError,), clock=clock)
+    assert outer.wrap(outer_call)() == "ok"
+    # The inner retry's first attempt still reads the outer's number: it has not retried.
+    assert seen == [("outer", 2), ("inner", 2), ("inner", 2), ("inner", 3), ("outer", 2)]
 
 
 async def test_an_async_retry_puts_the_attempt_number_in_the_context(
