@@ -5,6 +5,11 @@ attempt did, it answers *retry after d seconds*, *give up* or *raise as is*.
 Two short loops drive it, one sync and one async; they are the only code here
 that sleeps. The success path of a decorated call is one ``try`` and the call.
 
+Retrying honours the call's deadline (:mod:`buttress._core.context`): it never
+starts a wait that would end at or past it, and gives up instead, saying so.
+From the second attempt on it puts the attempt number in the call's context;
+the first attempt, and so the success path, never touches the context.
+
 Only :class:`Exception` subclasses are ever caught, so ``asyncio.CancelledError``,
 ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` always propagate at
 once and are never retried or counted.
@@ -21,6 +26,7 @@ from typing import Any, ClassVar, Final, TypeVar, overload
 
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.context import CURRENT, RetryContext, remaining_time
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, RetryExhaustedError
 from buttress._core.events import (
     GLOBAL,
@@ -325,13 +331,16 @@ _ALIASES: Final = {
 
 class Decision:
     """What the policy says after an attempt: retry after ``delay``, give up, or
-    let the exception through untouched."""
+    let the exception through untouched. Giving up because the call's deadline
+    would pass during the next wait is its own kind, ``DEADLINE`` (``delay``
+    is the wait that did not fit)."""
 
     __slots__ = ("delay", "kind")
 
     RETRY: ClassVar[str] = "retry"
     GIVE_UP_KIND: ClassVar[str] = "give_up"
     RAISE_KIND: ClassVar[str] = "raise"
+    DEADLINE_KIND: ClassVar[str] = "deadline"
 
     GIVE_UP: ClassVar[Decision]
     RAISE: ClassVar[Decision]
@@ -416,19 +425,22 @@ class RetryPolicy:
         check = self.config.retry_on_result
         return check is None or not check(result)
 
-    def after_exception(self, state: RetryState, exc: Exception, now: float) -> Decision:
-        """Decide after attempt ``state.attempts`` raised ``exc``."""
+    def after_exception(self, state: RetryState, exc: Exception, now: float,
+                        left: float | None = None) -> Decision:
+        """Decide after attempt ``state.attempts`` raised ``exc``; ``left`` is the
+        time left of the call's deadline (seconds), None without one."""
         state.last_exception = exc
         state.last_result = None
         if not self.config.should_retry(exc):
             return Decision.RAISE
-        return self._schedule(state, now, exc)
+        return self._schedule(state, now, exc, left)
 
-    def after_result(self, state: RetryState, result: Any, now: float) -> Decision:
+    def after_result(self, state: RetryState, result: Any, now: float,
+                     left: float | None = None) -> Decision:
         """Decide after attempt ``state.attempts`` returned a rejected ``result``."""
         state.last_exception = None
         state.last_result = result
-        return self._schedule(state, now, None)
+        return self._schedule(state, now, None, left)
 
     def _hint(self, exc: Exception) -> float | None:
         hint_of = self.config.retry_after
@@ -438,7 +450,8 @@ class RetryPolicy:
             return float(min(hint, self.config.max_delay, DELAY_CEILING))
         return None
 
-    def _schedule(self, state: RetryState, now: float, exc: Exception | None) -> Decision:
+    def _schedule(self, state: RetryState, now: float, exc: Exception | None,
+                  left: float | None) -> Decision:
         config = self.config
         if config.max_attempts is not None and state.attempts >= config.max_attempts:
             return Decision.GIVE_UP  # before the hint: no retry_after call without a retry
@@ -447,6 +460,9 @@ class RetryPolicy:
         if (config.deadline is not None and state.start is not None
                 and (now - state.start) + delay > config.deadline):
             return Decision.GIVE_UP
+        if left is not None and delay >= left:
+            # The next attempt would start at or after the call's deadline.
+            return Decision(Decision.DEADLINE_KIND, delay)
         state.previous_delay = delay
         return Decision.retry_after(delay)
 
@@ -454,22 +470,34 @@ class RetryPolicy:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
         gave_up = self.events.of(GaveUp)
+        out_of_time = decision.kind == Decision.DEADLINE_KIND
         if gave_up:
-            reason = "not_retryable" if decision is Decision.RAISE else "exhausted"
+            reason = ("not_retryable" if decision is Decision.RAISE
+                      else "deadline" if out_of_time else "exhausted")
             deliver(gave_up, GaveUp("retry", state.name, state.attempts, last, reason,
                                     self._duration(state, clock)))
         if decision is Decision.RAISE and last is not None:
             return last
+        why = None
+        if out_of_time:
+            left = remaining_time()
+            why = (f"the call's deadline ran out: the next wait was {decision.delay:g}s"
+                   + (f" with {left:g}s left" if left is not None else ""))
         if should_log(logging.WARNING):
             logger.warning(
-                "%s: giving up after %d attempts (%s)", state.name or "retry", state.attempts,
+                "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
                 describe(last) if last is not None else "result rejected",
+                f"; {why}" if why else "",
                 extra={"operation": state.name, "attempts": state.attempts,
                        "outcome": "gave_up"},
             )
         if self.config.reraise and last is not None:
+            if why:
+                last.add_note(f"buttress: retrying stopped after {state.attempts} attempts; "
+                              f"{why}")
             return last
-        error = RetryExhaustedError(state.attempts, last, state.last_result, self.config.name)
+        error = RetryExhaustedError(state.attempts, last, state.last_result, self.config.name,
+                                    reason=why)
         error.__cause__ = last
         return error
 
@@ -502,10 +530,12 @@ class RetryPolicy:
             deliver(failed, AttemptFailed("retry", state.name, state.attempts, failure,
                                           None if failure is not None else result))
         now = clock.monotonic() if self.config.deadline is not None else 0.0
+        call = CURRENT.get()  # inline, not remaining_time(): this runs per retry
+        left = None if call is None else call.remaining()
         if failure is not None:
-            decision = self.after_exception(state, failure, now)
+            decision = self.after_exception(state, failure, now, left)
         else:
-            decision = self.after_result(state, result, now)
+            decision = self.after_result(state, result, now, left)
         if decision.kind != Decision.RETRY:
             raise self.final_error(state, decision, clock)
         self.notify_retry(state, decision.delay)
@@ -593,20 +623,28 @@ def _resume_sync(
     result: Any,
 ) -> Any:
     """Continue a sync call after its first attempt failed or was rejected."""
-    while True:
-        delay = policy.next_delay(state, failure, result, clock)
-        if delay > 0.0:
-            clock.sleep(delay)
-        state.attempts += 1
-        policy.started(state)
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:
-            failure = exc
-            continue
-        failure = None
-        if policy.finished(state, result, clock):
-            return result
+    outer = CURRENT.get()
+    token = None
+    try:
+        while True:
+            delay = policy.next_delay(state, failure, result, clock)
+            if delay > 0.0:
+                clock.sleep(delay)
+            state.attempts += 1
+            if token is None:  # from here on the context counts this call's attempts
+                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
+            policy.started(state)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+                continue
+            failure = None
+            if policy.finished(state, result, clock):
+                return result
+    finally:
+        if token is not None:
+            CURRENT.reset(token)
 
 
 async def _resume_async(
@@ -620,20 +658,31 @@ async def _resume_async(
     result: Any,
 ) -> Any:
     """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
-    while True:
-        delay = policy.next_delay(state, failure, result, clock)
-        if delay > 0.0:
-            await clock.async_sleep(delay)
-        state.attempts += 1
-        policy.started(state)
-        try:
-            result = await fn(*args, **kwargs)
-        except Exception as exc:
-            failure = exc
-            continue
-        failure = None
-        if policy.finished(state, result, clock):
-            return result
+    outer = CURRENT.get()
+    token = None
+    try:
+        while True:
+            delay = policy.next_delay(state, failure, result, clock)
+            if delay > 0.0:
+                await clock.async_sleep(delay)
+            state.attempts += 1
+            if token is None:  # from here on the context counts this call's attempts
+                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
+            policy.started(state)
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+                continue
+            failure = None
+            if policy.finished(state, result, clock):
+                return result
+    finally:
+        if token is not None:
+            try:  # noqa: SIM105 - as cheap as it gets on the way out
+                CURRENT.reset(token)
+            except ValueError:
+                pass  # closed by the garbage collector, outside the task's context
 
 
 class Attempt:

@@ -91,7 +91,8 @@ class RetryScheduled(Event):
 @dataclass(frozen=True, slots=True)
 class GaveUp(Event):
     """The call ended without success after ``attempts`` attempts. ``reason`` is
-    "exhausted" (no attempts or time left), "not_retryable", or "cancelled"
+    "exhausted" (no attempts or time left), "deadline" (the call's deadline
+    would pass during the next wait), "not_retryable", or "cancelled"
     (cancellation, an interrupt or an exit: not a verdict on the callee);
     ``duration`` is the whole call's, when it was measured."""
 
