@@ -91,6 +91,9 @@ class CircuitBreakerConfig:
     ``exception_whitelist``) count as neither success nor failure; exceptions
     outside ``failure_exceptions`` count as success (the dependency answered).
     ``fallback(exc, *args, **kwargs)`` answers rejected calls instead of raising.
+    ``critical=True`` marks a dependency the service can not work without: while
+    such a breaker is open, :func:`~buttress.get_resilience_health` reports
+    "unhealthy" (other open breakers only make it "degraded").
     ``timeout`` limits each protected call (async calls are cancelled; sync
     decorated calls run in a worker thread; a sync ``with`` block that overruns
     is not interrupted but counts as a failure); a call that runs out of time is
@@ -112,6 +115,7 @@ class CircuitBreakerConfig:
     failure_exceptions: tuple[type[Exception], ...]
     ignored_exceptions: tuple[type[Exception], ...]
     fallback: Callable[..., Any] | None
+    critical: bool
 
     def __init__(
         self,
@@ -132,8 +136,11 @@ class CircuitBreakerConfig:
         fallback: Callable[..., Any] | None = None,
         *,
         exception_whitelist: Any = _UNSET,
+        critical: bool = False,
     ) -> None:
         o = "CircuitBreakerConfig"
+        if not isinstance(critical, bool):
+            raise ConfigurationError(f"{o}.critical must be a bool, got {critical!r}")
         if ignored_exceptions is not _UNSET and exception_whitelist is not _UNSET:
             raise ConfigurationError(
                 f"{o}.ignored_exceptions and its alias exception_whitelist are both given: "
@@ -175,6 +182,7 @@ class CircuitBreakerConfig:
                                                            failure_exceptions),
             "ignored_exceptions": validate.exception_types(o, ignored_field, ignored),
             "fallback": validate.optional_callable(o, "fallback", fallback),
+            "critical": critical,
         }
         if f["slow_call_rate_threshold"] is not None and f["slow_call_duration"] is None:
             raise ConfigurationError(
