@@ -58,7 +58,7 @@ from buttress._core.events import (
     Succeeded,
     TimedOut,
 )
-from buttress._core.strategy import is_async_callable, logger, operation_name
+from buttress._core.strategy import is_async_callable, logger, operation_name, redact
 from buttress.bulkhead import BulkheadFullError
 from buttress.retry import RetryResult
 
@@ -412,6 +412,7 @@ class ResilienceMetrics:
         """
         if outcome not in _OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(_OUTCOMES)}, got {outcome!r}")
+        name = redact(name)
         if outcome == CANCELLED:
             self._cancelled(name, duration, attempts)
         else:
@@ -465,6 +466,7 @@ class ResilienceMetrics:
         most recent ``latency_samples`` durations).
         """
         if name is not None:
+            name = redact(name)
             op = self._ops.get(name)
             if op is None:
                 return self._describe(_Operation(name, 1).snapshot())
@@ -504,7 +506,7 @@ class ResilienceMetrics:
             print(f"{resilience_metrics.get_success_rate():.2f}%")
         """
         if name is not None:
-            op = self._ops.get(name)
+            op = self._ops.get(redact(name))
             if op is None:
                 return 0.0
             with self._lock:
@@ -678,11 +680,12 @@ def with_metrics(
     """
     if callable(name):
         fn = name
-        return _measure(fn, operation_name(fn), metrics or resilience_metrics, clock)
+        return _measure(fn, redact(operation_name(fn)), metrics or resilience_metrics, clock)
 
     def decorate(fn: F) -> F:
         target = metrics if metrics is not None else resilience_metrics
-        label = name if name is not None else operation_name(fn)
+        # Masked once, here: names are recorded, exported and logged as given.
+        label = redact(name if name is not None else operation_name(fn))
         measured: F = _measure(fn, label, target, clock)  # type: ignore[assignment]
         return measured
 
