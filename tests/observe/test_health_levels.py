@@ -71,7 +71,8 @@ def test_all_breakers_closed_is_healthy_and_ready(virtual_clock: VirtualClock) -
     health = get_resilience_health()
 
     assert (health["overall_health"], health["ready"]) == ("healthy", True)
-    assert health["total_breakers"] == 1 and database.is_closed
+    assert health["total_breakers"] == 1
+    assert database.is_closed
 
 
 def test_critical_is_a_config_field_that_only_takes_a_bool() -> None:
