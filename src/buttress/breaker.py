@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from buttress import registry
-from buttress._core import validate
+from buttress._core import operation, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
 from buttress._core.events import (
@@ -729,6 +729,8 @@ class CircuitBreaker(Strategy):
                 self._delivering.release()
 
     def _notify(self, before: CircuitState, after: CircuitState) -> None:
+        if after is CircuitState.OPEN:
+            operation.tripped()  # counted for the call that tripped it, if measured
         level = logging.WARNING if after is CircuitState.OPEN else logging.INFO
         if should_log(level):
             logger.log(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar, overload
 
-from buttress._core import validate
+from buttress._core import operation, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, RetryExhaustedError
 from buttress._core.events import (
@@ -439,6 +439,7 @@ class RetryPolicy:
     def final_error(self, state: RetryState, decision: Decision, clock: Clock) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
+        operation.attempted(state.attempts)
         gave_up = self.events.of(GaveUp)
         if gave_up:
             reason = "not_retryable" if decision is Decision.RAISE else "exhausted"
@@ -502,6 +503,8 @@ class RetryPolicy:
         reported as a success)."""
         if not self.accepts(result):
             return False
+        if state.attempts > 1:
+            operation.attempted(state.attempts)  # for the enclosing operation's record
         targets = self.events.of(Succeeded)
         if targets:
             deliver(targets, Succeeded("retry", state.name, state.attempts,
@@ -510,6 +513,7 @@ class RetryPolicy:
 
     def notify_retry(self, state: RetryState, delay: float) -> None:
         """Report the retry about to happen (and log it once, at WARNING)."""
+        operation.retried()
         if should_log(logging.WARNING):
             failure = state.last_exception
             logger.warning(

@@ -171,17 +171,38 @@ class Strategy:
         """Return a coroutine function that applies this strategy around ``fn``."""
         raise NotImplementedError
 
+    # A pipeline's wrap() already reports each call as one operation.
+    _measures_itself: ClassVar[bool] = False
+
+    def _measured(self, wrapped: Callable[..., Any], fn: Callable[..., Any],
+                  is_async: bool) -> Callable[..., Any]:
+        """``wrapped`` reported as one operation (see :mod:`buttress._core.operation`)
+        when this strategy is the outermost buttress layer of a call."""
+        hub = getattr(self, "events", None)
+        if self._measures_itself or hub is None:
+            return wrapped
+        from buttress._core import operation  # below the events module, which imports this one
+        from buttress._core.clock import SYSTEM_CLOCK
+        from buttress.pipeline import operation_name_of
+
+        name = operation_name_of((self,), fn)
+        clock = getattr(self, "clock", None) or SYSTEM_CLOCK
+        if is_async:
+            return operation.measure_async(wrapped, hub, name, clock)
+        return operation.measure(wrapped, hub, name, clock)
+
     def __call__(self, fn: F) -> F:
-        wrapped = self.wrap_async(fn) if is_async_callable(fn) else self.wrap(fn)
-        return functools.wraps(fn)(wrapped)  # type: ignore[return-value]
+        is_async = is_async_callable(fn)
+        wrapped = self.wrap_async(fn) if is_async else self.wrap(fn)
+        return functools.wraps(fn)(self._measured(wrapped, fn, is_async))  # type: ignore[return-value]
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under this strategy."""
         if is_async_callable(fn):
             # The sync path would protect only the creation of the coroutine.
             raise TypeError(f"{fn!r} is a coroutine function: use `await strategy.acall(fn)`")
-        return self.wrap(fn)(*args, **kwargs)
+        return self._measured(self.wrap(fn), fn, False)(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` once under this strategy."""
-        return await self.wrap_async(fn)(*args, **kwargs)
+        return await self._measured(self.wrap_async(fn), fn, True)(*args, **kwargs)

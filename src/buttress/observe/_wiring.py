@@ -18,7 +18,7 @@ from typing import Any, Final, Self
 from buttress._core.events import GLOBAL, CallRejected, Event, Listeners
 from buttress._core.strategy import redact
 from buttress.breaker import CircuitBreaker, CircuitState
-from buttress.registry import all_circuit_breakers
+from buttress.registry import all_circuit_breakers, on_breaker_created, remove_breaker_hook
 
 __all__ = [
     "DEFAULT_BUCKETS", "OTHER", "BoundedNames", "HubListener", "check_max_label_values",
@@ -142,10 +142,14 @@ class HubListener:
 
     def install(self) -> Self:
         """Listen to every policy (the global hub) and record the state of every
-        breaker that already exists. Idempotent; returns ``self``."""
+        breaker, those that exist and those created later, from its creation.
+        Idempotent; returns ``self``."""
         with self._lock:
             if not self._installed:
                 GLOBAL.add(self, *self._handlers)
+                # Breakers created later get their state series at creation, not
+                # at their first state change (a dashboard shows them closed).
+                on_breaker_created(self._record_state)
                 self._installed = True
         for breaker in all_circuit_breakers().values():
             self._record_state(breaker)
@@ -157,6 +161,7 @@ class HubListener:
         with self._lock:
             if self._installed:
                 _remove(GLOBAL, self)
+                remove_breaker_hook(self._record_state)
                 self._installed = False
             hubs = list(self._hubs)
             self._hubs.clear()
