@@ -26,8 +26,7 @@ from buttress import (
     retry_http_request,
     with_metrics,
 )
-from buttress._core.operation import CallFinished
-from buttress.events import add_listener, remove_listener
+from buttress.events import CallFinished, add_listener, remove_listener
 from buttress.observe import resilience_metrics
 from buttress.testing import AsyncScriptedCall, ScriptedCall, VirtualClock
 
