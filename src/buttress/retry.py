@@ -354,11 +354,14 @@ class RetryState:
     """Per-call bookkeeping; created only once a call needs it (on the first
     failure, or up front when a deadline or a listener needs the start time)."""
 
-    __slots__ = ("attempts", "last_exception", "last_result", "name", "previous_delay", "start")
+    __slots__ = ("attempts", "last_exception", "last_result", "name", "operation",
+                 "previous_delay", "start")
 
     def __init__(self, start: float | None = None, attempts: int = 1,
                  name: str | None = None) -> None:
         self.start = start
+        # The token of the operation this call opened, as the outermost layer.
+        self.operation: Any = None
         self.attempts = attempts
         self.name = name
         self.previous_delay = 0.0
@@ -439,6 +442,7 @@ class RetryPolicy:
     def final_error(self, state: RetryState, decision: Decision, clock: Clock) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
+        _end_operation(state)
         operation.attempted(state.attempts)
         gave_up = self.events.of(GaveUp)
         if gave_up:
@@ -469,6 +473,7 @@ class RetryPolicy:
     def interrupted(self, state: RetryState, exc: BaseException, clock: Clock) -> None:
         """Report a call ended by cancellation, an interrupt or an exit: it gave up
         with reason "cancelled" (never retried, and not a verdict on the callee)."""
+        _end_operation(state)
         targets = self.events.of(GaveUp)
         if targets:
             deliver(targets, GaveUp("retry", state.name, state.attempts, exc, "cancelled",
@@ -503,6 +508,7 @@ class RetryPolicy:
         reported as a success)."""
         if not self.accepts(result):
             return False
+        _end_operation(state)
         if state.attempts > 1:
             operation.attempted(state.attempts)  # for the enclosing operation's record
         targets = self.events.of(Succeeded)
@@ -527,6 +533,22 @@ class RetryPolicy:
         if targets:
             deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
                                             state.last_exception))
+
+
+def _end_operation(state: RetryState) -> None:
+    """Close the operation this call opened, if it did, before its outcome is
+    reported: a retry that is the outermost layer reports the call's one outcome
+    itself (``Succeeded``/``GaveUp``), and listeners count those heard outside
+    any operation."""
+    token = state.operation
+    if token is not None:
+        state.operation = None
+        operation.close_operation(token)
+
+
+def _open_operation(state: RetryState, name: str) -> None:
+    if operation.current() is None:
+        state.operation = operation.open_operation(operation.Operation(name))
 
 
 class _Hook:
@@ -682,6 +704,9 @@ class Retry(Strategy):
     __slots__ = ("_mode", "clock", "config", "events", "policy")
 
     order = 20
+    # A retry opens its call's operation itself, on its watched path (only when
+    # somebody listens), and reports its outcome as Succeeded/GaveUp.
+    _measures_itself = True
 
     def __init__(
         self,
@@ -724,6 +749,7 @@ class Retry(Strategy):
 
         def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name)
+            _open_operation(state, name)
             try:
                 try:
                     result = fn(*args, **kwargs)
@@ -738,6 +764,8 @@ class Retry(Strategy):
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
                 raise
+            finally:
+                _end_operation(state)  # also when a retry_condition raised
 
         if not policy.is_lean:
             return retrying_watched
@@ -762,6 +790,7 @@ class Retry(Strategy):
 
         async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name)
+            _open_operation(state, name)
             try:
                 try:
                     result = await fn(*args, **kwargs)
@@ -777,6 +806,8 @@ class Retry(Strategy):
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
                 raise
+            finally:
+                _end_operation(state)  # also when a retry_condition raised
 
         if not policy.is_lean:
             return retrying_watched

@@ -163,20 +163,41 @@ async def test_async_calls_and_cancellation_have_their_outcomes(
     assert finished[0].duration == 1.0
 
 
-def test_nested_buttress_layers_report_one_call_once(
-    finished: list[CallFinished], virtual_clock: VirtualClock,
-) -> None:
+def test_nested_buttress_layers_report_one_call_once(virtual_clock: VirtualClock) -> None:
+    resilience_metrics.install()
     inner = Pipeline(CircuitBreaker("dep", clock=virtual_clock))
     outer = Retry(max_attempts=3, base_delay=0.0, name="outer", clock=virtual_clock)
 
     @outer
     @inner
     def work() -> str:
-        return "done"
+        return attempt()
 
+    attempt = ScriptedCall(ConnectionError, "done")
     assert work() == "done"
 
-    assert [(e.name, e.outcome) for e in finished] == [("outer", "success")]
+    metrics = resilience_metrics.get_metrics()
+    assert list(metrics["operations"]) == ["outer"]
+    assert (metrics["total_operations"], metrics["retry_operations"]) == (1, 1)
+
+
+def test_a_lone_retry_that_meets_an_open_breaker_ends_rejected(
+    virtual_clock: VirtualClock,
+) -> None:
+    resilience_metrics.install()
+    breaker = CircuitBreaker("dep", clock=virtual_clock)
+    breaker.force_open()
+
+    @Retry(max_attempts=3, name="op", clock=virtual_clock)
+    @breaker
+    def work() -> str:
+        return "never"
+
+    with pytest.raises(CircuitBreakerError):
+        work()
+
+    op = resilience_metrics.get_metrics("op")
+    assert (op["total"], op["rejected"], op["failures"], op["rejections"]) == (1, 1, 0, 1)
 
 
 # --- one operation name for every stage ----------------------------------------------------------

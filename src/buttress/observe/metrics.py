@@ -298,7 +298,8 @@ class MetricsListener:
         if event.reason == "cancelled":
             self.metrics._cancelled(event.name or UNKNOWN, event.duration, event.attempts)
         else:
-            self.metrics._finish(event.name or UNKNOWN, False, event.duration, event.attempts)
+            outcome = FAILURE if event.exception is None else outcome_of(event.exception)
+            self.metrics._end(event.name or UNKNOWN, outcome, event.duration, event.attempts)
 
     def on_retry_scheduled(self, event: RetryScheduled) -> None:
         """One more retry."""

@@ -79,7 +79,7 @@ from buttress._core.events import (
     Succeeded,
     TimedOut,
 )
-from buttress._core.operation import CallFinished
+from buttress._core.operation import CallFinished, outcome_of
 from buttress._core.strategy import describe
 from buttress.breaker import CircuitBreaker, CircuitState
 from buttress.observe._wiring import (
@@ -251,7 +251,8 @@ class OpenTelemetryTracing(HubListener):
 
     def _gave_up(self, event: GaveUp) -> None:
         cancelled = event.reason == "cancelled"
-        outcome = "cancelled" if cancelled else "failure"
+        outcome = ("cancelled" if cancelled else "failure" if event.exception is None
+                   else outcome_of(event.exception))
         if self.record_metrics and event.duration is not None and operation.current() is None:
             self._duration.record(event.duration, {"operation": self._names(event.name),
                                                    "outcome": outcome})

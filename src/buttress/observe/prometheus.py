@@ -72,7 +72,7 @@ from buttress._core.events import (
     Succeeded,
     TimedOut,
 )
-from buttress._core.operation import CallFinished
+from buttress._core.operation import CallFinished, outcome_of
 from buttress.breaker import CircuitBreaker, CircuitState
 from buttress.observe._wiring import (
     DEFAULT_BUCKETS,
@@ -221,7 +221,8 @@ class PrometheusMetrics(HubListener):
 
     def _gave_up(self, event: GaveUp) -> None:
         if event.duration is not None and operation.current() is None:
-            outcome = "cancelled" if event.reason == "cancelled" else "failure"
+            outcome = ("cancelled" if event.reason == "cancelled" else "failure"
+                       if event.exception is None else outcome_of(event.exception))
             self._m.duration.labels(self._m.names(event.name), outcome).observe(event.duration)
 
     def _label(self, name: str | None) -> str:
