@@ -546,9 +546,11 @@ def _end_operation(state: RetryState) -> None:
         operation.close_operation(token)
 
 
-def _open_operation(state: RetryState, name: str) -> None:
+def _open_operation(state: RetryState, named: operation.Operation) -> None:
+    # ``named`` is shared by every call of one wrapped function: it only names
+    # the call for inner layers and listeners (the retry counts its own attempts).
     if operation.current() is None:
-        state.operation = operation.open_operation(operation.Operation(name))
+        state.operation = operation.open_operation(named)
 
 
 class _Hook:
@@ -746,10 +748,11 @@ class Retry(Strategy):
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         policy, clock, events = self.policy, self.clock, self.policy.events
         name = self.config.name or operation_name(fn)
+        named = operation.Operation(name)
 
         def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name)
-            _open_operation(state, name)
+            _open_operation(state, named)
             try:
                 try:
                     result = fn(*args, **kwargs)
@@ -787,10 +790,11 @@ class Retry(Strategy):
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         policy, clock, events = self.policy, self.clock, self.policy.events
         name = self.config.name or operation_name(fn)
+        named = operation.Operation(name)
 
         async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name)
-            _open_operation(state, name)
+            _open_operation(state, named)
             try:
                 try:
                     result = await fn(*args, **kwargs)
