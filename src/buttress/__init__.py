@@ -27,11 +27,13 @@ import importlib
 from typing import TYPE_CHECKING, Any, Final
 
 from buttress._core.clock import SYSTEM_CLOCK, Clock, SystemClock
+from buttress._core.context import CallContext, current_context, deadline, remaining_time
 from buttress._core.errors import (
     ButtressError,
     CircuitBreakerError,
     ConfigurationError,
     ConfigurationTypeError,
+    DeadlineExceededError,
     OperationTimeoutError,
     RetryError,
     RetryExhaustedError,
@@ -131,6 +133,7 @@ __all__ = [
     "BulkheadFullError",
     "ButtressError",
     "CachedFallback",
+    "CallContext",
     "CircuitBreaker",
     "CircuitBreakerConfig",
     "CircuitBreakerError",
@@ -140,6 +143,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "ConfigurationTypeError",
+    "DeadlineExceededError",
     "ExponentialBackoff",
     "Fallback",
     "Listeners",
@@ -174,7 +178,9 @@ __all__ = [
     "circuit_breaker",
     "clear_circuit_breakers",
     "configure",
+    "current_context",
     "database_resilient",
+    "deadline",
     "explain",
     "file_resilient",
     "get_all_circuit_breaker_stats",
@@ -188,6 +194,7 @@ __all__ = [
     "load_env",
     "ml_resilient",
     "pipeline",
+    "remaining_time",
     "remove_listener",
     "replace_circuit_breaker",
     "reset_circuit_breakers",
