@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import buttress
+from buttress import BulkheadConfig, ResilienceSettings, TimeoutConfig
 
 # Every name ``from buttress import *`` gives. A change here is a change of the
 # public API: add to it, never remove without a deprecation.
@@ -182,3 +183,18 @@ def test_a_missing_extra_is_named_in_the_import_error(name: str) -> None:
 def test_an_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no_such_name"):
         buttress.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_a_timeout_config_takes_only_its_limit_positionally() -> None:
+    assert TimeoutConfig(2.0, operation_name="q").timeout_seconds == 2.0
+    with pytest.raises(TypeError):
+        TimeoutConfig(2.0, TimeoutError)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("config", "args"), [
+    (BulkheadConfig, (5,)),
+    (ResilienceSettings, (False,)),
+])
+def test_configs_take_keyword_arguments_only(config: type, args: tuple[object, ...]) -> None:
+    with pytest.raises(TypeError):
+        config(*args)

@@ -63,7 +63,7 @@ class BulkheadFullError(ButtressError):
                          f"(max_concurrent={max_concurrent}, max_queue={max_queue})")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BulkheadConfig:
     """``max_concurrent`` calls at once; ``max_queue`` more may wait, each for at
     most ``max_wait`` seconds (None: as long as it takes).

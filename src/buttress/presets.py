@@ -127,6 +127,12 @@ class PresetOptions(TypedDict, total=False):
     clock: Clock | None
 
 
+class ContextOptions(PresetOptions, total=False):
+    """The keywords of :func:`resilient_context`: :func:`resilient`'s."""
+
+    operation_type: str
+
+
 class ResilientFunction(Protected[P, R_co], Protocol[P, R_co]):
     """A function protected by :func:`resilient` or a preset, for type checkers:
     called exactly as the original, with its :class:`Resilience` as
@@ -346,7 +352,7 @@ def resilient(
     return built
 
 
-def resilient_context(**options: Any) -> Resilience:
+def resilient_context(**options: Unpack[ContextOptions]) -> Resilience:
     """The same pipeline as :func:`resilient` for several calls in a block::
 
         with resilient_context(operation_type="database", operation_name="bulk_operations",

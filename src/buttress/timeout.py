@@ -38,7 +38,7 @@ import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from types import FrameType, TracebackType
 from typing import Any, Final, NamedTuple, TypeVar
 
@@ -84,6 +84,7 @@ class TimeoutConfig:
     """
 
     timeout_seconds: float
+    _: KW_ONLY  # the limit is the one value clear without its name
     exception_class: type[BaseException] = OperationTimeoutError
     error_message: str | None = None
     operation_name: str | None = None

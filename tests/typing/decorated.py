@@ -218,3 +218,15 @@ def by_id(user_id: int) -> str:
 
 takes_protected(by_id)
 takes_protected(custom)  # type: ignore[arg-type]
+
+
+# --- factories with known keywords ------------------------------------------------------------
+
+
+def factory_expectations() -> None:
+    from buttress import explain, resilient_context
+
+    assert_type(resilient_context(operation_type="api", max_attempts=2), Resilience)
+    resilient_context(max_attempt=2)  # type: ignore[call-arg]
+    explain("database", max_attempts=5)
+    explain("database", max_attempt=5)  # type: ignore[call-arg]

@@ -60,6 +60,7 @@ from buttress.config.pipelines import LivePipeline, Protected
 from buttress.config.schema import (
     OPERATION_TYPES,
     Explanation,
+    OperationOverrides,
     OperationSettings,
     ResilienceSettings,
     Setting,
@@ -72,6 +73,7 @@ __all__ = [
     "OPERATION_TYPES",
     "Explanation",
     "LivePipeline",
+    "OperationOverrides",
     "OperationSettings",
     "Protected",
     "ResilienceConfig",

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from buttress import registry
 from buttress._core import forksafe, validate
@@ -36,6 +36,7 @@ from buttress.config.schema import (
     _SWITCHES,
     OPERATION_TYPES,
     Explanation,
+    OperationOverrides,
     ResilienceSettings,
     Setting,
     _check_delays,
@@ -44,6 +45,9 @@ from buttress.config.schema import (
 )
 from buttress.retry import RetryConfig
 from buttress.timeout import TimeoutConfig
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = [
     "ResilienceConfig",
@@ -185,7 +189,8 @@ class ResilienceConfig:
             self._bump()
         return self.settings
 
-    def explain(self, operation_type: str | None = None, **overrides: Any) -> Explanation:
+    def explain(self, operation_type: str | None = None,
+                **overrides: Unpack[OperationOverrides]) -> Explanation:
         """Every effective value and where it came from::
 
             print(explain())                       # all settings
@@ -196,20 +201,21 @@ class ResilienceConfig:
         (``max_attempts=5``), reported as code.
         """
         merged = self._effective()[1]
+        arguments: dict[str, Any] = dict(overrides)
         if operation_type is None:
-            if overrides:
+            if arguments:
                 raise TypeError("explain() takes overrides only with an operation_type")
             return Explanation(merged)
         section = operation_type if operation_type in OPERATION_TYPES else "default"
         result = Explanation({key: merged[key] for key in _SWITCHES})
         for field in _OPERATION_FIELDS:
             key = f"{section}.{field}"
-            value = overrides.pop(field, None)
+            value = arguments.pop(field, None)
             result[key] = (merged[key] if value is None else
                            Setting(key, _check_field("argument", field, value), "code",
                                    "argument"))
-        if overrides:
-            raise TypeError(f"explain() got unknown overrides {sorted(overrides)}")
+        if arguments:
+            raise TypeError(f"explain() got unknown overrides {sorted(arguments)}")
         return result
 
     # -- named policies --
@@ -469,7 +475,8 @@ def configure(**values: Any) -> ResilienceSettings:
     return resilience_config.configure(**values)
 
 
-def explain(operation_type: str | None = None, **overrides: Any) -> Explanation:
+def explain(operation_type: str | None = None,
+            **overrides: Unpack[OperationOverrides]) -> Explanation:
     """Every effective value and where it came from; see
     :meth:`ResilienceConfig.explain`::
 

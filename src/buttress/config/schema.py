@@ -15,6 +15,7 @@ from typing import (
     Any,
     Final,
     Literal,
+    TypedDict,
 )
 
 from buttress._core import validate
@@ -22,7 +23,14 @@ from buttress._core.errors import ConfigurationError, ConfigurationTypeError
 from buttress._core.spellings import BREAKER_ALIASES, RETRY_ALIASES
 from buttress.backoff import normalise_jitter
 
-__all__ = ["Explanation", "OPERATION_TYPES", "OperationSettings", "ResilienceSettings", "Setting"]
+__all__ = [
+    "OPERATION_TYPES",
+    "Explanation",
+    "OperationOverrides",
+    "OperationSettings",
+    "ResilienceSettings",
+    "Setting",
+]
 
 OPERATION_TYPES: Final = ("default", "database", "cache", "api", "file", "ml")
 """The operation types with a settings section; any other type uses ``default``."""
@@ -104,6 +112,20 @@ class OperationSettings:
         return OperationSettings(**current)
 
 
+class OperationOverrides(TypedDict, total=False):
+    """Call arguments overriding an operation type's settings (``None``: not
+    overridden): the keywords of :func:`~buttress.config.explain`."""
+
+    timeout_seconds: float | None
+    max_attempts: int | None
+    base_delay: float | None
+    max_delay: float | None
+    exponential_base: float | None
+    jitter: bool | float | None
+    failure_threshold: int | None
+    recovery_timeout: float | None
+
+
 # The pynomaly seed's "Operation Types" defaults, exactly.
 _BUILTIN: Final = {
     "default": OperationSettings(),
@@ -120,7 +142,7 @@ _BUILTIN: Final = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResilienceSettings:
     """Every setting in one typed, immutable object: the global switches and one
     :class:`OperationSettings` per operation type.
