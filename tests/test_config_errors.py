@@ -129,3 +129,12 @@ def test_an_unparsable_environment_value_names_the_setting() -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_env(prefix="T_", environ={"T_API_TIMEOUT": "soon"})
     assert (caught.value.field, caught.value.value) == ("api.timeout_seconds", "soon")
+
+
+def test_the_override_keywords_are_the_operation_settings_fields() -> None:
+    from dataclasses import fields
+    from typing import get_type_hints
+
+    from buttress.config import OperationOverrides
+
+    assert list(get_type_hints(OperationOverrides)) == [f.name for f in fields(OperationSettings)]

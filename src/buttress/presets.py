@@ -69,7 +69,7 @@ from buttress.config import (
     ResilienceSettings,
     resilience_config,
 )
-from buttress.config.schema import _check_delays, _check_field
+from buttress.config.schema import _OPERATION_FIELDS, _check_delays, _check_field
 from buttress.retry import RetryConfig
 from buttress.timeout import Timeout, TimeoutConfig
 from buttress.transient import is_transient, is_transient_database_error, is_transient_http_error
@@ -96,8 +96,7 @@ R_co = TypeVar("R_co", covariant=True)
 _Q = ParamSpec("_Q")
 _S = TypeVar("_S")
 
-_OVERRIDABLE: Final = ("timeout_seconds", "max_attempts", "base_delay", "max_delay",
-                       "exponential_base", "jitter", "failure_threshold", "recovery_timeout")
+_OVERRIDABLE: Final = _OPERATION_FIELDS
 
 # What counts as transient, per operation type, when retry_exceptions is not given.
 _TRANSIENT: Final[dict[str, Callable[[Exception], bool]]] = {

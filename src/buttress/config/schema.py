@@ -7,6 +7,7 @@ Every other module of :mod:`buttress.config` reads its field names from here.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import threading
 from collections.abc import Iterable, Mapping
@@ -35,10 +36,6 @@ __all__ = [
 OPERATION_TYPES: Final = ("default", "database", "cache", "api", "file", "ml")
 """The operation types with a settings section; any other type uses ``default``."""
 
-_OPERATION_FIELDS: Final = (
-    "timeout_seconds", "max_attempts", "base_delay", "max_delay",
-    "exponential_base", "jitter", "failure_threshold", "recovery_timeout",
-)
 _SWITCHES: Final = ("resilience_enabled", "circuit_breaker_enabled")
 _INT_FIELDS: Final = frozenset({"max_attempts", "failure_threshold"})
 
@@ -112,9 +109,15 @@ class OperationSettings:
         return OperationSettings(**current)
 
 
+# The one list of an operation type's fields (files, environment, configure(),
+# explain() and the presets' overrides all read it).
+_OPERATION_FIELDS: Final = tuple(field.name for field in dataclasses.fields(OperationSettings))
+
+
 class OperationOverrides(TypedDict, total=False):
     """Call arguments overriding an operation type's settings (``None``: not
-    overridden): the keywords of :func:`~buttress.config.explain`."""
+    overridden): the keywords of :func:`~buttress.config.explain`. Its keys are
+    :class:`OperationSettings`' fields (a test holds them equal)."""
 
     timeout_seconds: float | None
     max_attempts: int | None
