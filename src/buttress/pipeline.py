@@ -7,7 +7,9 @@ per decorated function, not per call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
@@ -25,6 +27,11 @@ __all__ = ["Pipeline", "pipeline"]
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Final[Any] = object()
 
+# A protected function keeps its pipeline, and so the pipeline's listener hub,
+# alive: the strategies hold that hub only weakly (see buttress._core.events).
+# A map rather than an attribute: functools.wraps would copy one over another.
+_KEEP: weakref.WeakKeyDictionary[Callable[..., Any], Pipeline] = weakref.WeakKeyDictionary()
+
 
 class Pipeline(Strategy):
     """Strategies composed in the standard order, whatever order they are given in::
@@ -35,7 +42,10 @@ class Pipeline(Strategy):
         async def fetch() -> bytes: ...
 
     Listeners added to ``protect.events`` hear the events of every strategy in
-    the pipeline (a strategy shared by two pipelines reports to both).
+    the pipeline (a strategy shared by two pipelines reports to both) while the
+    pipeline or a function it protects is alive. A dropped pipeline leaves its
+    strategies as it found them: building one per request around a shared
+    breaker costs the breaker nothing once the request is over.
     """
 
     __slots__ = ("events", "strategies")
@@ -69,13 +79,19 @@ class Pipeline(Strategy):
         original = fn
         for strategy in reversed(self.strategies):
             fn = functools.wraps(original)(strategy.wrap(fn))
-        return fn
+        return self._kept_by(fn, original)
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         original = fn
         for strategy in reversed(self.strategies):
             fn = functools.wraps(original)(strategy.wrap_async(fn))
-        return fn
+        return self._kept_by(fn, original)
+
+    def _kept_by(self, wrapper: F, original: object) -> F:
+        if wrapper is not original:
+            with contextlib.suppress(TypeError):  # not weakly referenceable
+                _KEEP[wrapper] = self
+        return wrapper
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(map(repr, self.strategies))})"
