@@ -22,6 +22,7 @@ from buttress.events import GLOBAL, Event, Listeners, StateChanged
 from buttress.testing import VirtualClock
 
 SHARED = "shared-dependency"
+CLOCK = VirtualClock()  # one clock: the registry refuses a breaker on another
 
 
 class Counter:
@@ -112,7 +113,7 @@ def built_with_its_own_listener() -> object:
 
 def built_by_resilient_context() -> object:
     with buttress.resilient_context(operation_name=SHARED, enable_timeout=False,
-                                    clock=VirtualClock()) as context:
+                                    clock=CLOCK) as context:
         return context.call(ok)
 
 

@@ -131,22 +131,27 @@ def test_a_dropped_breaker_frees_its_name_at_once() -> None:
 
 def test_an_existing_breaker_on_another_clock_is_refused_naming_both_clocks() -> None:
     ours, theirs = VirtualClock(), VirtualClock()
+    theirs.advance(5.0)
     breaker = get_circuit_breaker("inventory", clock=ours)
     assert get_circuit_breaker("inventory", clock=ours) is breaker
     assert get_circuit_breaker("inventory") is breaker  # no clock asked for: any clock
     with pytest.raises(ConfigurationError) as info:
         get_circuit_breaker("inventory", clock=theirs)
     assert "'inventory'" in str(info.value)
-    assert repr(ours) in str(info.value)
-    assert repr(theirs) in str(info.value)
+    assert f"{ours!r} (registered) vs {theirs!r} (requested)" in str(info.value)
     with pytest.raises(ConfigurationError, match="clock"):
         buttress.pipeline(circuit_breaker="inventory", clock=theirs)
 
 
 def test_a_directly_constructed_breaker_on_another_clock_is_refused() -> None:
-    direct = CircuitBreaker("inventory", clock=VirtualClock())
-    with pytest.raises(ConfigurationError, match="'inventory' already exists on another clock"):
-        get_circuit_breaker("inventory", clock=VirtualClock())
+    ours, theirs = VirtualClock(), VirtualClock()
+    direct = CircuitBreaker("inventory", clock=ours)
+    with pytest.raises(ConfigurationError, match="'inventory' already exists on another clock"
+                       ) as info:
+        get_circuit_breaker("inventory", clock=theirs)
+    # The two clocks print alike, so the message tells them apart by identity.
+    assert f"{ours!r} at {id(ours):#x} (existing)" in str(info.value)
+    assert f"{theirs!r} at {id(theirs):#x} (requested)" in str(info.value)
     assert get_circuit_breaker("inventory") is direct
 
 

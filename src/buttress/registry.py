@@ -94,8 +94,15 @@ def get_circuit_breaker(
         if clock is not None and existing.clock is not clock:
             raise ConfigurationError(
                 f"circuit breaker {name!r} already exists on another clock: "
-                f"{existing.clock!r} ({side}) vs {clock!r} (requested){how}")
+                f"{_clock_name(existing.clock, clock)} ({side}) vs "
+                f"{_clock_name(clock, existing.clock)} (requested){how}")
         return existing
+
+
+def _clock_name(clock: Clock, other: Clock) -> str:
+    # Two fresh VirtualClocks print alike: then tell them apart by identity.
+    text = repr(clock)
+    return text if text != repr(other) else f"{text} at {id(clock):#x}"
 
 
 def replace_circuit_breaker(
