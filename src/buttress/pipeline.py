@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 
 from buttress._core.clock import Clock
 from buttress._core.events import Listeners
-from buttress._core.strategy import Strategy
+from buttress._core.strategy import Strategy, is_async_callable
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.bulkhead import Bulkhead, BulkheadConfig
 from buttress.fallback import CachedFallback, Fallback
@@ -74,18 +74,38 @@ class Pipeline(Strategy):
                 hub.detach(self.events)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._kept_by(self._chain(fn), fn)
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._kept_by(self._chain_async(fn), fn)
+
+    def _chain(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """:meth:`wrap`, for a caller that keeps this pipeline alive itself as long
+        as the result (a per-call wrapper, or an owner holding both): the result
+        does not keep the pipeline, and so its listeners, alive."""
         # Each layer takes the name of the user's function, so every stage
         # reports under the operation's name, not its inner wrapper's.
         original = fn
         for strategy in reversed(self.strategies):
             fn = functools.wraps(original)(strategy.wrap(fn))
-        return self._kept_by(fn, original)
+        return fn
 
-    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def _chain_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """:meth:`wrap_async` without keeping the pipeline alive; see :meth:`_chain`."""
         original = fn
         for strategy in reversed(self.strategies):
             fn = functools.wraps(original)(strategy.wrap_async(fn))
-        return self._kept_by(fn, original)
+        return fn
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` once under this pipeline."""
+        if is_async_callable(fn):
+            raise TypeError(f"{fn!r} is a coroutine function: use `await pipeline.acall(fn)`")
+        return self._chain(fn)(*args, **kwargs)
+
+    async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        """Await ``fn(*args, **kwargs)`` once under this pipeline."""
+        return await self._chain_async(fn)(*args, **kwargs)
 
     def _kept_by(self, wrapper: F, original: object) -> F:
         if wrapper is not original:
