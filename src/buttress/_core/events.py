@@ -7,11 +7,12 @@ the strategies it holds. A listener may subscribe to some event kinds only.
 
 Invariants:
 
-- A hub holds its parents weakly and its children weakly. A breaker shared
-  through the registry outlives the pipelines built around it (one per
-  request, say); the pipeline keeps its own hub alive, and when the pipeline
-  goes, its hub leaves the parents of the breaker's hub. So any number of
-  short-lived pipelines on one strategy cost it constant memory and time.
+- A hub holds its parents and its children weakly (the global hub, which
+  never dies, through one shared stand-in). A breaker shared through the
+  registry outlives the pipelines built around it (one per request, say); a
+  pipeline keeps its own hub alive, and when the pipeline goes, its hub leaves
+  the parents of the breaker's hub. So any number of short-lived pipelines on
+  one strategy cost it constant memory and constant work.
 - A hub's ``_flat`` holds the listeners of the hub and its live ancestors and
   ``_by_kind`` the same by event kind; both are recomputed (for the hub, then
   its descendants) under the one lock on every change that alters them, so
