@@ -141,6 +141,27 @@ class RetryConfig:
 
         config = RetryConfig(max_attempts=5, base_delay=0.2, max_delay=30.0,
                              retry_on=(TimeoutError, ConnectionError))
+
+    Results are outcomes too. ``retry_on_result(result)`` rejects a returned
+    value; ``retry_after_result(result)`` may then give the wait in seconds
+    (None: the schedule's), as ``retry_after(exc)`` does for an exception, both
+    capped at ``max_delay``; ``dispose(result)`` is called on every rejected
+    result that is retried away (never on the one the call returns or gives up
+    with), to close a response, say; an error it raises ends the call::
+
+        config = RetryConfig(
+            retry_on_result=lambda r: r.status_code in (429, 503),
+            retry_after_result=lambda r: float(r.headers.get("Retry-After", 1)),
+            dispose=lambda r: r.close(),
+        )
+
+    ``retry_condition`` and ``retry_on_result`` may take a second parameter,
+    the :class:`RetryCall` (the call's arguments, attempt number and per-call
+    context): ``retry_condition=lambda exc, call: call.kwargs["method"] == "GET"``.
+    Whether a predicate takes it is read once, when the retry is built; a
+    second parameter with a default is left alone.
+
+    .. versionadded:: 0.2 ``retry_after_result``, ``dispose``, predicates taking the call.
     """
 
     max_attempts: int
