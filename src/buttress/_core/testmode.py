@@ -16,6 +16,7 @@ class TestMode:
     (``cap``: at most that many, fewer when the retry is configured so)."""
 
     __slots__ = ("active", "attempts", "cap")
+    __test__ = False  # not a test class, though pytest would think so by its name
 
     def __init__(self) -> None:
         self.active = False
