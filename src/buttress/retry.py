@@ -540,10 +540,10 @@ class RetryPolicy:
     (building an event only for the kinds somebody listens to) and ask it.
     """
 
-    __slots__ = ("_breaker_named", "_condition", "_condition_call", "_dispose",
+    __slots__ = ("_condition", "_condition_call", "_constant", "_dispose",
                  "_elapsed_limit", "_exceptions", "_excluded", "_hint_cap", "_hint_of",
                  "_limit", "_reject", "_reject_call", "_result_hint_of", "_tested", "_wait",
-                 "_zero", "config", "events", "is_lean", "is_timed")
+                 "_zero", "config", "events", "is_lean", "is_timed", "judges_results")
 
     def __init__(self, config: RetryConfig, events: Listeners | None = None) -> None:
         self.config = config
@@ -552,6 +552,7 @@ class RetryPolicy:
         self.is_timed = config.deadline is not None
         # A lean call needs nothing at all on its success path (when nobody listens).
         self.is_lean = not self.is_timed and config.retry_on_result is None
+        self.judges_results = config.retry_on_result is not None
         # The seeds' callbacks are listeners like any other.
         if config.on_retry is not None:
             self.events.add(_OnRetry(config.on_retry), RetryScheduled)
@@ -566,11 +567,19 @@ class RetryPolicy:
                               max_delay=config.max_delay,
                               exponential_base=config.exponential_base,
                               jitter=config.jitter, rng=config.rng)
+        # A schedule that never changes (fixed, or a zero base delay) is a number.
+        self._constant: float | None = None
+        if config.strategy is not RetryStrategy.DECORRELATED_JITTER and (
+                config.base_delay == 0.0 or (
+                    config.strategy is RetryStrategy.FIXED_DELAY and not config.jitter)):
+            self._constant = self._wait(1, 0.0)
         self._zero = False  # test mode: every wait is zero
         self._exceptions = config.exceptions
-        self._excluded = config.non_retryable_exceptions
-        self._breaker_named = any(issubclass(cls, CircuitBreakerError)
-                                  for cls in config.exceptions)
+        # An open breaker is not retried unless named: retrying into it just
+        # burns attempts.
+        named = any(issubclass(cls, CircuitBreakerError) for cls in config.exceptions)
+        self._excluded = config.non_retryable_exceptions + (
+            () if named else (CircuitBreakerError,))
         self._condition = config.retry_condition
         self._condition_call = _takes_call(config.retry_condition)
         self._reject = config.retry_on_result
@@ -610,8 +619,6 @@ class RetryPolicy:
         :meth:`RetryConfig.should_retry`."""
         if not isinstance(exc, self._exceptions) or isinstance(exc, self._excluded):
             return False
-        if isinstance(exc, CircuitBreakerError) and not self._breaker_named:
-            return False
         condition = self._condition
         if condition is None:
             return True
@@ -634,7 +641,9 @@ class RetryPolicy:
         after the call's deadline (a ``DEADLINE`` decision carrying it).
         """
         exc = outcome.exception
-        if exc is not None and not self.retryable(exc, state):
+        if exc is not None and (
+                not isinstance(exc, self._exceptions) or isinstance(exc, self._excluded)
+                or (self._condition is not None and not self.retryable(exc, state))):
             return Decision.RAISE
         limit = self._limit
         if limit is not None and state.attempts >= limit:
@@ -642,9 +651,22 @@ class RetryPolicy:
         if self._zero:
             delay = 0.0
         else:
-            hint = self._hint(exc, outcome.result) if (
-                exc is not None or self._result_hint_of is not None) else None
-            delay = self._wait(state.attempts, state.previous_delay) if hint is None else hint
+            if exc is not None:
+                hint_of = self._hint_of
+                hint = getattr(exc, "retry_after", None) if hint_of is None \
+                    else _judge(hint_of, exc)
+            elif self._result_hint_of is not None:
+                hint = _judge(self._result_hint_of, outcome.result)
+            else:
+                hint = None
+            if hint is not None:
+                hint = self._usable(hint)
+            if hint is not None:
+                delay = hint
+            elif self._constant is not None:
+                delay = self._constant
+            else:
+                delay = self._wait(state.attempts, state.previous_delay)
         elapsed = self._elapsed_limit
         if (elapsed is not None and state.start is not None
                 and (now - state.start) + delay > elapsed):
@@ -654,13 +676,8 @@ class RetryPolicy:
             return Decision(Decision.DEADLINE_KIND, delay)
         return Decision.NOW if delay == 0.0 else Decision(_RETRY, delay)
 
-    def _hint(self, exc: Exception | None, result: Any) -> float | None:
-        if exc is None:
-            hint = _judge(self._result_hint_of, result)  # type: ignore[arg-type]
-        else:
-            hint_of = self._hint_of
-            hint = _judge(hint_of, exc) if hint_of is not None \
-                else getattr(exc, "retry_after", None)
+    def _usable(self, hint: object) -> float | None:
+        """A hint as a wait: a non-negative number capped at ``max_delay``."""
         if isinstance(hint, _NUMBER) and not isinstance(hint, bool) and hint >= 0:
             # Compared before converting: float() of a huge int overflows.
             cap = self._hint_cap
@@ -752,7 +769,7 @@ class RetryPolicy:
         state.last_result = result
         now = clock.monotonic() if self._elapsed_limit is not None else 0.0
         call = CURRENT.get()  # inline, not remaining_time(): this runs per retry
-        left = None if call is None else call.remaining()
+        left = None if call is None or call._deadline is None else call.remaining()
         mode = TEST_MODE
         policy = self if not mode.active else self.under_test(mode.attempts, mode.cap)
         decision = policy.decide(state, Outcome(result, failure), now, left)
@@ -849,6 +866,7 @@ def _resume_sync(
     """Continue a sync call after its first attempt failed or was rejected."""
     outer = CURRENT.get()
     token = None
+    events, judges = policy.events, policy.judges_results
     try:
         while True:
             delay = policy.next_delay(state, failure, result, clock)
@@ -857,14 +875,15 @@ def _resume_sync(
             state.attempts += 1
             if token is None:  # from here on the context counts this call's attempts
                 token = CURRENT.set(RetryContext(outer, state, state.name, clock))
-            policy.started(state)
+            if events.active:
+                policy.started(state)
             try:
                 result = fn(*args, **kwargs)
             except Exception as exc:
                 failure = exc
                 continue
             failure = None
-            if policy.finished(state, result, clock):
+            if (not judges and not events.active) or policy.finished(state, result, clock):
                 return result
     finally:
         if token is not None:
@@ -884,6 +903,7 @@ async def _resume_async(
     """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
     outer = CURRENT.get()
     token = None
+    events, judges = policy.events, policy.judges_results
     try:
         while True:
             delay = policy.next_delay(state, failure, result, clock)
@@ -892,14 +912,15 @@ async def _resume_async(
             state.attempts += 1
             if token is None:  # from here on the context counts this call's attempts
                 token = CURRENT.set(RetryContext(outer, state, state.name, clock))
-            policy.started(state)
+            if events.active:
+                policy.started(state)
             try:
                 result = await fn(*args, **kwargs)
             except Exception as exc:
                 failure = exc
                 continue
             failure = None
-            if policy.finished(state, result, clock):
+            if (not judges and not events.active) or policy.finished(state, result, clock):
                 return result
     finally:
         if token is not None:
