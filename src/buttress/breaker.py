@@ -40,7 +40,7 @@ from types import TracebackType
 from typing import Any, Final, TypeVar
 
 from buttress import registry
-from buttress._core import forksafe, validate
+from buttress._core import forksafe, operation, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
 from buttress._core.events import (
@@ -125,6 +125,9 @@ class CircuitBreakerConfig:
     any of them is a failure, ignored if all of them are ignored, and a success
     otherwise.
     ``fallback(exc, *args, **kwargs)`` answers rejected calls instead of raising.
+    ``critical=True`` marks a dependency the service can not work without: while
+    such a breaker is open, :func:`~buttress.get_resilience_health` reports
+    "unhealthy" (other open breakers only make it "degraded").
     ``timeout`` limits each protected call (async calls are cancelled; sync
     decorated calls run in a worker thread; a sync ``with`` block that overruns
     is not interrupted but counts as a failure); a call that runs out of time is
@@ -146,6 +149,7 @@ class CircuitBreakerConfig:
     failure_exceptions: tuple[type[Exception], ...]
     ignored_exceptions: tuple[type[Exception], ...]
     fallback: Callable[..., Any] | None
+    critical: bool
 
     def __init__(
         self,
@@ -166,8 +170,11 @@ class CircuitBreakerConfig:
         fallback: Callable[..., Any] | None = None,
         *,
         exception_whitelist: Any = _UNSET,
+        critical: bool = False,
     ) -> None:
         o = "CircuitBreakerConfig"
+        if not isinstance(critical, bool):
+            raise ConfigurationError(f"{o}.critical must be a bool, got {critical!r}")
         if ignored_exceptions is not _UNSET and exception_whitelist is not _UNSET:
             raise ConfigurationError(
                 f"{o}.ignored_exceptions and its alias exception_whitelist are both given: "
@@ -213,6 +220,7 @@ class CircuitBreakerConfig:
                                                            failure_exceptions),
             "ignored_exceptions": validate.exception_types(o, ignored_field, ignored),
             "fallback": validate.optional_callable(o, "fallback", fallback),
+            "critical": critical,
         }
         if f["slow_call_rate_threshold"] is not None and f["slow_call_duration"] is None:
             raise ConfigurationError(
@@ -853,6 +861,8 @@ class CircuitBreaker(Strategy):
                 self._delivering.release()
 
     def _notify(self, before: CircuitState, after: CircuitState) -> None:
+        if after is CircuitState.OPEN:
+            operation.tripped()  # counted for the call that tripped it, if measured
         level = logging.WARNING if after is CircuitState.OPEN else logging.INFO
         if should_log(level):
             logger.log(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Final, TypeVar, overload
 
-from buttress._core import validate
+from buttress._core import operation, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.context import CURRENT, CallContext, RetryContext, remaining_time
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, RetryExhaustedError
@@ -515,12 +515,14 @@ class RetryState:
     failure, or up front when a deadline or a listener needs the start time)."""
 
     __slots__ = ("args", "attempts", "kwargs", "last_exception", "last_result", "name",
-                 "previous_delay", "start")
+                 "operation", "previous_delay", "start")
 
     def __init__(self, start: float | None = None, attempts: int = 1,
                  name: str | None = None, args: tuple[Any, ...] = (),
                  kwargs: Mapping[str, Any] = _NO_KWARGS) -> None:
         self.start = start
+        # The token of the operation this call opened, as the outermost layer.
+        self.operation: Any = None
         self.attempts = attempts
         self.name = name
         self.args = args
@@ -703,6 +705,8 @@ class RetryPolicy:
     def final_error(self, state: RetryState, decision: Decision, clock: Clock) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
+        _end_operation(state)
+        operation.attempted(state.attempts)
         gave_up = self.events.of(GaveUp)
         out_of_time = decision.kind == Decision.DEADLINE_KIND
         if gave_up:
@@ -743,6 +747,7 @@ class RetryPolicy:
     def interrupted(self, state: RetryState, exc: BaseException, clock: Clock) -> None:
         """Report a call ended by cancellation, an interrupt or an exit: it gave up
         with reason "cancelled" (never retried, and not a verdict on the callee)."""
+        _end_operation(state)
         targets = self.events.of(GaveUp)
         if targets:
             deliver(targets, GaveUp("retry", state.name, state.attempts, exc, "cancelled",
@@ -787,6 +792,9 @@ class RetryPolicy:
         reported as a success)."""
         if not self.accepts(result, state):
             return False
+        _end_operation(state)
+        if state.attempts > 1:
+            operation.attempted(state.attempts)  # for the enclosing operation's record
         targets = self.events.of(Succeeded)
         if targets:
             deliver(targets, Succeeded("retry", state.name, state.attempts,
@@ -795,6 +803,7 @@ class RetryPolicy:
 
     def notify_retry(self, state: RetryState, delay: float) -> None:
         """Report the retry about to happen (and log it once, at WARNING)."""
+        operation.retried()
         if should_log(logging.WARNING):
             failure = state.last_exception
             logger.warning(
@@ -808,6 +817,24 @@ class RetryPolicy:
         if targets:
             deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
                                             state.last_exception))
+
+
+def _end_operation(state: RetryState) -> None:
+    """Close the operation this call opened, if it did, before its outcome is
+    reported: a retry that is the outermost layer reports the call's one outcome
+    itself (``Succeeded``/``GaveUp``), and listeners count those heard outside
+    any operation."""
+    token = state.operation
+    if token is not None:
+        state.operation = None
+        operation.close_operation(token)
+
+
+def _open_operation(state: RetryState, named: operation.Operation) -> None:
+    # ``named`` is shared by every call of one wrapped function: it only names
+    # the call for inner layers and listeners (the retry counts its own attempts).
+    if operation.current() is None:
+        state.operation = operation.open_operation(named)
 
 
 class _Hook:
@@ -883,7 +910,10 @@ def _resume_sync(
                 failure = exc
                 continue
             failure = None
-            if (not judges and not events.active) or policy.finished(state, result, clock):
+            if not judges and not events.active:
+                operation.attempted(state.attempts)  # for an enclosing operation's record
+                return result
+            if policy.finished(state, result, clock):
                 return result
     finally:
         if token is not None:
@@ -920,7 +950,10 @@ async def _resume_async(
                 failure = exc
                 continue
             failure = None
-            if (not judges and not events.active) or policy.finished(state, result, clock):
+            if not judges and not events.active:
+                operation.attempted(state.attempts)  # for an enclosing operation's record
+                return result
+            if policy.finished(state, result, clock):
                 return result
     finally:
         if token is not None:
@@ -986,6 +1019,9 @@ class Retry(Strategy):
     __slots__ = ("_mode", "clock", "config", "events", "policy")
 
     order = 20
+    # A retry opens its call's operation itself, on its watched path (only when
+    # somebody listens), and reports its outcome as Succeeded/GaveUp.
+    _measures_itself = True
 
     def __init__(
         self,
@@ -1025,9 +1061,11 @@ class Retry(Strategy):
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         policy, clock, events = self.policy, self.clock, self.policy.events
         name = self.config.name or operation_name(fn)
+        named = operation.Operation(name)
 
         def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name, 1, args, kwargs)
+            _open_operation(state, named)
             try:
                 try:
                     result = fn(*args, **kwargs)
@@ -1042,6 +1080,8 @@ class Retry(Strategy):
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
                 raise
+            finally:
+                _end_operation(state)  # also when a retry_condition raised
 
         if not policy.is_lean:
             return retrying_watched
@@ -1063,9 +1103,11 @@ class Retry(Strategy):
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         policy, clock, events = self.policy, self.clock, self.policy.events
         name = self.config.name or operation_name(fn)
+        named = operation.Operation(name)
 
         async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name, 1, args, kwargs)
+            _open_operation(state, named)
             try:
                 try:
                     result = await fn(*args, **kwargs)
@@ -1081,6 +1123,8 @@ class Retry(Strategy):
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
                 raise
+            finally:
+                _end_operation(state)  # also when a retry_condition raised
 
         if not policy.is_lean:
             return retrying_watched
