@@ -222,3 +222,17 @@ def test_the_new_options_survive_replace_and_are_validated() -> None:
     assert config.replace(max_attempts=5).retry_after_result is len
     with pytest.raises(TypeError):
         RetryConfig(dispose=3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("option", ["dispose", "retry_after_result"])
+def test_saving_settings_refuses_the_outcome_hooks_a_file_can_not_hold(
+        option: str, tmp_path: Any) -> None:
+    from buttress import ConfigurationError, reset_settings
+    from buttress.config import resilience_config
+
+    resilience_config.update_config("responses", RetryConfig(**{option: len}))
+    try:
+        with pytest.raises(ConfigurationError, match=rf"responses.{option} = .* can not be saved"):
+            resilience_config.save_to_file(tmp_path / "out.json")
+    finally:
+        reset_settings()
