@@ -813,10 +813,12 @@ class RetryPolicy:
                 extra={"operation": state.name, "attempt": state.attempts,
                        "delay": delay, "outcome": "retry"},
             )
-        targets = self.events.of(RetryScheduled)
-        if targets:
-            deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
-                                            state.last_exception))
+        events = self.events
+        if events.active:
+            targets = events.of(RetryScheduled)
+            if targets:
+                deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
+                                                state.last_exception))
 
 
 def _end_operation(state: RetryState) -> None:
