@@ -79,7 +79,7 @@ from buttress.observe import (
     resilience_metrics,
     with_metrics,
 )
-from buttress.pipeline import Pipeline, pipeline
+from buttress.pipeline import Pipeline, PipelineBuilder, pipeline
 from buttress.presets import (
     Resilience,
     api_resilient,
@@ -152,6 +152,7 @@ __all__ = [
     "OperationSettings",
     "OperationTimeoutError",
     "Pipeline",
+    "PipelineBuilder",
     "Resilience",
     "ResilienceConfig",
     "ResilienceMetrics",
