@@ -43,6 +43,7 @@ PUBLIC = [
     "OperationSettings",
     "OperationTimeoutError",
     "Pipeline",
+    "PipelineBuilder",
     "Resilience",
     "ResilienceConfig",
     "ResilienceMetrics",
