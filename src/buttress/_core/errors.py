@@ -40,6 +40,9 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
     return error
 
 
+_new_exception = BaseException.__new__
+
+
 class ButtressError(Exception):
     """Root of every error raised by buttress itself."""
 
@@ -107,6 +110,19 @@ class CircuitBreakerError(ButtressError):
         else:
             super().__init__(name, state, remaining_timeout, last_failure)
             self.__cause__ = last_failure
+
+    @classmethod
+    def rejecting(cls, name: str, state: CircuitState, remaining_timeout: float,
+                  last_failure: BaseException | None) -> CircuitBreakerError:
+        """The same error as ``cls(name, state, remaining_timeout, last_failure)``,
+        built without a Python-level ``__init__`` (``BaseException.__new__`` sets
+        ``args``): an open breaker builds one per rejected call, and the
+        ``__init__`` call was a third of the rejection."""
+        if last_failure is None:
+            return _new_exception(cls, name, state, remaining_timeout)
+        error = _new_exception(cls, name, state, remaining_timeout, last_failure)
+        error.__cause__ = last_failure
+        return error
 
     @property
     def last_failure(self) -> BaseException | None:

@@ -1,0 +1,219 @@
+"""The breaker's machine driven directly, with plain numbers for the time: no
+clock, no lock, no call. Each test names a decision the runner relies on."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from buttress import CircuitBreakerConfig
+from buttress._core.breaker_machine import (
+    DECIDE,
+    DISABLED,
+    OBSERVED,
+    REJECT,
+    BreakerMachine,
+    CircuitState,
+    Transition,
+    break_duration,
+)
+
+CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
+
+
+def machine(**options: object) -> BreakerMachine:
+    options.setdefault("failure_threshold", 2)
+    options.setdefault("recovery_timeout", 10.0)
+    options.setdefault("success_threshold", 1)
+    options.setdefault("half_open_max_calls", 1)
+    return BreakerMachine(CircuitBreakerConfig(**options))  # type: ignore[arg-type]
+
+
+def trip(m: BreakerMachine, now: float) -> Transition | None:
+    moved = None
+    for _ in range(m.config.failure_threshold or 1):
+        moved = m.record_failure(m.epoch, now)
+    return moved
+
+
+def test_a_closed_machine_admits_without_a_change_in_its_epoch() -> None:
+    m = machine()
+    assert m.peek(0.0) == 0
+    assert m.admit(0.0) == (0, None)
+    assert m.ticket == 0
+
+
+def test_consecutive_failures_trip_and_return_the_transition() -> None:
+    m = machine()
+    assert m.record_failure(0, 1.0) is None
+    assert m.ticket == -1  # a failure streak: successes must be recorded again
+    assert m.record_failure(0, 2.0) == Transition(CLOSED, OPEN)
+    assert (m.state, m.reopen_at, m.trips) == (OPEN, 12.0, 1)
+
+
+def test_a_success_clears_the_streak_and_gives_the_ticket_back() -> None:
+    m = machine()
+    m.record_failure(0, 1.0)
+    assert m.record_success(0, 2.0, 0.0) is None
+    assert m.consecutive_failures == 0
+    assert m.ticket == 0
+
+
+def test_an_open_machine_rejects_on_the_fast_path_until_its_break_ends() -> None:
+    m = machine()
+    trip(m, 0.0)
+    assert m.peek(9.999) == REJECT
+    assert m.peek(10.0) == DECIDE
+    assert m.remaining(4.0) == 6.0
+
+
+def test_admission_after_the_break_turns_half_open_and_takes_a_permit() -> None:
+    m = machine()
+    trip(m, 0.0)
+    epoch, moved = m.admit(10.0)
+    assert moved == Transition(OPEN, HALF_OPEN)
+    assert epoch == m.epoch
+    assert m.admit(10.5) == (REJECT, None)  # one permit only
+    assert m.remaining(10.5) == 9.5  # until the permit is given back
+
+
+def test_a_probe_success_closes_and_a_probe_failure_reopens() -> None:
+    m = machine()
+    trip(m, 0.0)
+    epoch, _ = m.admit(10.0)
+    assert m.record_success(epoch, 11.0, 0.0) == Transition(HALF_OPEN, CLOSED)
+    trip(m, 20.0)
+    epoch, _ = m.admit(30.0)
+    assert m.record_failure(epoch, 31.0, 0.0, None) == Transition(HALF_OPEN, OPEN)
+    assert m.reopen_at == 41.0
+
+
+def test_an_outcome_from_an_older_epoch_reaches_only_the_statistics() -> None:
+    m = machine()
+    stale = m.epoch
+    trip(m, 0.0)
+    m.admit(10.0)
+    assert m.record_failure(stale, 10.5) is None
+    assert m.state is HALF_OPEN
+    assert m.failed == 3
+
+
+def test_a_lost_probe_gives_its_permit_back_after_a_recovery_timeout() -> None:
+    m = machine()
+    trip(m, 0.0)
+    lost, _ = m.admit(10.0)
+    assert m.admit(19.0)[0] == REJECT
+    epoch, moved = m.admit(20.0)
+    assert moved is None
+    assert epoch == lost + 1
+    assert m.record_success(lost, 21.0, 0.0) is None  # the late probe is stale
+    assert m.state is HALF_OPEN
+
+
+def test_the_failure_rate_rule_trips_over_the_count_window() -> None:
+    m = machine(failure_threshold=None, failure_rate_threshold=0.5, minimum_calls=4,
+                window_size=4)
+    assert m.ticket == -1  # a window: every success is recorded
+    for now, failed in enumerate([False, True, False]):
+        record = m.record_failure if failed else m.record_success
+        assert record(0, float(now), 0.0) is None
+    assert m.record_failure(0, 3.0, 0.0) == Transition(CLOSED, OPEN)
+    assert m.failure_rate(3.0) == 0.5
+
+
+def test_the_slow_call_rule_trips_on_slow_successes() -> None:
+    m = machine(failure_threshold=None, slow_call_duration=1.0, slow_call_rate_threshold=1.0,
+                minimum_calls=2, window_size=2)
+    assert m.record_success(0, 0.0, 1.5) is None
+    assert m.record_success(0, 1.0, 2.0) == Transition(CLOSED, OPEN)
+    assert m.slow == 2
+    assert m.tripped_by is None
+
+
+def test_failures_within_a_time_window_trip_and_older_ones_do_not() -> None:
+    m = machine(failure_window=5.0)
+    m.record_failure(0, 0.0)
+    assert m.record_failure(0, 6.0) is None
+    assert m.failure_count(6.0) == 1
+    assert m.record_failure(0, 7.0) == Transition(CLOSED, OPEN)
+
+
+def test_forced_open_holds_until_forced_closed() -> None:
+    m = machine()
+    assert m.force_open(0.0) == Transition(CLOSED, OPEN)
+    assert m.peek(1e9) == REJECT
+    assert m.remaining(5.0) == math.inf
+    assert m.force_closed() == Transition(OPEN, CLOSED)
+    assert m.ticket == m.epoch
+
+
+def test_reset_clears_counters_and_keeps_epochs_growing() -> None:
+    m = machine()
+    trip(m, 0.0)
+    before = m.epoch
+    assert m.reset() == Transition(OPEN, CLOSED)
+    assert (m.failed, m.trips, m.state) == (0, 0, CLOSED)
+    assert m.epoch > before
+
+
+def test_the_break_grows_on_each_trip_in_a_row_up_to_its_maximum() -> None:
+    m = machine(recovery_timeout=1.0, recovery_timeout_multiplier=3.0,
+                max_recovery_timeout=5.0)
+    trip(m, 0.0)
+    assert m.reopen_at == 1.0
+    for start, length in [(1.0, 3.0), (4.0, 5.0), (9.0, 5.0)]:
+        epoch, _ = m.admit(start)
+        m.record_failure(epoch, start, 0.0, None)
+        assert m.reopen_at == start + length
+
+
+def test_closing_starts_the_break_duration_afresh() -> None:
+    m = machine(recovery_timeout=1.0, recovery_timeout_multiplier=2.0)
+    trip(m, 0.0)
+    epoch, _ = m.admit(1.0)
+    m.record_failure(epoch, 1.0)  # second trip in a row: 2 s
+    assert m.reopen_at == 3.0
+    epoch, _ = m.admit(3.0)
+    m.record_success(epoch, 3.0, 0.0)
+    assert m.state is CLOSED
+    trip(m, 10.0)
+    assert m.reopen_at == 11.0
+
+
+def test_break_duration_never_overflows() -> None:
+    assert break_duration(1.0, 10.0, None, 10_000) == math.inf
+    assert break_duration(1.0, 10.0, 60.0, 10_000) == 60.0
+    assert break_duration(2.0, 1.0, None, 50) == 2.0
+
+
+def test_observe_mode_trips_but_lets_every_call_through_with_a_stale_epoch() -> None:
+    m = machine(mode="observe")
+    assert m.ticket == -1  # observed calls take the recorded path
+    assert m.peek(0.0) == 0
+    assert trip(m, 0.0) == Transition(CLOSED, OPEN)
+    assert m.peek(1.0) == OBSERVED
+    assert m.admit(1.0) == (OBSERVED, None)
+    assert m.record_failure(OBSERVED, 2.0) is None  # statistics only
+    assert (m.state, m.failed, m.rejected) == (OPEN, 3, 0)
+
+
+def test_disabled_mode_neither_admits_through_the_machine_nor_records() -> None:
+    m = machine(mode="disabled")
+    assert m.peek(0.0) == DISABLED
+    assert m.admit(0.0) == (DISABLED, None)
+    assert m.record_failure(DISABLED, 0.0) is None
+    assert m.record_success(DISABLED, 0.0, 5.0) is None
+    assert (m.failed, m.slow, m.state) == (0, 0, CLOSED)
+
+
+def test_switching_mode_keeps_the_state_and_the_statistics() -> None:
+    m = machine()
+    trip(m, 0.0)
+    m.set_mode("observe")
+    assert (m.state, m.failed) == (OPEN, 2)
+    assert m.peek(1.0) == OBSERVED
+    m.set_mode("enforce")
+    assert m.peek(1.0) == REJECT
+    with pytest.raises(ValueError, match="'audit'"):
+        m.set_mode("audit")
