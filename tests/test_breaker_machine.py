@@ -4,6 +4,7 @@ clock, no lock, no call. Each test names a decision the runner relies on."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 
@@ -217,3 +218,123 @@ def test_switching_mode_keeps_the_state_and_the_statistics() -> None:
     assert m.peek(1.0) == REJECT
     with pytest.raises(ValueError, match="'audit'"):
         m.set_mode("audit")
+
+
+# --- the machine against the plain model of test_breaker_stateful ------------------------
+
+from hypothesis import settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import (  # noqa: E402
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from test_breaker_stateful import (  # noqa: E402
+    FAILURE,
+    IGNORED,
+    INTERRUPTED,
+    STEPS,
+    SUCCESS,
+    UNCOUNTED,
+    Model,
+)
+
+
+class MachineAgainstModel(RuleBasedStateMachine):
+    """Calls overlap freely: each admitted call is held with both its epoch (the
+    machine's) and its era (the model's) until a rule finishes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.held: list[tuple[int, int]] = []
+        self.seen: list[tuple[str, str]] = []
+        self.m: BreakerMachine
+        self.model: Model
+
+    @initialize(
+        window=st.sampled_from(["consecutive", "count-window", "failure-window"]),
+        failure_threshold=st.integers(1, 4),
+        success_threshold=st.integers(1, 3),
+        half_open_max_calls=st.integers(1, 3),
+        recovery_timeout=st.sampled_from([5.0, 30.0]),
+    )
+    def create(self, window: str, **config: Any) -> None:
+        extra: dict[str, Any] = {
+            "consecutive": {},
+            "count-window": {"failure_rate_threshold": 1.0, "window_size": 1000,
+                             "minimum_calls": 1000},
+            "failure-window": {"failure_window": 7.5},
+        }[window]
+        self.m = BreakerMachine(CircuitBreakerConfig(**config, **extra))
+        self.model = Model(**config, failure_window=extra.get("failure_window"),
+                           windowed=window == "count-window")
+
+    def note(self, moved: Transition | None) -> None:
+        if moved is not None:
+            self.seen.append((moved.old.value, moved.new.value))
+
+    @rule(seconds=STEPS)
+    def advance_time(self, seconds: float) -> None:
+        self.now += seconds
+
+    @rule()
+    def admit(self) -> None:
+        epoch, moved = self.m.admit(self.now)
+        self.note(moved)
+        era = self.model.admit(self.now)
+        assert (epoch == REJECT) == (era is None)
+        if era is not None:
+            self.held.append((epoch, era))
+
+    @precondition(lambda self: self.held)
+    @rule(pick=st.integers(0, 100),
+          outcome=st.sampled_from([SUCCESS, FAILURE, IGNORED, UNCOUNTED, INTERRUPTED]))
+    def finish(self, pick: int, outcome: str) -> None:
+        epoch, era = self.held.pop(pick % len(self.held))
+        if outcome in (SUCCESS, UNCOUNTED):
+            self.note(self.m.record_success(epoch, self.now, 0.0))
+        elif outcome == FAILURE:
+            self.note(self.m.record_failure(epoch, self.now, 0.0, None))
+        else:
+            self.m.release(epoch, ignored=outcome == IGNORED)
+        self.model.finish(era, outcome, self.now)
+
+    @rule()
+    def reset(self) -> None:
+        self.note(self.m.reset())
+        self.model.reset()
+
+    @rule(action=st.sampled_from(["open", "closed", "closed"]))
+    def force(self, action: str) -> None:
+        if action == "open":
+            self.note(self.m.force_open(self.now))
+            self.model.force_open(self.now)
+        else:
+            self.note(self.m.force_closed())
+            self.model.force_closed()
+
+    @invariant()
+    def decisions_match(self) -> None:
+        m, model = self.m, self.model
+        assert m.state.value == model.state
+        assert m.remaining(self.now) == model.remaining(self.now)
+        assert m.failed == model.failed
+        assert m.ignored == model.ignored
+        assert m.rejected == model.rejected
+        assert m.trips == model.trips
+        assert m.state_changes == model.state_changes
+        assert m.failure_count(self.now) == model.failure_count(self.now)
+        if model.windowed:
+            assert m.failure_rate(self.now) == model.failure_rate()
+        assert self.seen == model.transitions
+        assert (m.ticket >= 0) == (model.state == "closed" and not model.streak
+                                   and not model.windowed)
+
+
+MachineAgainstModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
+                                                 deadline=None)
+test_the_machine_decides_as_the_model = MachineAgainstModel.TestCase
