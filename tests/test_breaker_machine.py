@@ -333,6 +333,8 @@ class MachineAgainstModel(RuleBasedStateMachine):
         assert self.seen == model.transitions
         assert (m.ticket >= 0) == (model.state == "closed" and not model.streak
                                    and not model.windowed)
+        assert (self.now < m.open_until) == (model.state == "open"
+                                             and model.remaining(self.now) > 0.0)
 
 
 MachineAgainstModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40,

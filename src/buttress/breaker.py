@@ -372,6 +372,8 @@ class _StateHook:
 # to build than an object): (epoch, start, async timeout or None, outer frame).
 _Frame = tuple[int, float, Any, Any]
 _FRAMES_LOCK: Final = forksafe.lock()
+_OPEN: Final = CircuitState.OPEN  # a module global: an Enum member read costs 0.1 us
+_rejecting: Final = CircuitBreakerError.rejecting
 
 
 class CircuitBreaker(Strategy):
@@ -393,7 +395,8 @@ class CircuitBreaker(Strategy):
     """
 
     __slots__ = (
-        "__weakref__", "_count_success", "_frames", "_gate", "_lean", "_slow_limit",
+        "__weakref__", "_count_rejection", "_count_success", "_frames", "_gate", "_lean",
+        "_slow_limit",
         "_store", "_timed", "clock", "config", "events", "name",
     )
 
@@ -433,6 +436,7 @@ class CircuitBreaker(Strategy):
             config, self._notify)
         self._gate = self._store.gate
         self._count_success = self._store.count_success
+        self._count_rejection = self._store.count_rejection
         if on_state_change is not None:
             self.add_listener(on_state_change)
         # Created on the first ``with`` (most breakers are only ever decorators).
@@ -541,6 +545,16 @@ class CircuitBreaker(Strategy):
         if targets:
             deliver(targets, StateChanged("circuit_breaker", self.name, before, after))
 
+    def _open_rejection(self, now: float, until: float) -> CircuitBreakerError:
+        # The open fast path: now < gate.open_until decided it, no store call.
+        self._count_rejection()
+        remaining = until - now
+        targets = self.events.of(CallRejected)
+        if targets:
+            deliver(targets, CallRejected("circuit_breaker", self.name, CircuitState.OPEN,
+                                          remaining))
+        return _rejecting(self.name, _OPEN, remaining, self._gate.tripped_by)
+
     def _rejection(self, now: float) -> CircuitBreakerError:
         state, remaining, cause = self._store.refusal(now)
         targets = self.events.of(CallRejected)
@@ -641,9 +655,15 @@ class CircuitBreaker(Strategy):
 
     def _call_guarded(self, fn: Callable[..., Any], args: tuple[Any, ...],
                       kwargs: dict[str, Any]) -> Any:
-        epoch = self._gate.ticket
+        gate = self._gate
+        epoch = gate.ticket
         if epoch < 0:
             now = self.clock.monotonic()
+            until = gate.open_until
+            if now < until:
+                if self.config.fallback is None:
+                    raise self._open_rejection(now, until)  # here: a frame less
+                return self._reject(self._open_rejection(now, until), args, kwargs)
             epoch = self._store.admit(now)
             if epoch == REJECT:
                 return self._reject(self._rejection(now), args, kwargs)
@@ -703,9 +723,16 @@ class CircuitBreaker(Strategy):
 
     async def _acall_guarded(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                              kwargs: dict[str, Any]) -> Any:
-        epoch = self._gate.ticket
+        gate = self._gate
+        epoch = gate.ticket
         if epoch < 0:
             now = self.clock.monotonic()
+            until = gate.open_until
+            if now < until:
+                if self.config.fallback is None:
+                    raise self._open_rejection(now, until)
+                result = self._reject(self._open_rejection(now, until), args, kwargs)
+                return (await result) if isinstance(result, Awaitable) else result
             epoch = self._store.admit(now)
             if epoch == REJECT:
                 result = self._reject(self._rejection(now), args, kwargs)
@@ -764,9 +791,13 @@ class CircuitBreaker(Strategy):
         return frames
 
     def _enter(self, timeout: Any) -> None:
-        epoch = self._gate.ticket
+        gate = self._gate
+        epoch = gate.ticket
         if epoch < 0:
             now = self.clock.monotonic()
+            until = gate.open_until
+            if now < until:
+                raise self._open_rejection(now, until)
             epoch = self._store.admit(now)
             if epoch == REJECT:
                 raise self._rejection(now)

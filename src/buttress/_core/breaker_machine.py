@@ -39,8 +39,10 @@ Invariants:
   never returns can not keep the breaker from recovering.
 * ``ticket`` is the epoch while the breaker is closed, enabled, and a success
   would change nothing (no failure streak, no window, no slow-call rule);
-  otherwise it is ``-1``. It is the one field a runner may read without a
-  lock: one attribute read decides the whole success fast path.
+  otherwise it is ``-1``. ``open_until`` is ``reopen_at`` while the breaker is
+  open and enforcing, ``-inf`` otherwise. These two (and ``tripped_by``) are
+  the fields a runner may read without a lock: one attribute read decides the
+  closed success path, one comparison ``now < open_until`` the open rejection.
 """
 
 from __future__ import annotations
@@ -195,7 +197,8 @@ class BreakerMachine:
 
     __slots__ = (
         "config", "consecutive_failures", "epoch", "failed", "held_open", "ignored",
-        "last_failure_time", "mode", "open_streak", "opened_at", "probe_deadline",
+        "last_failure_time", "mode", "open_streak", "open_until", "opened_at",
+        "probe_deadline",
         "probe_successes", "probes_in_flight", "recent_failures", "rejected", "reopen_at",
         "slow", "state", "state_changes", "ticket", "tripped_by", "trips", "window",
     )
@@ -206,6 +209,7 @@ class BreakerMachine:
         self.state = _CLOSED
         self.epoch = 0
         self.ticket = -1
+        self.open_until = -math.inf
         self.opened_at = 0.0
         # The instant the open state ends; every reader compares ``now < reopen_at``.
         self.reopen_at = 0.0
@@ -235,6 +239,8 @@ class BreakerMachine:
                 and not self.consecutive_failures and self.window is None
                 and config.slow_call_duration is None)
         self.ticket = self.epoch if lean else -1
+        enforcing = self.state is _OPEN and self.mode == "enforce"
+        self.open_until = self.reopen_at if enforcing else -math.inf
 
     def _fresh_counters(self, *, fresh_window: bool) -> None:
         config = self.config
@@ -446,6 +452,7 @@ class BreakerMachine:
         moved = self._trip(now, None) if self.state is not _OPEN else None
         self.held_open = True
         self.reopen_at = math.inf
+        self._retick()
         return moved
 
     def force_closed(self) -> Transition | None:

@@ -60,10 +60,16 @@ Report = Callable[[Transition], object]
 
 
 class Gate(Protocol):
-    """What the fast path reads without a lock."""
+    """What the fast paths read without a lock (see the machine's invariants)."""
 
     @property
     def ticket(self) -> int: ...
+
+    @property
+    def open_until(self) -> float: ...
+
+    @property
+    def tripped_by(self) -> BaseException | None: ...
 
 
 class BreakerCounts(NamedTuple):
@@ -96,6 +102,8 @@ class BreakerStore(Protocol):
     #: Count a success in the epoch of ``gate.ticket`` (nothing else to
     #: record); an attribute, so that a runner may keep it bound.
     count_success: Callable[[], object]
+    #: Count a rejection decided by ``now < gate.open_until``.
+    count_rejection: Callable[[], object]
 
     def record_success(self, epoch: int, now: float, duration: float) -> None: ...
 
@@ -141,7 +149,8 @@ class MemoryStore:
     fork-safe lock, held only while the machine changes."""
 
     __slots__ = ("_delivering", "_lock", "_m", "_pending", "_rejections", "_report",
-                 "_reset_counts", "_successes", "count_success", "gate")
+                 "_reset_counts", "_successes", "count_rejection", "count_success",
+                 "gate")
 
     def __init__(self, config: CircuitBreakerConfig, report: Report) -> None:
         self._m = BreakerMachine(config)
@@ -156,6 +165,7 @@ class MemoryStore:
         self._successes = itertools.count()
         self._rejections = itertools.count()
         self.count_success: Callable[[], object] = self._successes.__next__
+        self.count_rejection: Callable[[], object] = self._rejections.__next__
         # What the counters read at the last reset (they are never replaced, so
         # a runner may keep count_success bound).
         self._reset_counts = (0, 0)
