@@ -33,8 +33,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from buttress import registry
-from buttress._core import forksafe, validate
+from buttress._core import forksafe, live, validate
 from buttress._core.breaker_machine import (
     DISABLED,
     MODES,
@@ -447,7 +446,7 @@ class CircuitBreaker(Strategy):
         # The lean decorator serves calls with no timeout and no result check:
         # the store's ticket then decides everything else.
         self._lean = config.timeout is None and config.failure_on_result is None
-        registry.observe(self)
+        live.observe(self)
 
     # reading
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from buttress._core import forksafe
+from buttress._core import live
 from buttress._core.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -27,15 +27,10 @@ __all__ = [
     "reset_circuit_breakers",
 ]
 
-_lock = forksafe.lock()
+_lock = live.lock  # one lock for both tables (see buttress._core.live)
 _named: dict[str, CircuitBreaker] = {}
-_observed: weakref.WeakValueDictionary[str, CircuitBreaker] = weakref.WeakValueDictionary()
-
-
-def observe(breaker: CircuitBreaker) -> None:
-    """Remember a live breaker by name (weakly); called by every breaker's constructor."""
-    with _lock:
-        _observed[breaker.name] = breaker
+_observed: weakref.WeakValueDictionary[str, CircuitBreaker] = live.observed
+observe = live.observe
 
 
 def get_circuit_breaker(

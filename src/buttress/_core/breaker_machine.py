@@ -50,10 +50,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from enum import StrEnum
-from typing import TYPE_CHECKING, Final, NamedTuple
-
-if TYPE_CHECKING:
-    from buttress.breaker import CircuitBreakerConfig
+from typing import Final, NamedTuple, Protocol
 
 __all__ = [
     "DECIDE",
@@ -61,6 +58,7 @@ __all__ = [
     "OBSERVED",
     "REJECT",
     "BreakerMachine",
+    "BreakerRules",
     "CircuitState",
     "Transition",
     "break_duration",
@@ -92,6 +90,40 @@ _GAUGE: Final = {CircuitState.CLOSED: 0, CircuitState.OPEN: 1, CircuitState.HALF
 _CLOSED: Final = CircuitState.CLOSED
 _OPEN: Final = CircuitState.OPEN
 _HALF_OPEN: Final = CircuitState.HALF_OPEN
+
+
+class BreakerRules(Protocol):
+    """The settings the machine decides by (``CircuitBreakerConfig`` has them all;
+    a Protocol here keeps the machine free of imports from the runner)."""
+
+    @property
+    def failure_threshold(self) -> int | None: ...
+    @property
+    def recovery_timeout(self) -> float: ...
+    @property
+    def recovery_timeout_multiplier(self) -> float: ...
+    @property
+    def max_recovery_timeout(self) -> float | None: ...
+    @property
+    def success_threshold(self) -> int: ...
+    @property
+    def half_open_max_calls(self) -> int: ...
+    @property
+    def failure_window(self) -> float | None: ...
+    @property
+    def failure_rate_threshold(self) -> float | None: ...
+    @property
+    def minimum_calls(self) -> int: ...
+    @property
+    def window_size(self) -> int: ...
+    @property
+    def slow_call_duration(self) -> float | None: ...
+    @property
+    def slow_call_rate_threshold(self) -> float | None: ...
+    @property
+    def uses_window(self) -> bool: ...
+    @property
+    def mode(self) -> str: ...
 
 
 class Transition(NamedTuple):
@@ -203,7 +235,7 @@ class BreakerMachine:
         "slow", "state", "state_changes", "ticket", "tripped_by", "trips", "window",
     )
 
-    def __init__(self, config: CircuitBreakerConfig) -> None:
+    def __init__(self, config: BreakerRules) -> None:
         self.config = config
         self.mode = config.mode
         self.state = _CLOSED

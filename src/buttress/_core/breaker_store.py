@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import NamedTuple, Protocol
 
 from buttress._core import forksafe
 from buttress._core.breaker_machine import (
@@ -47,12 +47,10 @@ from buttress._core.breaker_machine import (
     DISABLED,
     REJECT,
     BreakerMachine,
+    BreakerRules,
     CircuitState,
     Transition,
 )
-
-if TYPE_CHECKING:
-    from buttress.breaker import CircuitBreakerConfig
 
 __all__ = ["BreakerCounts", "BreakerStore", "Gate", "MemoryStore", "Report"]
 
@@ -152,7 +150,7 @@ class MemoryStore:
                  "_reset_counts", "_successes", "count_rejection", "count_success",
                  "gate")
 
-    def __init__(self, config: CircuitBreakerConfig, report: Report) -> None:
+    def __init__(self, config: BreakerRules, report: Report) -> None:
         self._m = BreakerMachine(config)
         self.gate: Gate = self._m
         self._lock = forksafe.lock()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from buttress.breaker import CircuitState
+    from buttress._core.breaker_machine import CircuitState
 
 __all__ = [
     "ButtressError",
