@@ -25,6 +25,7 @@ from buttress import (
     CircuitBreakerError,
     CircuitState,
     ConfigurationError,
+    DeadlineExceededError,
     OperationTimeoutError,
     RetryExhaustedError,
 )
@@ -54,6 +55,8 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "CircuitBreakerError": lambda: CircuitBreakerError("payments", CircuitState.OPEN, 12.5),
     "OperationTimeoutError": lambda: OperationTimeoutError(operation="query", timeout=2.0),
     "OperationTimeoutError-message": lambda: OperationTimeoutError("custom message"),
+    "DeadlineExceededError": lambda: DeadlineExceededError(operation="query", timeout=0.5,
+                                                           limit=2.0),
     "BulkheadFullError": lambda: BulkheadFullError("db", 4, 10, waited=True),
     "TimeoutPoolExhaustedError": lambda: TimeoutPoolExhaustedError(64, operation="query"),
     "DependencyError": lambda: DependencyError(503),

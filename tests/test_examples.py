@@ -24,7 +24,7 @@ EXAMPLES = sorted(path.name for path in EXAMPLES_DIR.glob("*.py"))
 # the example is about, not incidental formatting (timestamps, ports).
 EXPECTED: dict[str, tuple[str, ...]] = {
     "observability.py": (
-        'circuit_breaker_state{breaker="inventory"} 1.0',
+        'circuit_breaker_state{operation="inventory"} 1.0',
         'resilient_retries_total{operation="fetch_price"} 2.0',
         "span 'fetch_price': status=UNSET, attempts=['failure', 'failure', 'success']",
     ),

@@ -74,9 +74,13 @@ def test_a_childs_first_timed_call_does_not_wait_for_the_parents_workers() -> No
     assert in_child(lambda: Timeout(30.0).wrap(lambda: 42)()) == 0
 
 
-def test_a_child_gets_a_full_timeout_pool_even_if_the_parents_is_exhausted() -> None:
+def test_a_child_gets_a_full_timeout_pool_even_if_the_parents_is_exhausted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from buttress._core import workers
     from buttress.timeout import TimeoutPoolExhaustedError, set_max_workers
 
+    # A pool of its own: idle workers left by earlier tests would take the call.
+    monkeypatch.setattr(workers, "shared", workers.WorkerPool())
     release = threading.Event()
     previous = set_max_workers(1)
     try:

@@ -11,7 +11,6 @@ Real threads and signals: these are the defects. Every wait is bounded.
 
 from __future__ import annotations
 
-import importlib
 import signal
 import threading
 import time
@@ -29,12 +28,11 @@ from buttress import (
     TimeoutPoolExhaustedError,
     pipeline,
 )
+from buttress._core import workers
+from buttress._core.workers import Worker, WorkerPool
 from buttress.events import CallRejected
 from buttress.testing import VirtualClock
-from buttress.timeout import DEFAULT_MAX_WORKERS, _Worker, _WorkerPool, set_max_workers
-
-# The module, not the function of the same name that ``buttress`` exports.
-timeout_module = importlib.import_module("buttress.timeout")
+from buttress.timeout import DEFAULT_MAX_WORKERS, set_max_workers
 
 
 def wait_until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
@@ -46,10 +44,10 @@ def wait_until(predicate: Callable[[], bool], limit: float = 5.0) -> None:
 
 
 @pytest.fixture
-def pool(monkeypatch: pytest.MonkeyPatch) -> _WorkerPool:
+def pool(monkeypatch: pytest.MonkeyPatch) -> WorkerPool:
     """A fresh timeout pool of 8 workers, so other tests' idle workers do not count."""
-    fresh = _WorkerPool(max_workers=8)
-    monkeypatch.setattr(timeout_module, "_WORKERS", fresh)
+    fresh = WorkerPool(max_workers=8)
+    monkeypatch.setattr(workers, "shared", fresh)
     return fresh
 
 
@@ -70,11 +68,11 @@ def hang() -> Iterator[Callable[[], None]]:
 
 def test_the_default_pool_bound_is_documented_and_in_force() -> None:
     assert DEFAULT_MAX_WORKERS == 64
-    assert timeout_module._WORKERS.max_workers == DEFAULT_MAX_WORKERS
+    assert workers.shared.max_workers == DEFAULT_MAX_WORKERS
 
 
 def test_two_hundred_hung_calls_pin_no_more_threads_than_the_bound(
-        pool: _WorkerPool, hang: Callable[[], None]) -> None:
+        pool: WorkerPool, hang: Callable[[], None]) -> None:
     limited = Timeout(0.01).wrap(hang)
     outcomes: dict[str, int] = {}
     before = threading.active_count()
@@ -89,7 +87,7 @@ def test_two_hundred_hung_calls_pin_no_more_threads_than_the_bound(
 
 
 def test_a_full_pool_refuses_the_call_without_starting_it(
-        pool: _WorkerPool, hang: Callable[[], None]) -> None:
+        pool: WorkerPool, hang: Callable[[], None]) -> None:
     for _ in range(8):
         with pytest.raises(OperationTimeoutError):
             Timeout(0.01).wrap(hang)()
@@ -107,7 +105,7 @@ def test_a_full_pool_refuses_the_call_without_starting_it(
     assert "8 worker threads are busy" in str(info.value)
 
 
-def test_a_pool_refusal_is_a_bulkhead_rejection(pool: _WorkerPool,
+def test_a_pool_refusal_is_a_bulkhead_rejection(pool: WorkerPool,
                                                 hang: Callable[[], None]) -> None:
     for _ in range(8):
         with pytest.raises(OperationTimeoutError):
@@ -121,7 +119,7 @@ def test_a_pool_refusal_is_a_bulkhead_rejection(pool: _WorkerPool,
         ("timeout", "fetch", "workers exhausted")]
 
 
-def test_a_worker_freed_by_a_finished_call_serves_the_next_one(pool: _WorkerPool) -> None:
+def test_a_worker_freed_by_a_finished_call_serves_the_next_one(pool: WorkerPool) -> None:
     release = threading.Event()
     for _ in range(8):
         with pytest.raises(OperationTimeoutError):
@@ -131,7 +129,7 @@ def test_a_worker_freed_by_a_finished_call_serves_the_next_one(pool: _WorkerPool
     assert Timeout(5.0).wrap(lambda: "ok")() == "ok"
 
 
-def test_set_max_workers_changes_the_bound_and_returns_the_old_one(pool: _WorkerPool) -> None:
+def test_set_max_workers_changes_the_bound_and_returns_the_old_one(pool: WorkerPool) -> None:
     assert set_max_workers(2) == 8
     assert pool.max_workers == 2
     with pytest.raises(ValueError, match="max_workers"):
@@ -139,11 +137,11 @@ def test_set_max_workers_changes_the_bound_and_returns_the_old_one(pool: _Worker
 
 
 def test_a_pool_that_cannot_start_a_thread_does_not_count_it(
-        pool: _WorkerPool, monkeypatch: pytest.MonkeyPatch) -> None:
+        pool: WorkerPool, monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(_Worker, "start", refuse)
+    monkeypatch.setattr(Worker, "start", refuse)
     with pytest.raises(RuntimeError, match="can't start"):
         Timeout(1.0).wrap(lambda: None)()
     assert pool.alive == 0

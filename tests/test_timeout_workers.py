@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from buttress import OperationTimeoutError, Timeout
-from buttress.timeout import _WorkerPool
+from buttress._core.workers import WorkerPool
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
@@ -60,7 +60,7 @@ def test_a_hung_call_keeps_its_worker_and_later_calls_get_another() -> None:
 
 
 def test_an_idle_worker_retires_unless_it_was_just_handed_a_job() -> None:
-    pool = _WorkerPool(idle=60.0)
+    pool = WorkerPool(idle=60.0)
     done = threading.Event()
     pool.run(done.set, "job")
     assert done.wait(5)

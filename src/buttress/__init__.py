@@ -21,10 +21,12 @@ and cancellation and nearly free on the success path::
 from __future__ import annotations
 
 from buttress._core.clock import SYSTEM_CLOCK, Clock, SystemClock
+from buttress._core.context import CallContext, current_context, deadline, remaining_time
 from buttress._core.errors import (
     ButtressError,
     CircuitBreakerError,
     ConfigurationError,
+    DeadlineExceededError,
     OperationTimeoutError,
     RetryError,
     RetryExhaustedError,
@@ -120,6 +122,7 @@ __all__ = [
     "BulkheadFullError",
     "ButtressError",
     "CachedFallback",
+    "CallContext",
     "CircuitBreaker",
     "CircuitBreakerConfig",
     "CircuitBreakerError",
@@ -128,6 +131,7 @@ __all__ = [
     "CircuitState",
     "Clock",
     "ConfigurationError",
+    "DeadlineExceededError",
     "ExponentialBackoff",
     "Fallback",
     "Listeners",
@@ -162,7 +166,9 @@ __all__ = [
     "circuit_breaker",
     "clear_circuit_breakers",
     "configure",
+    "current_context",
     "database_resilient",
+    "deadline",
     "explain",
     "file_resilient",
     "get_all_circuit_breaker_stats",
@@ -176,6 +182,7 @@ __all__ = [
     "load_env",
     "ml_resilient",
     "pipeline",
+    "remaining_time",
     "remove_listener",
     "replace_circuit_breaker",
     "reset_circuit_breakers",

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from buttress._core import forksafe, live, validate
+from buttress._core import forksafe, live, operation, validate
 from buttress._core.breaker_machine import (
     DISABLED,
     MODES,
@@ -55,6 +55,7 @@ from buttress._core.events import (
 )
 from buttress._core.strategy import (
     Strategy,
+    call_hook,
     check_call,
     is_async_callable,
     logger,
@@ -111,6 +112,9 @@ class CircuitBreakerConfig:
     any of them is a failure, ignored if all of them are ignored, and a success
     otherwise.
     ``fallback(exc, *args, **kwargs)`` answers rejected calls instead of raising.
+    ``critical=True`` marks a dependency the service can not work without: while
+    such a breaker is open, :func:`~buttress.get_resilience_health` reports
+    "unhealthy" (other open breakers only make it "degraded").
     ``timeout`` limits each protected call (async calls are cancelled; sync
     decorated calls run in a worker thread; a sync ``with`` block that overruns
     is not interrupted but counts as a failure); a call that runs out of time is
@@ -147,6 +151,7 @@ class CircuitBreakerConfig:
     failure_exceptions: tuple[type[Exception], ...]
     ignored_exceptions: tuple[type[Exception], ...]
     fallback: Callable[..., Any] | None
+    critical: bool
     failure_on_result: Callable[[Any], bool] | None
     mode: str
     recovery_timeout_multiplier: float
@@ -171,12 +176,15 @@ class CircuitBreakerConfig:
         fallback: Callable[..., Any] | None = None,
         *,
         exception_whitelist: Any = _UNSET,
+        critical: bool = False,
         failure_on_result: Callable[[Any], bool] | None = None,
         mode: str = "enforce",
         recovery_timeout_multiplier: float = 1.0,
         max_recovery_timeout: float | None = None,
     ) -> None:
         o = "CircuitBreakerConfig"
+        if not isinstance(critical, bool):
+            raise ConfigurationError(f"{o}.critical must be a bool, got {critical!r}")
         if ignored_exceptions is not _UNSET and exception_whitelist is not _UNSET:
             raise ConfigurationError(
                 f"{o}.ignored_exceptions and its alias exception_whitelist are both given: "
@@ -222,6 +230,7 @@ class CircuitBreakerConfig:
                                                            failure_exceptions),
             "ignored_exceptions": validate.exception_types(o, ignored_field, ignored),
             "fallback": validate.optional_callable(o, "fallback", fallback),
+            "critical": critical,
             "failure_on_result": validate.optional_callable(o, "failure_on_result",
                                                             failure_on_result),
             "mode": _mode(o, mode),
@@ -446,7 +455,8 @@ class CircuitBreaker(Strategy):
         # The lean decorator serves calls with no timeout and no result check:
         # the store's ticket then decides everything else.
         self._lean = config.timeout is None and config.failure_on_result is None
-        live.observe(self)
+        for hook in live.observe(self):  # exporters give a new breaker its series
+            call_hook(hook, self)
 
     # reading
 
@@ -533,6 +543,8 @@ class CircuitBreaker(Strategy):
 
     def _notify(self, moved: Transition) -> None:
         before, after = moved
+        if after is CircuitState.OPEN:
+            operation.tripped()  # counted for the call that tripped it, if measured
         level = logging.WARNING if after is CircuitState.OPEN else logging.INFO
         if should_log(level):
             logger.log(

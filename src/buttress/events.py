@@ -25,11 +25,13 @@ from buttress._core.events import (
     register_kind,
     remove_listener,
 )
+from buttress._core.operation import CallFinished
 
 __all__ = [
     "GLOBAL",
     "AttemptFailed",
     "AttemptStarted",
+    "CallFinished",
     "CallRejected",
     "Event",
     "FallbackUsed",

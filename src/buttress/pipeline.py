@@ -11,16 +11,17 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
-from buttress._core.clock import Clock
+from buttress._core import operation
+from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.events import Listeners
-from buttress._core.strategy import Strategy
+from buttress._core.strategy import Strategy, operation_name
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.bulkhead import Bulkhead, BulkheadConfig
 from buttress.fallback import CachedFallback, Fallback
 from buttress.retry import Retry, RetryConfig
 from buttress.timeout import Timeout, TimeoutConfig
 
-__all__ = ["Pipeline", "pipeline"]
+__all__ = ["Pipeline", "operation_name_of", "pipeline"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Final[Any] = object()
@@ -36,11 +37,17 @@ class Pipeline(Strategy):
 
     Listeners added to ``protect.events`` hear the events of every strategy in
     the pipeline (a strategy shared by two pipelines reports to both).
+
+    Each call is one operation (:mod:`buttress._core.operation`): its name is
+    given by :func:`operation_name_of`, every stage's per-call events are
+    labelled with it by the exporters, and the call ends with one
+    ``CallFinished`` event (outcome and duration) when somebody listens.
     """
 
-    __slots__ = ("events", "strategies")
+    __slots__ = ("_outcomes", "events", "strategies")
 
     order = 0
+    _measures_itself = True
 
     def __init__(self, *strategies: Strategy) -> None:
         for strategy in strategies:
@@ -54,6 +61,10 @@ class Pipeline(Strategy):
             hub = getattr(strategy, "events", None)
             if isinstance(hub, Listeners):
                 hub.attach(self.events)
+        # Hears whoever listens to any of the strategies (each listener once):
+        # where the call's one CallFinished goes.
+        hubs = [getattr(s, "events", None) for s in self.strategies]
+        self._outcomes = Listeners(*(h for h in hubs if isinstance(h, Listeners)))
 
     def detach(self) -> None:
         """Stop hearing the events of this pipeline's strategies (for a pipeline
@@ -69,16 +80,53 @@ class Pipeline(Strategy):
         original = fn
         for strategy in reversed(self.strategies):
             fn = functools.wraps(original)(strategy.wrap(fn))
-        return fn
+        return operation.measure(fn, self._outcomes, operation_name_of(self.strategies, original),
+                                 _clock_of(self.strategies))
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         original = fn
         for strategy in reversed(self.strategies):
             fn = functools.wraps(original)(strategy.wrap_async(fn))
-        return fn
+        return operation.measure_async(fn, self._outcomes,
+                                       operation_name_of(self.strategies, original),
+                                       _clock_of(self.strategies))
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(map(repr, self.strategies))})"
+
+
+def operation_name_of(strategies: tuple[Strategy, ...] | list[Strategy],
+                      fn: Callable[..., Any]) -> str:
+    """The one name every stage of a protected call reports under: the first name
+    given to a per-call stage, in pipeline order (a fallback's ``name``, a retry's
+    ``name``, a timeout's ``operation_name``, a bulkhead's ``name``), else the
+    function's module-qualified name. A breaker's name is not used: it names a
+    dependency, which many operations may share (its state and trips keep it)."""
+    return _given_name(strategies) or operation_name(fn)
+
+
+def _given_name(strategies: tuple[Strategy, ...] | list[Strategy]) -> str | None:
+    for strategy in strategies:
+        given: str | None = None
+        if isinstance(strategy, Retry):
+            given = strategy.config.name
+        elif isinstance(strategy, Timeout):
+            given = strategy.config.operation_name
+        elif isinstance(strategy, Fallback | CachedFallback | Bulkhead):
+            given = strategy.name
+        elif isinstance(strategy, Pipeline):
+            given = _given_name(strategy.strategies)
+        if given:
+            return given
+    return None
+
+
+def _clock_of(strategies: tuple[Strategy, ...]) -> Clock:
+    for strategy in strategies:
+        clock = getattr(strategy, "clock", None)
+        if clock is not None:
+            return clock  # type: ignore[no-any-return]
+    return SYSTEM_CLOCK
 
 
 def pipeline(

@@ -9,10 +9,12 @@ not a silent second breaker. Breakers constructed directly are observed too
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from buttress._core import live
 from buttress._core.errors import ConfigurationError
+from buttress._core.strategy import call_hook
 
 if TYPE_CHECKING:
     from buttress._core.clock import Clock
@@ -30,7 +32,24 @@ __all__ = [
 _lock = live.lock  # one lock for both tables (see buttress._core.live)
 _named: dict[str, CircuitBreaker] = {}
 _observed: weakref.WeakValueDictionary[str, CircuitBreaker] = live.observed
-observe = live.observe
+
+
+def observe(breaker: CircuitBreaker) -> None:
+    """Remember a live breaker by name (weakly); called by every breaker's constructor.
+    Hooks given to :func:`on_breaker_created` hear of it (exporters give a new
+    breaker its state series at once)."""
+    for hook in live.observe(breaker):
+        call_hook(hook, breaker)
+
+
+def on_breaker_created(hook: Callable[[CircuitBreaker], object]) -> None:
+    """Call ``hook(breaker)`` for every breaker created from now on."""
+    live.on_created(hook)
+
+
+def remove_breaker_hook(hook: Callable[[CircuitBreaker], object]) -> None:
+    """Stop calling ``hook`` (a no-op if it is not there)."""
+    live.remove_hook(hook)
 
 
 def get_circuit_breaker(

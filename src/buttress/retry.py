@@ -5,6 +5,11 @@ attempt did, it answers *retry after d seconds*, *give up* or *raise as is*.
 Two short loops drive it, one sync and one async; they are the only code here
 that sleeps. The success path of a decorated call is one ``try`` and the call.
 
+Retrying honours the call's deadline (:mod:`buttress._core.context`): it never
+starts a wait that would end at or past it, and gives up instead, saying so.
+From the second attempt on it puts the attempt number in the call's context;
+the first attempt, and so the success path, never touches the context.
+
 Only :class:`Exception` subclasses are ever caught, so ``asyncio.CancelledError``,
 ``KeyboardInterrupt``, ``SystemExit`` and ``GeneratorExit`` always propagate at
 once and are never retried or counted.
@@ -19,8 +24,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar, overload
 
-from buttress._core import validate
+from buttress._core import operation, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.context import CURRENT, RetryContext, remaining_time
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, RetryExhaustedError
 from buttress._core.events import (
     GLOBAL,
@@ -325,13 +331,16 @@ _ALIASES: Final = {
 
 class Decision:
     """What the policy says after an attempt: retry after ``delay``, give up, or
-    let the exception through untouched."""
+    let the exception through untouched. Giving up because the call's deadline
+    would pass during the next wait is its own kind, ``DEADLINE`` (``delay``
+    is the wait that did not fit)."""
 
     __slots__ = ("delay", "kind")
 
     RETRY: ClassVar[str] = "retry"
     GIVE_UP_KIND: ClassVar[str] = "give_up"
     RAISE_KIND: ClassVar[str] = "raise"
+    DEADLINE_KIND: ClassVar[str] = "deadline"
 
     GIVE_UP: ClassVar[Decision]
     RAISE: ClassVar[Decision]
@@ -366,11 +375,14 @@ class RetryState:
     """Per-call bookkeeping; created only once a call needs it (on the first
     failure, or up front when a deadline or a listener needs the start time)."""
 
-    __slots__ = ("attempts", "last_exception", "last_result", "name", "previous_delay", "start")
+    __slots__ = ("attempts", "last_exception", "last_result", "name", "operation",
+                 "previous_delay", "start")
 
     def __init__(self, start: float | None = None, attempts: int = 1,
                  name: str | None = None) -> None:
         self.start = start
+        # The token of the operation this call opened, as the outermost layer.
+        self.operation: Any = None
         self.attempts = attempts
         self.name = name
         self.previous_delay = 0.0
@@ -416,19 +428,22 @@ class RetryPolicy:
         check = self.config.retry_on_result
         return check is None or not check(result)
 
-    def after_exception(self, state: RetryState, exc: Exception, now: float) -> Decision:
-        """Decide after attempt ``state.attempts`` raised ``exc``."""
+    def after_exception(self, state: RetryState, exc: Exception, now: float,
+                        left: float | None = None) -> Decision:
+        """Decide after attempt ``state.attempts`` raised ``exc``; ``left`` is the
+        time left of the call's deadline (seconds), None without one."""
         state.last_exception = exc
         state.last_result = None
         if not self.config.should_retry(exc):
             return Decision.RAISE
-        return self._schedule(state, now, exc)
+        return self._schedule(state, now, exc, left)
 
-    def after_result(self, state: RetryState, result: Any, now: float) -> Decision:
+    def after_result(self, state: RetryState, result: Any, now: float,
+                     left: float | None = None) -> Decision:
         """Decide after attempt ``state.attempts`` returned a rejected ``result``."""
         state.last_exception = None
         state.last_result = result
-        return self._schedule(state, now, None)
+        return self._schedule(state, now, None, left)
 
     def _hint(self, exc: Exception) -> float | None:
         hint_of = self.config.retry_after
@@ -438,7 +453,8 @@ class RetryPolicy:
             return float(min(hint, self.config.max_delay, DELAY_CEILING))
         return None
 
-    def _schedule(self, state: RetryState, now: float, exc: Exception | None) -> Decision:
+    def _schedule(self, state: RetryState, now: float, exc: Exception | None,
+                  left: float | None) -> Decision:
         config = self.config
         if config.max_attempts is not None and state.attempts >= config.max_attempts:
             return Decision.GIVE_UP  # before the hint: no retry_after call without a retry
@@ -447,29 +463,46 @@ class RetryPolicy:
         if (config.deadline is not None and state.start is not None
                 and (now - state.start) + delay > config.deadline):
             return Decision.GIVE_UP
+        if left is not None and delay >= left:
+            # The next attempt would start at or after the call's deadline.
+            return Decision(Decision.DEADLINE_KIND, delay)
         state.previous_delay = delay
         return Decision.retry_after(delay)
 
     def final_error(self, state: RetryState, decision: Decision, clock: Clock) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
+        _end_operation(state)
+        operation.attempted(state.attempts)
         gave_up = self.events.of(GaveUp)
+        out_of_time = decision.kind == Decision.DEADLINE_KIND
         if gave_up:
-            reason = "not_retryable" if decision is Decision.RAISE else "exhausted"
+            reason = ("not_retryable" if decision is Decision.RAISE
+                      else "deadline" if out_of_time else "exhausted")
             deliver(gave_up, GaveUp("retry", state.name, state.attempts, last, reason,
                                     self._duration(state, clock)))
         if decision is Decision.RAISE and last is not None:
             return last
+        why = None
+        if out_of_time:
+            left = remaining_time()
+            why = (f"the call's deadline ran out: the next wait was {decision.delay:g}s"
+                   + (f" with {left:g}s left" if left is not None else ""))
         if should_log(logging.WARNING):
             logger.warning(
-                "%s: giving up after %d attempts (%s)", state.name or "retry", state.attempts,
+                "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
                 describe(last) if last is not None else "result rejected",
+                f"; {why}" if why else "",
                 extra={"operation": state.name, "attempts": state.attempts,
                        "outcome": "gave_up"},
             )
         if self.config.reraise and last is not None:
+            if why:
+                last.add_note(f"buttress: retrying stopped after {state.attempts} attempts; "
+                              f"{why}")
             return last
-        error = RetryExhaustedError(state.attempts, last, state.last_result, self.config.name)
+        error = RetryExhaustedError(state.attempts, last, state.last_result, self.config.name,
+                                    reason=why)
         error.__cause__ = last
         return error
 
@@ -482,6 +515,7 @@ class RetryPolicy:
     def interrupted(self, state: RetryState, exc: BaseException, clock: Clock) -> None:
         """Report a call ended by cancellation, an interrupt or an exit: it gave up
         with reason "cancelled" (never retried, and not a verdict on the callee)."""
+        _end_operation(state)
         targets = self.events.of(GaveUp)
         if targets:
             deliver(targets, GaveUp("retry", state.name, state.attempts, exc, "cancelled",
@@ -502,10 +536,12 @@ class RetryPolicy:
             deliver(failed, AttemptFailed("retry", state.name, state.attempts, failure,
                                           None if failure is not None else result))
         now = clock.monotonic() if self.config.deadline is not None else 0.0
+        call = CURRENT.get()  # inline, not remaining_time(): this runs per retry
+        left = None if call is None else call.remaining()
         if failure is not None:
-            decision = self.after_exception(state, failure, now)
+            decision = self.after_exception(state, failure, now, left)
         else:
-            decision = self.after_result(state, result, now)
+            decision = self.after_result(state, result, now, left)
         if decision.kind != Decision.RETRY:
             raise self.final_error(state, decision, clock)
         self.notify_retry(state, decision.delay)
@@ -516,6 +552,9 @@ class RetryPolicy:
         reported as a success)."""
         if not self.accepts(result):
             return False
+        _end_operation(state)
+        if state.attempts > 1:
+            operation.attempted(state.attempts)  # for the enclosing operation's record
         targets = self.events.of(Succeeded)
         if targets:
             deliver(targets, Succeeded("retry", state.name, state.attempts,
@@ -524,6 +563,7 @@ class RetryPolicy:
 
     def notify_retry(self, state: RetryState, delay: float) -> None:
         """Report the retry about to happen (and log it once, at WARNING)."""
+        operation.retried()
         if should_log(logging.WARNING):
             failure = state.last_exception
             logger.warning(
@@ -537,6 +577,24 @@ class RetryPolicy:
         if targets:
             deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
                                             state.last_exception))
+
+
+def _end_operation(state: RetryState) -> None:
+    """Close the operation this call opened, if it did, before its outcome is
+    reported: a retry that is the outermost layer reports the call's one outcome
+    itself (``Succeeded``/``GaveUp``), and listeners count those heard outside
+    any operation."""
+    token = state.operation
+    if token is not None:
+        state.operation = None
+        operation.close_operation(token)
+
+
+def _open_operation(state: RetryState, named: operation.Operation) -> None:
+    # ``named`` is shared by every call of one wrapped function: it only names
+    # the call for inner layers and listeners (the retry counts its own attempts).
+    if operation.current() is None:
+        state.operation = operation.open_operation(named)
 
 
 class _Hook:
@@ -593,20 +651,28 @@ def _resume_sync(
     result: Any,
 ) -> Any:
     """Continue a sync call after its first attempt failed or was rejected."""
-    while True:
-        delay = policy.next_delay(state, failure, result, clock)
-        if delay > 0.0:
-            clock.sleep(delay)
-        state.attempts += 1
-        policy.started(state)
-        try:
-            result = fn(*args, **kwargs)
-        except Exception as exc:
-            failure = exc
-            continue
-        failure = None
-        if policy.finished(state, result, clock):
-            return result
+    outer = CURRENT.get()
+    token = None
+    try:
+        while True:
+            delay = policy.next_delay(state, failure, result, clock)
+            if delay > 0.0:
+                clock.sleep(delay)
+            state.attempts += 1
+            if token is None:  # from here on the context counts this call's attempts
+                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
+            policy.started(state)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+                continue
+            failure = None
+            if policy.finished(state, result, clock):
+                return result
+    finally:
+        if token is not None:
+            CURRENT.reset(token)
 
 
 async def _resume_async(
@@ -620,20 +686,31 @@ async def _resume_async(
     result: Any,
 ) -> Any:
     """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
-    while True:
-        delay = policy.next_delay(state, failure, result, clock)
-        if delay > 0.0:
-            await clock.async_sleep(delay)
-        state.attempts += 1
-        policy.started(state)
-        try:
-            result = await fn(*args, **kwargs)
-        except Exception as exc:
-            failure = exc
-            continue
-        failure = None
-        if policy.finished(state, result, clock):
-            return result
+    outer = CURRENT.get()
+    token = None
+    try:
+        while True:
+            delay = policy.next_delay(state, failure, result, clock)
+            if delay > 0.0:
+                await clock.async_sleep(delay)
+            state.attempts += 1
+            if token is None:  # from here on the context counts this call's attempts
+                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
+            policy.started(state)
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+                continue
+            failure = None
+            if policy.finished(state, result, clock):
+                return result
+    finally:
+        if token is not None:
+            try:  # noqa: SIM105 - as cheap as it gets on the way out
+                CURRENT.reset(token)
+            except ValueError:
+                pass  # closed by the garbage collector, outside the task's context
 
 
 class Attempt:
@@ -692,6 +769,9 @@ class Retry(Strategy):
     __slots__ = ("_mode", "clock", "config", "events", "policy")
 
     order = 20
+    # A retry opens its call's operation itself, on its watched path (only when
+    # somebody listens), and reports its outcome as Succeeded/GaveUp.
+    _measures_itself = True
 
     def __init__(
         self,
@@ -731,9 +811,11 @@ class Retry(Strategy):
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         policy, clock, events = self.policy, self.clock, self.policy.events
         name = self.config.name or operation_name(fn)
+        named = operation.Operation(name)
 
         def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name)
+            _open_operation(state, named)
             try:
                 try:
                     result = fn(*args, **kwargs)
@@ -748,6 +830,8 @@ class Retry(Strategy):
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
                 raise
+            finally:
+                _end_operation(state)  # also when a retry_condition raised
 
         if not policy.is_lean:
             return retrying_watched
@@ -769,9 +853,11 @@ class Retry(Strategy):
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         policy, clock, events = self.policy, self.clock, self.policy.events
         name = self.config.name or operation_name(fn)
+        named = operation.Operation(name)
 
         async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
             state = policy.begin(clock, name)
+            _open_operation(state, named)
             try:
                 try:
                     result = await fn(*args, **kwargs)
@@ -787,6 +873,8 @@ class Retry(Strategy):
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
                 raise
+            finally:
+                _end_operation(state)  # also when a retry_condition raised
 
         if not policy.is_lean:
             return retrying_watched

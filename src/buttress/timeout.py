@@ -6,13 +6,22 @@ thread and the caller stops waiting when time is up; the worker finishes in the
 background. The ``SIGALRM`` variant does interrupt sync code, but only where
 that is valid: the main thread on Unix; nested, every limit keeps its deadline.
 
-The worker threads form one pool of at most :data:`DEFAULT_MAX_WORKERS` (64,
-see :func:`set_max_workers`). A call that overruns keeps its worker until it
-ends, so a hanging dependency pins at most that many threads; with all of them
-busy a timed sync call is refused at once with :class:`TimeoutPoolExhaustedError`
-(a :class:`~buttress.BulkheadFullError`) instead of starting another thread.
-A call that has not started when its caller gives up (queued behind a bulkhead
-in the worker) never starts. In a forked child the pool starts empty.
+The worker threads form one shared pool (``buttress._core.workers``) of at
+most :data:`DEFAULT_MAX_WORKERS` (64, see :func:`set_max_workers`). A call that
+overruns keeps its worker until it ends, so a hanging dependency pins at most
+that many threads; with all of them busy a timed sync call is refused at once
+with :class:`TimeoutPoolExhaustedError` (a :class:`~buttress.BulkheadFullError`)
+instead of starting another thread. A call that has not started when its
+caller gives up (queued behind a bulkhead in the worker) never starts. In a
+forked child the pool starts empty.
+
+A timeout tightens the call's deadline (``buttress._core.context``): inside it,
+:func:`~buttress.remaining_time` is the earlier of its limit and any outer
+deadline (an outer timeout, a :func:`~buttress.deadline` block), in the worker
+thread of a sync call too. When the outer deadline is the earlier, that is the
+limit enforced, and running out of it raises
+:class:`~buttress.DeadlineExceededError`; a call whose deadline has already
+passed is not started.
 
 Every timeout raises :class:`OperationTimeoutError` (a builtin ``TimeoutError``)
 naming the operation and the limit, unless ``TimeoutConfig.exception_class``
@@ -31,13 +40,14 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar
 
-from buttress._core import forksafe, validate
+from buttress._core import validate, workers
 from buttress._core.caller import Caller, run_for
 from buttress._core.caller import current as current_caller
 from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
-from buttress._core.errors import ButtressError, OperationTimeoutError
+from buttress._core.context import CURRENT, NO_ITEMS, CallContext, within
+from buttress._core.errors import ButtressError, DeadlineExceededError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, TimedOut, deliver
 from buttress._core.strategy import (
     Strategy,
@@ -46,6 +56,7 @@ from buttress._core.strategy import (
     operation_name,
     should_log,
 )
+from buttress._core.workers import DEFAULT_MAX_WORKERS, set_max_workers
 from buttress.bulkhead import BulkheadFullError
 
 __all__ = [
@@ -135,7 +146,7 @@ async def await_with_timeout(
     return result
 
 
-class _Limited:
+class _Limited(CallContext):
     """An awaitable that runs another under a time limit, arming the timer only
     if the other suspends.
 
@@ -148,46 +159,77 @@ class _Limited:
     The semantics are those of ``asyncio.timeout``: a synchronous first step
     can not be interrupted there either, as no timer runs while it does.
     Measured by ``python -m benchmarks --cases pipeline``.
+
+    It is also the call's context when no outer one exists (the common case):
+    this object is made per call anyway, and a separate context object, made
+    and filled through a constructor, doubled the timeout's cost for a call
+    that never waits. With an outer context, a derived one is made instead.
     """
 
-    __slots__ = ("awaitable", "clock", "config", "events", "operation", "seconds")
+    __slots__ = ("_awaitable", "_config", "_events", "_seconds")
 
     def __init__(self, awaitable: Awaitable[T], seconds: float, clock: Clock,
                  operation: str | None, config: TimeoutConfig | None,
                  events: Listeners | None) -> None:
-        self.awaitable = awaitable
-        self.seconds = seconds
-        self.clock = clock
-        self.operation = operation
-        self.config = config
-        self.events = events
+        # The context's fields; _deadline is set when the call starts.
+        self._operation = operation
+        self._clock = clock
+        self._attempt = 1
+        self._items = NO_ITEMS
+        self._awaitable = awaitable
+        self._seconds = seconds
+        self._config = config
+        self._events = events
 
     def __await__(self) -> Generator[Any, Any, Any]:
-        clock = self.clock
+        clock = self._clock
         start = clock.monotonic()
-        awaitable = self.awaitable
+        seconds = self._seconds
+        outer = CURRENT.get()
+        own: float | None = None
+        if outer is None:
+            self._deadline = start + seconds
+            call: CallContext = self
+        else:
+            call, seconds, bound = within(outer, seconds, clock, start, self._operation)
+            if bound:
+                own = self._seconds
+        awaitable = self._awaitable
         steps: Any = awaitable if isinstance(awaitable, Coroutine) else awaitable.__await__()
+        if own is not None and seconds <= 0.0:
+            close = getattr(steps, "close", None)
+            if close is not None:
+                close()  # never started: no "never awaited" warning
+            raise _expired(seconds, self._operation, self._config, self._events, own)
+        token = CURRENT.set(call)
         try:
-            pending = steps.send(None)
-        except StopIteration as done:
-            return done.value
-        remaining = max(0.0, self.seconds - (clock.monotonic() - start))
-        limit: AsyncTimeout = clock.timeout(remaining)
-        yield from limit.__aenter__().__await__()
-        try:
-            result = yield from _drive(steps, pending)
-        except BaseException as exc:
             try:
-                yield from limit.__aexit__(
-                    type(exc), exc, exc.__traceback__).__await__()
-            except TimeoutError as expired:
-                if not limit.expired():
-                    raise
-                raise _expired(self.seconds, self.operation, self.config,
-                               self.events) from expired
-            raise
-        yield from limit.__aexit__(None, None, None).__await__()
-        return result
+                pending = steps.send(None)
+            except StopIteration as done:
+                return done.value
+            remaining = max(0.0, seconds - (clock.monotonic() - start))
+            limit: AsyncTimeout = clock.timeout(remaining)
+            yield from limit.__aenter__().__await__()
+            try:
+                result = yield from _drive(steps, pending)
+            except BaseException as exc:
+                try:
+                    yield from limit.__aexit__(
+                        type(exc), exc, exc.__traceback__).__await__()
+                except TimeoutError as expired:
+                    if not limit.expired():
+                        raise
+                    raise _expired(seconds, self._operation, self._config,
+                                   self._events, own) from expired
+                raise
+            yield from limit.__aexit__(None, None, None).__await__()
+            return result
+        finally:
+            # Not contextlib.suppress: this runs on every call, and try costs nothing.
+            try:  # noqa: SIM105
+                CURRENT.reset(token)
+            except ValueError:
+                pass  # closed by the garbage collector, outside the task's context
 
 
 def _drive(steps: Any, pending: Any) -> Generator[Any, Any, Any]:
@@ -212,15 +254,21 @@ def _drive(steps: Any, pending: Any) -> Generator[Any, Any, Any]:
 
 
 def _expired(seconds: float, operation: str | None, config: TimeoutConfig | None,
-             events: Listeners | None) -> BaseException:
-    """Report a timeout and return the error to raise for it."""
+             events: Listeners | None, own: float | None = None) -> BaseException:
+    """Report a timeout and return the error to raise for it. ``own`` is the
+    timeout's own limit when an earlier deadline cut it to ``seconds``."""
     targets = events.of(TimedOut) if events is not None else ()
     if targets:
         deliver(targets, TimedOut("timeout", operation, seconds))
     if should_log(logging.WARNING):
-        logger.warning("%s: timed out after %gs", operation or "operation", seconds,
+        logger.warning("%s: %s after %gs", operation or "operation",
+                       "timed out" if own is None else "deadline ran out", seconds,
                        extra={"operation": operation, "timeout": seconds,
                               "outcome": "timeout"})
+    if own is not None:
+        # The deadline is not this timeout's: its exception_class does not apply.
+        name = (config.operation_name if config is not None else None) or operation
+        return DeadlineExceededError(operation=name, timeout=seconds, limit=own)
     return (config.error(operation) if config is not None
             else OperationTimeoutError(operation=operation, timeout=seconds))
 
@@ -271,135 +319,6 @@ class TimeoutPoolExhaustedError(BulkheadFullError):
                   f"was not started; see buttress.timeout.set_max_workers")
 
 
-class _Worker(threading.Thread):
-    """A daemon thread that runs jobs handed to it, one at a time, and ends after
-    ``idle`` seconds without one."""
-
-    def __init__(self, pool: _WorkerPool) -> None:
-        super().__init__(name="buttress-timeout-idle", daemon=True)
-        self.pool = pool
-        self.jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-
-    def run(self) -> None:
-        pool = self.pool
-        while True:
-            try:
-                job = self.jobs.get(timeout=pool.idle)
-            except queue.Empty:
-                if pool.retire(self):
-                    return
-                continue  # handed a job just as the wait ran out: it is queued
-            job()
-            pool.rest(self)
-
-
-DEFAULT_MAX_WORKERS: Final = 64
-"""Worker threads the sync timeout pool may run at once, unless
-:func:`set_max_workers` says otherwise."""
-
-
-class _WorkerPool:
-    """Reusable worker threads for sync timeouts, at most ``max_workers`` of them.
-
-    Starting a thread per call cost about 100 µs; handing the call to an idle
-    worker costs a fraction of that. With none idle a new worker starts, up to
-    ``max_workers``; beyond that the call is refused (:meth:`run` returns False)
-    rather than queued, as a queued call would only wait behind hung ones. A
-    call that overruns its timeout keeps its worker busy until it ends (nothing
-    can stop it safely), so a dependency that hangs can hold at most
-    ``max_workers`` threads. Idle workers end after ``idle`` seconds.
-
-    In a forked child the parent's workers do not exist: the pool forgets them.
-    """
-
-    def __init__(self, idle: float = 30.0, max_workers: int = DEFAULT_MAX_WORKERS) -> None:
-        self.idle = idle
-        self.max_workers = max_workers
-        self._lock = forksafe.lock()
-        self._resting: list[_Worker] = []
-        self._alive = 0  # workers started and not retired: busy plus resting
-        forksafe.register(self)
-
-    def run(self, job: Callable[[], None], name: str) -> bool:
-        """Hand ``job`` to a worker; False (and nothing runs) if all are busy."""
-        with self._lock:
-            if self._resting:
-                worker = self._resting.pop()
-            elif self._alive >= self.max_workers:
-                return False
-            else:
-                self._alive += 1
-                worker = None
-        if worker is None:
-            worker = _Worker(self)
-            try:
-                worker.start()
-            except BaseException:  # RuntimeError: can't start new thread
-                with self._lock:
-                    self._alive -= 1
-                raise
-        worker.name = name
-        worker.jobs.put(job)
-        return True
-
-    def rest(self, worker: _Worker) -> None:
-        worker.name = "buttress-timeout-idle"
-        with self._lock:
-            self._resting.append(worker)
-
-    def retire(self, worker: _Worker) -> bool:
-        """Whether an idle ``worker`` may end (False: it was just handed a job)."""
-        with self._lock:
-            if worker in self._resting:
-                self._resting.remove(worker)
-                self._alive -= 1
-                return True
-            return False
-
-    def _after_fork_in_child(self) -> None:
-        # Only the forking thread survives a fork: none of the workers did.
-        self._resting = []
-        self._alive = 0
-
-    @property
-    def resting(self) -> int:
-        """Idle workers now."""
-        return len(self._resting)
-
-    @property
-    def alive(self) -> int:
-        """Workers now, busy or idle."""
-        return self._alive
-
-
-_WORKERS = _WorkerPool()
-
-
-def set_max_workers(max_workers: int) -> int:
-    """Bound the worker threads of sync timeouts; return the previous bound.
-
-    Every sync call under a (thread-based) timeout runs on a worker of one
-    shared pool, and a call that overruns its timeout keeps its worker until it
-    ends. The bound caps what a hanging dependency can pin: once every worker
-    is busy, further timed sync calls raise :class:`TimeoutPoolExhaustedError`
-    at once instead of starting a thread each. Size it to the sync calls you
-    expect in flight at once (for example your server's thread count) plus a
-    margin for hung ones. The default is :data:`DEFAULT_MAX_WORKERS` (64).
-    Lowering it stops no running worker; it applies to new ones::
-
-        >>> previous = set_max_workers(200)
-        >>> previous
-        64
-        >>> _ = set_max_workers(previous)
-
-    .. versionadded:: 0.2
-    """
-    validate.integer("set_max_workers", "max_workers", max_workers, minimum=1)
-    with _WORKERS._lock:
-        previous, _WORKERS.max_workers = _WORKERS.max_workers, max_workers
-    return previous
-
-
 def call_with_thread_timeout(
     fn: Callable[..., T],
     args: tuple[Any, ...],
@@ -418,7 +337,16 @@ def call_with_thread_timeout(
     when its caller stops waiting (still queued behind a bulkhead in the
     worker) never starts. With every worker of the pool busy the call is
     refused with :class:`TimeoutPoolExhaustedError`.
+
+    The limit is the earlier of ``seconds`` and the current call's deadline,
+    which the worker sees tightened to it (:func:`~buttress.remaining_time`).
     """
+    own: float | None = seconds
+    call, seconds, bound = within(CURRENT.get(), seconds, clock, clock.monotonic(), operation)
+    if not bound:
+        own = None
+    elif seconds <= 0.0:
+        raise _expired(seconds, operation, config, events, own)  # never started
     context = contextvars.copy_context()
     name = f"buttress-timeout-{operation or getattr(fn, '__name__', 'call')}"
     caller = Caller()
@@ -436,16 +364,16 @@ def call_with_thread_timeout(
                 if caller.gave_up:
                     return  # the caller stopped waiting before the worker got here
                 try:
-                    results.put((True, context.run(run_for, caller, fn, args, kwargs)))
+                    results.put((True, context.run(run_for, caller, call, fn, args, kwargs)))
                 except BaseException as exc:  # handed to the caller below
                     results.put((False, exc))
 
-            if not _WORKERS.run(work_now, name):
+            if not workers.shared.run(work_now, name):
                 raise _exhausted(operation, events)
             try:
                 ok, value = results.get(timeout=seconds)
             except queue.Empty:
-                raise _expired(seconds, operation, config, events) from None
+                raise _expired(seconds, operation, config, events, own) from None
         else:
             outcome: list[tuple[bool, Any]] = []
             done = _Done()
@@ -454,16 +382,16 @@ def call_with_thread_timeout(
                 try:
                     done.watched.wait()
                     if not caller.gave_up:
-                        outcome.append((True, context.run(run_for, caller, fn, args, kwargs)))
+                        outcome.append((True, context.run(run_for, caller, call, fn, args, kwargs)))
                 except BaseException as exc:  # handed to the caller below
                     outcome.append((False, exc))
                 finally:
                     done.set()
 
-            if not _WORKERS.run(work, name):
+            if not workers.shared.run(work, name):
                 raise _exhausted(operation, events)
             if not clock.wait(done, seconds):
-                raise _expired(seconds, operation, config, events)
+                raise _expired(seconds, operation, config, events, own)
             ok, value = outcome[0]
     except BaseException:
         # Timed out, or interrupted while waiting (Ctrl-C, a signal): either way
@@ -482,7 +410,7 @@ def _exhausted(operation: str | None, events: Listeners | None) -> TimeoutPoolEx
     targets = events.of(CallRejected) if events is not None else ()
     if targets:
         deliver(targets, CallRejected("timeout", operation, "workers exhausted", 0.0))
-    return TimeoutPoolExhaustedError(_WORKERS.max_workers, operation)
+    return TimeoutPoolExhaustedError(workers.shared.max_workers, operation)
 
 
 def call_with_signal_timeout(
@@ -499,6 +427,10 @@ def call_with_signal_timeout(
     or any ``setitimer``/``alarm`` with a handler) that is due before this
     limit still fires on time, through its own handler; one due later is
     re-armed, for its remaining time, when this call ends.
+
+    The limit is the earlier of the config's and the current call's deadline
+    (measured on real time, as the signal is), which the call sees tightened
+    to it (:func:`~buttress.remaining_time`).
     """
     if not hasattr(signal, "SIGALRM"):
         raise RuntimeError("TimeoutConfig(use_signal=True) needs SIGALRM, which this "
@@ -506,11 +438,17 @@ def call_with_signal_timeout(
     if threading.current_thread() is not threading.main_thread():
         raise RuntimeError("TimeoutConfig(use_signal=True) only works in the main thread; "
                            "use the default thread-based timeout elsewhere")
-    seconds = config.timeout_seconds
+    own: float | None = config.timeout_seconds
+    start = time.monotonic()
+    call, seconds, bound = within(CURRENT.get(), config.timeout_seconds, SYSTEM_CLOCK, start,
+                                  operation)
+    if not bound:
+        own = None
+    elif seconds <= 0.0:
+        raise _expired(seconds, operation, config, events, own)  # never started
     # ITIMER_REAL is one timer per process: an outer limit is read here and
     # given back at the end, never lost.
     outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL)
-    start = time.monotonic()
     deadline = start + seconds
     outer_at = start + outer_delay if outer_delay > 0 else None
     outer_due_first = outer_at is not None and outer_at <= deadline
@@ -529,24 +467,28 @@ def call_with_signal_timeout(
             # The outer handler returned: this limit still stands.
             signal.setitimer(signal.ITIMER_REAL, max(deadline - time.monotonic(), _SOON))
             return
-        raise _expired(seconds, operation, config, events)
+        raise _expired(seconds, operation, config, events, own)
 
-    previous = signal.signal(signal.SIGALRM, on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, outer_delay if outer_due_first else seconds)
+    token = CURRENT.set(call)
     try:
-        return fn(*args, **kwargs)
-    finally:
+        previous = signal.signal(signal.SIGALRM, on_alarm)
+        signal.setitimer(signal.ITIMER_REAL, outer_delay if outer_due_first else seconds)
         try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            return fn(*args, **kwargs)
         finally:
-            # Nested, so that an alarm landing just before the timer is stopped
-            # still leaves the outer handler and timer in place.
-            signal.signal(signal.SIGALRM, previous)
-            if outer_at is not None and not outer_delivered:
-                signal.setitimer(signal.ITIMER_REAL, max(outer_at - time.monotonic(), _SOON),
-                                 outer_interval)
-            elif outer_at is not None and outer_interval > 0:
-                signal.setitimer(signal.ITIMER_REAL, outer_interval, outer_interval)
+            try:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            finally:
+                # Nested, so that an alarm landing just before the timer is stopped
+                # still leaves the outer handler and timer in place.
+                signal.signal(signal.SIGALRM, previous)
+                if outer_at is not None and not outer_delivered:
+                    signal.setitimer(signal.ITIMER_REAL,
+                                     max(outer_at - time.monotonic(), _SOON), outer_interval)
+                elif outer_at is not None and outer_interval > 0:
+                    signal.setitimer(signal.ITIMER_REAL, outer_interval, outer_interval)
+    finally:
+        CURRENT.reset(token)
 
 
 _SOON: Final = 1e-6
@@ -554,6 +496,15 @@ _SOON: Final = 1e-6
 
 
 # --- the strategy ------------------------------------------------------------------------
+
+
+class _Block(NamedTuple):
+    """One ``async with`` of a :class:`Timeout`: what its exit needs."""
+
+    limit: AsyncTimeout
+    token: contextvars.Token[CallContext | None]
+    seconds: float  # the limit in force: the earlier of its own and the deadline
+    own: float | None  # its own limit, when the deadline cut it short
 
 
 class Timeout(Strategy):
@@ -581,7 +532,7 @@ class Timeout(Strategy):
         self.clock = SYSTEM_CLOCK if clock is None else clock
         #: This timeout's listener hub: ``timeout.events.add(listener, *kinds)``.
         self.events = Listeners(GLOBAL)
-        self._active: contextvars.ContextVar[list[AsyncTimeout]] = contextvars.ContextVar(
+        self._active: contextvars.ContextVar[list[_Block]] = contextvars.ContextVar(
             "buttress.timeout")
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -612,25 +563,34 @@ class Timeout(Strategy):
         return limited
 
     async def __aenter__(self) -> Timeout:
-        limit = self.clock.timeout(self.config.timeout_seconds)
+        config, clock = self.config, self.clock
+        own = config.timeout_seconds
+        call, seconds, bound = within(CURRENT.get(), own, clock, clock.monotonic(),
+                                      config.operation_name)
+        if bound and seconds <= 0.0:
+            raise _expired(seconds, config.operation_name, config, self.events, own)
+        limit = clock.timeout(seconds)
         await limit.__aenter__()
+        token = CURRENT.set(call)
         stack = self._active.get(None)
-        self._active.set([*(stack or ()), limit])
+        self._active.set([*(stack or ()), _Block(limit, token, seconds, own if bound else None)])
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         stack = self._active.get()
-        limit = stack[-1]
+        block = stack[-1]
         self._active.set(stack[:-1])
+        CURRENT.reset(block.token)
+        limit = block.limit
         try:
             await limit.__aexit__(exc_type, exc, tb)
         except TimeoutError as expired:
             if not limit.expired():
                 raise
             config = self.config
-            raise _expired(config.timeout_seconds, config.operation_name, config,
-                           self.events) from expired
+            raise _expired(block.seconds, config.operation_name, config, self.events,
+                           block.own) from expired
 
     def __repr__(self) -> str:
         return f"Timeout({self.config.timeout_seconds}s)"

@@ -176,7 +176,9 @@ def test_with_metrics_reads_attempts_rejections_and_timeouts_from_errors(
     full.release()
 
     m = metrics.get_metrics("op")
-    assert (m["total"], m["failures"], m["rejections"], m["timeouts"]) == (4, 4, 2, 1)
+    # Refused calls (open breaker, full bulkhead) are their own outcome, not failures.
+    assert (m["total"], m["failures"], m["rejected"], m["rejections"], m["timeouts"]) == (
+        4, 2, 2, 2, 1)
     assert [r.attempts for r in metrics.operation_history] == [3, 1, 1, 1]
     assert m["retried_operations"] == 1
     assert m["average_attempts"] == 1.5

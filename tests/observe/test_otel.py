@@ -388,9 +388,9 @@ def test_metrics_match_the_prometheus_set(
         breaker.call(ScriptedCall("never"))
 
     assert otel.value("resilient.retries", operation="fetch") == 4
-    assert otel.value("circuit_breaker.trips", breaker="stock") == 1
-    assert otel.value("resilient.rejections", name="stock", reason="circuit_open") == 1
-    assert otel.value("circuit_breaker.state", breaker="stock") == 1
+    assert otel.value("circuit_breaker.trips", operation="stock") == 1
+    assert otel.value("resilient.rejections", operation="stock", reason="circuit_open") == 1
+    assert otel.value("circuit_breaker.state", operation="stock") == 1
     success = otel.points("resilient.operation.duration")[
         frozenset({"operation": "fetch", "outcome": "success"}.items())]
     failure = otel.points("resilient.operation.duration")[
@@ -400,9 +400,9 @@ def test_metrics_match_the_prometheus_set(
 
     clock.advance(10.0)
     assert breaker.state is buttress.CircuitState.HALF_OPEN
-    assert otel.value("circuit_breaker.state", breaker="stock") == 2
+    assert otel.value("circuit_breaker.state", operation="stock") == 2
     assert breaker.call(ScriptedCall("ok")) == "ok"
-    assert otel.value("circuit_breaker.state", breaker="stock") == 0
+    assert otel.value("circuit_breaker.state", operation="stock") == 0
 
 
 async def test_timeouts_and_fallbacks_are_counted(
@@ -426,7 +426,7 @@ def test_breakers_that_exist_at_install_are_observed(otel: Telemetry, clock: Vir
     buttress.get_circuit_breaker("early", clock=clock).force_open()
     listener = OpenTelemetryTracing(otel.tracer_provider, otel.meter_provider).install()
     try:
-        assert otel.value("circuit_breaker.state", breaker="early") == 1
+        assert otel.value("circuit_breaker.state", operation="early") == 1
     finally:
         listener.uninstall()
 

@@ -75,8 +75,8 @@ def test_breaker_state_gauge_follows_every_transition(
                              success_threshold=1, clock=clock)
     exporter = PrometheusMetrics(registry).install()
     try:
-        state = lambda: value(registry, "circuit_breaker_state", breaker="payments")  # noqa: E731
-        trips = lambda: value(registry, "circuit_breaker_trips_total", breaker="payments")  # noqa: E731
+        state = lambda: value(registry, "circuit_breaker_state", operation="payments")  # noqa: E731
+        trips = lambda: value(registry, "circuit_breaker_trips_total", operation="payments")  # noqa: E731
         assert state() == 0.0  # set at install for a breaker that already existed
         fail_n_times(clock, breaker, 2)
         assert (state(), trips()) == (1.0, 1.0)
@@ -104,8 +104,8 @@ def test_breakers_created_before_install_start_at_their_current_state(
     exporter = PrometheusMetrics(registry).install()
     try:
         assert closed.state is buttress.CircuitState.CLOSED
-        assert value(registry, "circuit_breaker_state", breaker="closed-one") == 0.0
-        assert value(registry, "circuit_breaker_state", breaker="opened-one") == 1.0
+        assert value(registry, "circuit_breaker_state", operation="closed-one") == 0.0
+        assert value(registry, "circuit_breaker_state", operation="opened-one") == 1.0
     finally:
         exporter.uninstall()
 
@@ -145,7 +145,7 @@ def test_rejections_are_counted_by_name_and_reason(
         with pytest.raises(CircuitBreakerError):
             breaker.call(ScriptedCall("never runs"))
     assert value(registry, "resilient_rejections_total",
-                 name="inventory", reason="circuit_open") == 3.0
+                 operation="inventory", reason="circuit_open") == 3.0
 
 
 async def test_bulkhead_rejections_are_counted(
@@ -165,7 +165,7 @@ async def test_bulkhead_rejections_are_counted(
     gate.set()
     assert await first == "rows"
     assert value(registry, "resilient_rejections_total",
-                 name="db", reason="bulkhead_full") == 1.0
+                 operation="db", reason="bulkhead_full") == 1.0
 
 
 async def test_timeouts_and_fallbacks_are_counted(
@@ -239,7 +239,7 @@ def test_attach_sets_the_state_of_the_breakers_it_holds(
     breaker.force_open()
     exporter = PrometheusMetrics(registry).attach(buttress.Pipeline(breaker))
     try:
-        assert value(registry, "circuit_breaker_state", breaker="held") == 1.0
+        assert value(registry, "circuit_breaker_state", operation="held") == 1.0
     finally:
         exporter.uninstall()
 
@@ -339,8 +339,8 @@ def test_multiprocess_mode_merges_workers_and_forgets_dead_ones(tmp_path: Path) 
 
     registry = collected()
     # livemax: one worker's breaker is open, the other's closed.
-    assert value(registry, "circuit_breaker_state", breaker="shared") == 1.0
-    assert value(registry, "circuit_breaker_trips_total", breaker="shared") == 1.0
+    assert value(registry, "circuit_breaker_state", operation="shared") == 1.0
+    assert value(registry, "circuit_breaker_trips_total", operation="shared") == 1.0
     assert value(registry, "resilient_retries_total", operation="job") == 2.0
     assert value(registry, "resilient_operation_duration_seconds_count",
                  operation="job", outcome="success") == 2.0
@@ -349,8 +349,8 @@ def test_multiprocess_mode_merges_workers_and_forgets_dead_ones(tmp_path: Path) 
     mark_process_dead(tripping, str(tmp_path))
     # The dead worker's gauge is gone; its counters stay, as Prometheus expects.
     registry = collected()
-    assert value(registry, "circuit_breaker_state", breaker="shared") == 0.0
-    assert value(registry, "circuit_breaker_trips_total", breaker="shared") == 1.0
+    assert value(registry, "circuit_breaker_state", operation="shared") == 0.0
+    assert value(registry, "circuit_breaker_trips_total", operation="shared") == 1.0
 
 
 async def test_async_calls_are_measured_like_sync_ones(

@@ -19,7 +19,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from buttress._core.context import CURRENT
+
+if TYPE_CHECKING:
+    from buttress._core.context import CallContext
 
 __all__ = ["Caller", "current", "run_for"]
 
@@ -68,9 +73,11 @@ def current() -> Caller | None:
     return _current.get()
 
 
-def run_for(caller: Caller, fn: Callable[..., T], args: tuple[Any, ...],
+def run_for(caller: Caller, call: CallContext, fn: Callable[..., T], args: tuple[Any, ...],
             kwargs: dict[str, Any]) -> T:
-    """Run ``fn`` with ``caller`` as :func:`current` (inside ``Context.run``, so the
-    setting stays in the worker's copy of the context)."""
+    """Run ``fn`` with ``caller`` as :func:`current` and ``call`` as the call's
+    context (inside ``Context.run``, so both settings stay in the worker's copy
+    of the caller's context)."""
     _current.set(caller)
+    CURRENT.set(call)
     return fn(*args, **kwargs)

@@ -25,6 +25,7 @@ __all__ = [
     "ButtressError",
     "CircuitBreakerError",
     "ConfigurationError",
+    "DeadlineExceededError",
     "OperationTimeoutError",
     "RetryError",
     "RetryExhaustedError",
@@ -61,7 +62,9 @@ class RetryExhaustedError(ButtressError):
 
     ``attempts`` is the number of calls made, ``last_exception`` the error of the
     final attempt (``None`` when the final attempt returned a result that the
-    ``retry_on_result`` predicate rejected, see ``last_result``).
+    ``retry_on_result`` predicate rejected, see ``last_result``). ``reason``
+    says why retrying stopped early, when it did (the call's deadline would
+    have passed during the next wait), else None.
     """
 
     def __init__(
@@ -70,17 +73,21 @@ class RetryExhaustedError(ButtressError):
         last_exception: BaseException | None,
         last_result: Any = None,
         operation: str | None = None,
+        *,
+        reason: str | None = None,
     ) -> None:
         self.attempts = attempts
         self.last_exception = last_exception
         self.last_result = last_result
         self.operation = operation
+        self.reason = reason
         what = f"{operation!r} " if operation else ""
         if last_exception is not None:
             cause = f"{type(last_exception).__name__}: {last_exception}"
         else:
             cause = f"result {last_result!r} was rejected"
-        super().__init__(f"operation {what}failed after {attempts} attempts; last: {cause}")
+        why = f" ({reason})" if reason else ""
+        super().__init__(f"operation {what}failed after {attempts} attempts{why}; last: {cause}")
 
 
 RetryError = RetryExhaustedError
@@ -175,3 +182,36 @@ class OperationTimeoutError(ButtressError, TimeoutError):
             what = f"operation {operation!r}" if operation else "operation"
             message = f"{what} timed out after {timeout}s"
         super().__init__(message)
+
+
+class DeadlineExceededError(OperationTimeoutError):
+    """The call's deadline ran out before the time limit of its own timeout did.
+
+    Raised by a timeout whose limit was cut short by an outer deadline (an
+    outer timeout, or a :func:`~buttress.deadline` block): ``timeout`` is the
+    time that was left of the deadline when the call started (seconds),
+    ``limit`` the timeout's own limit. An :class:`OperationTimeoutError`, so
+    code catching that (or ``TimeoutError``) catches this too.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        operation: str | None = None,
+        timeout: float | None = None,
+        limit: float | None = None,
+    ) -> None:
+        self.limit = limit
+        if message is None:
+            what = f"operation {operation!r}" if operation else "operation"
+            facts = []
+            if timeout is not None:
+                facts.append(f"{timeout:g}s were left of it")
+            if limit is not None:
+                facts.append(f"the timeout's own limit is {limit:g}s")
+            detail = f" ({'; '.join(facts)})" if facts else ""
+            message = f"{what} timed out: the call's deadline ran out{detail}"
+        super().__init__(message, operation=operation, timeout=timeout)

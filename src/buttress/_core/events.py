@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from buttress._core import forksafe
-from buttress._core.strategy import logger
+from buttress._core.strategy import logger, redact
 
 __all__ = [
     "GLOBAL",
@@ -91,7 +91,8 @@ class RetryScheduled(Event):
 @dataclass(frozen=True, slots=True)
 class GaveUp(Event):
     """The call ended without success after ``attempts`` attempts. ``reason`` is
-    "exhausted" (no attempts or time left), "not_retryable", or "cancelled"
+    "exhausted" (no attempts or time left), "deadline" (the call's deadline
+    would pass during the next wait), "not_retryable", or "cancelled"
     (cancellation, an interrupt or an exit: not a verdict on the callee);
     ``duration`` is the whole call's, when it was measured."""
 
@@ -303,7 +304,14 @@ def _quick_init(kind: type[Event]) -> None:
     names = [field.name for field in dataclasses.fields(kind)]
     scope: dict[str, Any] = {f"_set{i}": getattr(kind, name).__set__
                              for i, name in enumerate(names)}
-    body = "".join(f"    _set{i}(self, {name})\n" for i, name in enumerate(names))
+    # A name that may hold a secret (a URL, a "token=" pair) is masked here, once,
+    # so that no listener ever receives it; other names cost two substring tests.
+    scope["_redact"] = redact
+    body = "".join(
+        f"    _set{i}(self, {name})\n" if name != "name" else
+        f"    _set{i}(self, name if name.__class__ is not str or ('://' not in name "
+        f"and '=' not in name) else _redact(name))\n"
+        for i, name in enumerate(names))
     exec(f"def __init__(self, {', '.join(names)}):\n{body}", scope)
     init = scope["__init__"]
     init.__qualname__ = f"{kind.__qualname__}.__init__"

@@ -131,32 +131,77 @@ def check_call(fn: object, strategy: str) -> bool:
 _MARKS_COROUTINES = sys.version_info >= (3, 12)
 
 
-# scheme://user:password@host -> scheme://***@host ; ?query and #fragment -> ?***
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+# scheme://user:password@host -> scheme://***@host (greedy up to the last "@" of
+# the authority, so a password holding "@" is masked whole); ?query and #fragment
+# -> ?*** ; password=..., token=... and the like outside URLs -> key=***.
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s?#]*@")
 _QUERY = re.compile(r"(?P<path>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s?#]*)[?#][^\s'\"]*")
+_SECRET_PAIR = re.compile(
+    r"(?P<key>\b(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|"
+    r"auth|authorization|credentials?)\s*[=:]\s*)"
+    r"(?P<value>(?:(?:bearer|basic|token)\s+)?[^\s&,;'\"]+)",
+    re.IGNORECASE)
+_DESCRIBE_LIMIT = 200
+# A message longer than this is masked only on its first part (then cut anyway).
+_MASK_WINDOW = 10_000
 
 
 def redact(text: str) -> str:
-    """``text`` with URL credentials and query strings masked, so that logs and
-    events never carry a password, token or signed-URL secret::
+    """``text`` with secrets masked: URL credentials and query strings, and
+    ``password=``/``token=``-style pairs, so that logs, events, metric labels and
+    health reports never carry a password, token or signed-URL secret. The one
+    masking function of buttress: every name and message that leaves the process
+    goes through it::
 
         >>> redact("GET https://bob:s3cret@api.example.com/v1?token=abc failed")
         'GET https://***@api.example.com/v1?*** failed'
+        >>> redact("postgresql://user:secret@host/db?token=abc")
+        'postgresql://***@host/db?***'
+        >>> redact("login failed: password=hunter2")
+        'login failed: password=***'
     """
-    if "://" not in text:
-        return text
-    text = _USERINFO.sub(r"\g<scheme>***@", text)
-    return _QUERY.sub(r"\g<path>?***", text)
+    if "://" in text:
+        text = _QUERY.sub(r"\g<path>?***", _USERINFO.sub(r"\g<scheme>***@", text))
+    if "=" in text or ":" in text:
+        text = _SECRET_PAIR.sub(r"\g<key>***", text)
+    return text
 
 
 def describe(exc: BaseException) -> str:
-    """A short, redacted description of an exception for logs."""
+    """A short, masked description of an exception for logs: its type and its
+    message, masked *before* being cut at 200 characters (cutting first could
+    split a URL before its "@" and leave the password unmasked)."""
     message = str(exc)
     if not message:
         return type(exc).__name__
-    if len(message) > 200:
-        message = message[:200] + "..."
-    return f"{type(exc).__name__}: {redact(message)}"
+    message = redact(message[:_MASK_WINDOW])
+    if len(message) > _DESCRIBE_LIMIT:
+        message = message[:_DESCRIBE_LIMIT] + "..."
+    return f"{type(exc).__name__}: {message}"
+
+
+class _MaskFilter(logging.Filter):
+    """Masks every record of the ``buttress`` logger: its message, its arguments
+    and its string ``extra`` fields (names of breakers and operations), whatever
+    code path logged it."""
+
+    _EXTRAS = ("operation", "breaker", "name")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: leave it to the handler's error path
+            return True
+        record.msg = redact(message)
+        record.args = None
+        for key in self._EXTRAS:
+            value = record.__dict__.get(key)
+            if isinstance(value, str):
+                record.__dict__[key] = redact(value)
+        return True
+
+
+logger.addFilter(_MaskFilter())
 
 
 def operation_name(fn: object) -> str:
@@ -226,19 +271,39 @@ class Strategy:
         """Return a coroutine function that applies this strategy around ``fn``."""
         raise NotImplementedError
 
+    # A pipeline's wrap() already reports each call as one operation.
+    _measures_itself: ClassVar[bool] = False
+
+    def _measured(self, wrapped: Callable[..., Any], fn: Callable[..., Any],
+                  is_async: bool) -> Callable[..., Any]:
+        """``wrapped`` reported as one operation (see :mod:`buttress._core.operation`)
+        when this strategy is the outermost buttress layer of a call."""
+        hub = getattr(self, "events", None)
+        if self._measures_itself or hub is None:
+            return wrapped
+        from buttress._core import operation  # below the events module, which imports this one
+        from buttress._core.clock import SYSTEM_CLOCK
+        from buttress.pipeline import operation_name_of
+
+        name = operation_name_of((self,), fn)
+        clock = getattr(self, "clock", None) or SYSTEM_CLOCK
+        if is_async:
+            return operation.measure_async(wrapped, hub, name, clock)
+        return operation.measure(wrapped, hub, name, clock)
+
     def __call__(self, fn: F) -> F:
         is_async = check_protectable(fn, type(self).__name__)
         wrapped = self.wrap_async(fn) if is_async else self.wrap(fn)
-        return functools.wraps(fn)(wrapped)  # type: ignore[return-value]
+        return functools.wraps(fn)(self._measured(wrapped, fn, is_async))  # type: ignore[return-value]
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under this strategy."""
         if check_call(fn, type(self).__name__):
             # The sync path would protect only the creation of the coroutine.
             raise TypeError(f"{fn!r} is a coroutine function: use `await strategy.acall(fn)`")
-        return self.wrap(fn)(*args, **kwargs)
+        return self._measured(self.wrap(fn), fn, False)(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` once under this strategy."""
         check_call(fn, type(self).__name__)
-        return await self.wrap_async(fn)(*args, **kwargs)
+        return await self._measured(self.wrap_async(fn), fn, True)(*args, **kwargs)

@@ -18,7 +18,7 @@ from buttress._core import forksafe
 from buttress._core.events import GLOBAL, CallRejected, Event, Listeners
 from buttress._core.strategy import redact
 from buttress.breaker import CircuitBreaker, CircuitState
-from buttress.registry import all_circuit_breakers
+from buttress.registry import all_circuit_breakers, on_breaker_created, remove_breaker_hook
 
 __all__ = [
     "DEFAULT_BUCKETS", "OTHER", "BoundedNames", "HubListener", "check_max_label_values",
@@ -42,13 +42,19 @@ _MAX_LENGTH: Final = 200
 class BoundedNames:
     """Maps raw names to label values, admitting at most ``limit`` distinct values.
 
-    Lookups of known names take no lock; only a first sighting does.
+    Memory stays bounded whatever the names: at most ``limit`` label values, and
+    at most ``4 * limit`` raw names remembered for the lock-free fast path. Many
+    raw names can share one label (URLs that differ only in their masked query
+    string: ``https://api/users?id=1``, ``?id=2``, ...); past the bound such names
+    are masked again on each sighting instead of being remembered, and names past
+    the ``limit`` of labels are counted under :data:`OTHER`.
     """
 
-    __slots__ = ("_known", "_limit", "_lock", "_values")
+    __slots__ = ("_known", "_limit", "_lock", "_remembered", "_values")
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
+        self._remembered = 4 * limit
         self._known: dict[str | None, str] = {}
         self._values: set[str] = set()
         self._lock = forksafe.lock()
@@ -60,14 +66,12 @@ class BoundedNames:
     def _admit(self, name: str | None) -> str:
         label = _UNNAMED if not name else redact(name)[:_MAX_LENGTH]
         with self._lock:
-            if label in self._values:
+            if label not in self._values:
+                if len(self._values) >= self._limit:
+                    return OTHER  # not remembered either: the map stays bounded
+                self._values.add(label)
+            if len(self._known) < self._remembered:
                 self._known[name] = label
-                return label
-            if len(self._values) >= self._limit:
-                # Not remembered, so the map stays bounded too.
-                return OTHER
-            self._values.add(label)
-            self._known[name] = label
             return label
 
 
@@ -138,10 +142,14 @@ class HubListener:
 
     def install(self) -> Self:
         """Listen to every policy (the global hub) and record the state of every
-        breaker that already exists. Idempotent; returns ``self``."""
+        breaker, those that exist and those created later, from its creation.
+        Idempotent; returns ``self``."""
         with self._lock:
             if not self._installed:
                 GLOBAL.add(self, *self._handlers)
+                # Breakers created later get their state series at creation, not
+                # at their first state change (a dashboard shows them closed).
+                on_breaker_created(self._record_state)
                 self._installed = True
         for breaker in all_circuit_breakers().values():
             self._record_state(breaker)
@@ -153,6 +161,7 @@ class HubListener:
         with self._lock:
             if self._installed:
                 _remove(GLOBAL, self)
+                remove_breaker_hook(self._record_state)
                 self._installed = False
             hubs = list(self._hubs)
             self._hubs.clear()

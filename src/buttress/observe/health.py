@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from buttress._core.errors import CircuitBreakerError
-from buttress._core.strategy import describe, is_async_callable, logger
+from buttress._core.strategy import describe, is_async_callable, logger, redact
 from buttress.breaker import CircuitState
 from buttress.observe.metrics import ResilienceMetrics, resilience_metrics
 from buttress.registry import all_circuit_breakers, get_circuit_breaker, reset_circuit_breakers
@@ -42,19 +42,26 @@ __all__ = [
 HEALTHY: Final = "healthy"
 """Every breaker is closed."""
 DEGRADED: Final = "degraded"
-"""No breaker is open, but some are half-open (probing a recovering dependency)."""
+"""Some breakers are open or half-open, none of them critical and open: the
+service still answers, with some dependencies failing fast or recovering."""
 UNHEALTHY: Final = "unhealthy"
-"""At least one breaker is open: calls to that dependency fail fast."""
+"""At least one breaker marked ``critical=True`` is open: the service can not do
+its work until that dependency recovers."""
 
 
 def _breaker_entry(breaker: CircuitBreaker) -> dict[str, Any]:
     entry = breaker.stats.as_dict()
+    entry["name"] = redact(breaker.name)
     entry["recovery_timeout"] = breaker.config.recovery_timeout
+    entry["critical"] = breaker.config.critical
     return entry
 
 
 def _breakers() -> dict[str, dict[str, Any]]:
-    return {name: _breaker_entry(b) for name, b in sorted(all_circuit_breakers().items())}
+    # Names are masked: a health endpoint is public-facing, and a breaker may be
+    # named after a URL that carries credentials.
+    return {redact(name): _breaker_entry(b)
+            for name, b in sorted(all_circuit_breakers().items())}
 
 
 def get_resilience_status(metrics: ResilienceMetrics | None = None) -> dict[str, Any]:
@@ -84,20 +91,44 @@ def get_resilience_health() -> dict[str, Any]:
         health = get_resilience_health()
         response.headers["X-Resilience-Status"] = health["overall_health"]
 
-    ``overall_health`` is "unhealthy" when any breaker is open, "degraded" when
-    none is open but some are half-open, "healthy" otherwise (also with no
-    breakers). ``open_breakers`` and ``degraded_breakers`` (half-open) list names;
-    ``circuit_breakers`` maps each name to ``state``, ``failure_rate`` (0..1),
+    ``overall_health`` is:
+
+    * "unhealthy" when a breaker marked critical
+      (``CircuitBreakerConfig(critical=True)``) is open;
+    * "degraded" when other breakers are open, or any is half-open;
+    * "healthy" otherwise (also with no breakers).
+
+    ``ready`` is False only when unhealthy. For a readiness probe, answer 503 when
+    ``ready`` is False, so that a replica whose critical dependency (its
+    database, say) is down leaves the load balancer, while an outage of an
+    optional dependency (recommendations, say) keeps it serving in degraded
+    mode. Do not fail a *liveness* probe on breakers: restarting the process does
+    not bring a dependency back::
+
+        @app.get("/ready")
+        def ready(response: Response) -> dict:
+            health = get_resilience_health()
+            if not health["ready"]:
+                response.status_code = 503
+            return health
+
+    ``open_breakers``, ``degraded_breakers`` (half-open) and
+    ``critical_open_breakers`` list names (masked like logs); ``circuit_breakers``
+    maps each name to ``state``, ``critical``, ``failure_rate`` (0..1),
     ``total_calls`` and the rest of its statistics; ``total_breakers`` counts
     them; ``timestamp`` is wall-clock seconds.
     """
     breakers = _breakers()
     open_breakers = [n for n, b in breakers.items() if b["state"] == CircuitState.OPEN.value]
     degraded = [n for n, b in breakers.items() if b["state"] == CircuitState.HALF_OPEN.value]
-    overall = UNHEALTHY if open_breakers else DEGRADED if degraded else HEALTHY
+    critical = [n for n in open_breakers if breakers[n]["critical"]]
+    overall = (UNHEALTHY if critical else DEGRADED if open_breakers or degraded
+               else HEALTHY)
     return {
         "overall_health": overall,
+        "ready": overall != UNHEALTHY,
         "open_breakers": open_breakers,
+        "critical_open_breakers": critical,
         "degraded_breakers": degraded,
         "total_breakers": len(breakers),
         "circuit_breakers": breakers,

@@ -7,10 +7,15 @@ Two feeds, usable together or apart:
   the function it wraps and records its outcome under one operation name. It
   works on its own; nothing needs to be installed.
 * :attr:`ResilienceMetrics.listener` — an events listener. Once installed
-  (``resilience_metrics.install()``), every strategy's events are counted under
-  the event's name: successes and failures (``Succeeded``/``GaveUp`` of a
-  retry), retries scheduled, rejections (open breaker, full bulkhead),
-  timeouts, fallbacks used and breaker trips. It is not installed by default:
+  (``resilience_metrics.install()``), every protected call is counted once under
+  its operation name (``CallFinished``: success, failure, rejected, cancelled),
+  with its retries, rejections (open breaker, full bulkhead), timeouts,
+  fallbacks used and breaker trips.
+
+``with_metrics`` alone sees what happens inside the call it wraps (attempts,
+retries and breaker trips are written into the call's operation by the retry
+and the breakers, see :mod:`buttress._core.operation`); with the listener also
+installed the call is still counted once. It is not installed by default:
   with no listener, strategies build no events at all, so metrics cost nothing
   until asked for.
 
@@ -42,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeVar, overload
 
-from buttress._core import forksafe, validate
+from buttress._core import forksafe, operation, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, RetryExhaustedError
 from buttress._core.events import (
@@ -56,8 +61,10 @@ from buttress._core.events import (
     StateChanged,
     Succeeded,
     TimedOut,
+    deliver,
 )
-from buttress._core.strategy import is_async_callable, logger, operation_name
+from buttress._core.operation import CallFinished, outcome_of
+from buttress._core.strategy import is_async_callable, logger, operation_name, redact
 from buttress.bulkhead import BulkheadFullError
 from buttress.retry import RetryResult
 
@@ -65,6 +72,7 @@ __all__ = [
     "CANCELLED",
     "FAILURE",
     "OTHER",
+    "REJECTED",
     "SUCCESS",
     "MetricsListener",
     "OperationRecord",
@@ -79,6 +87,9 @@ SUCCESS: Final = "success"
 """Outcome of an operation that returned."""
 FAILURE: Final = "failure"
 """Outcome of an operation that raised (or whose retries gave up)."""
+REJECTED: Final = "rejected"
+"""Outcome of an operation refused without calling the dependency: an open
+breaker or a full bulkhead. Counted in ``total``, never as a failure."""
 CANCELLED: Final = "cancelled"
 """Outcome of an operation stopped by cancellation, an interrupt or an exit: it
 is recorded in the history but is neither a success nor a failure."""
@@ -87,7 +98,7 @@ OTHER: Final = "__other__"
 UNKNOWN: Final = "unknown"
 """The name events without a name are counted under."""
 
-_OUTCOMES: Final = frozenset({SUCCESS, FAILURE, CANCELLED})
+_OUTCOMES: Final = frozenset({SUCCESS, FAILURE, REJECTED, CANCELLED})
 _PERCENTILES: Final = (50, 95, 99)
 
 
@@ -95,7 +106,7 @@ _PERCENTILES: Final = (50, 95, 99)
 class OperationRecord:
     """One finished operation in :attr:`ResilienceMetrics.operation_history`.
 
-    ``outcome`` is ``"success"``, ``"failure"`` or ``"cancelled"``; ``duration``
+    ``outcome`` is ``"success"``, ``"failure"``, ``"rejected"`` or ``"cancelled"``; ``duration``
     is in seconds (None when it was not measured); ``timestamp`` is wall-clock
     time (``time.time()``) when it was recorded.
     """
@@ -122,7 +133,8 @@ class _Operation:
     """The counters of one operation name. Changed only under the metrics lock."""
 
     __slots__ = (
-        "attempts", "cancelled", "failures", "fallbacks", "name", "rejections", "retried",
+        "attempts", "cancelled", "failures", "fallbacks", "name", "rejected", "rejections",
+        "retried",
         "retries", "samples", "successes", "time", "timeouts", "total", "trips",
     )
 
@@ -131,6 +143,7 @@ class _Operation:
         self.total = 0
         self.successes = 0
         self.failures = 0
+        self.rejected = 0  # operations refused (outcome), not rejection events
         self.cancelled = 0
         self.attempts = 0  # summed over finished operations
         self.retried = 0  # finished operations that took more than one attempt
@@ -144,7 +157,7 @@ class _Operation:
 
     def snapshot(self) -> _Snapshot:
         return _Snapshot(
-            self.name, self.total, self.successes, self.failures, self.cancelled,
+            self.name, self.total, self.successes, self.failures, self.rejected, self.cancelled,
             self.attempts, self.retried, self.retries, self.rejections, self.timeouts,
             self.fallbacks, self.trips, self.time, list(self.samples),
         )
@@ -156,6 +169,7 @@ class _Snapshot:
     total: int
     successes: int
     failures: int
+    rejected: int
     cancelled: int
     attempts: int
     retried: int
@@ -207,6 +221,7 @@ class MetricsListener:
 
     kinds: ClassVar[tuple[type[Event], ...]] = (
         Succeeded, GaveUp, RetryScheduled, CallRejected, TimedOut, FallbackUsed, StateChanged,
+        CallFinished,
     )
 
     def __init__(self, metrics: ResilienceMetrics) -> None:
@@ -220,16 +235,36 @@ class MetricsListener:
             TimedOut: self.on_timed_out,
             FallbackUsed: self.on_fallback_used,
             StateChanged: self.on_state_changed,
+            CallFinished: self.on_call_finished,
         }
+
+    def _name(self, event: Event) -> str | None:
+        """The name to count a per-call event under: the enclosing operation's (so
+        every stage of one call counts under one name), the event's own outside
+        any; None when the operation is recorded by these metrics' own
+        :func:`with_metrics`, which counts it itself."""
+        op = operation.current()
+        if op is None:
+            return event.name or UNKNOWN
+        return None if op.owner is self.metrics else op.name
 
     def __call__(self, event: Event) -> None:
         handler = self.handlers.get(type(event))
         if handler is not None:
             handler(event)
 
+    def on_call_finished(self, event: CallFinished) -> None:
+        """A protected call ended: one operation with its outcome. (Those that
+        :func:`with_metrics` reports, source "metrics", it has recorded itself.)"""
+        if event.source != "metrics":
+            self.metrics._end(event.name or UNKNOWN, event.outcome, event.duration,
+                              event.attempts)
+
     def on_succeeded(self, event: Succeeded) -> None:
-        """A retried call succeeded: one successful operation."""
-        # The hottest handler (every success of every retried call while installed):
+        """A retried call succeeded: one successful operation (unless the call is
+        an operation, whose ``CallFinished`` records it)."""
+        if operation.current() is not None:
+            return
         # ResilienceMetrics._finish inlined, which saves a call (~60 ns).
         metrics = self.metrics
         name = event.name or UNKNOWN
@@ -255,32 +290,47 @@ class MetricsListener:
 
     def on_gave_up(self, event: GaveUp) -> None:
         """A retried call failed for good: one failed operation; or it was cancelled
-        (reason "cancelled"), which is recorded as such and is not a failure."""
+        (reason "cancelled"), which is recorded as such and is not a failure.
+        Inside an operation, its ``CallFinished`` records it instead."""
+        if operation.current() is not None:
+            return
         if event.reason == "cancelled":
             self.metrics._cancelled(event.name or UNKNOWN, event.duration, event.attempts)
         else:
-            self.metrics._finish(event.name or UNKNOWN, False, event.duration, event.attempts)
+            outcome = FAILURE if event.exception is None else outcome_of(event.exception)
+            self.metrics._end(event.name or UNKNOWN, outcome, event.duration, event.attempts)
 
     def on_retry_scheduled(self, event: RetryScheduled) -> None:
         """One more retry."""
-        self.metrics._count(event.name or UNKNOWN, "retries")
+        name = self._name(event)
+        if name is not None:
+            self.metrics._count(name, "retries")
 
     def on_call_rejected(self, event: CallRejected) -> None:
         """An open breaker or a full bulkhead refused a call."""
-        self.metrics._count(event.name or UNKNOWN, "rejections")
+        name = self._name(event)
+        if name is not None:
+            self.metrics._count(name, "rejections")
 
     def on_timed_out(self, event: TimedOut) -> None:
         """A call ran out of time."""
-        self.metrics._count(event.name or UNKNOWN, "timeouts")
+        name = self._name(event)
+        if name is not None:
+            self.metrics._count(name, "timeouts")
 
     def on_fallback_used(self, event: FallbackUsed) -> None:
         """A fallback answered for a failed call."""
-        self.metrics._count(event.name or UNKNOWN, "fallbacks")
+        name = self._name(event)
+        if name is not None:
+            self.metrics._count(name, "fallbacks")
 
     def on_state_changed(self, event: StateChanged) -> None:
-        """Count a breaker's trips (moves to open)."""
+        """Count a breaker's trips (moves to open), under the operation whose call
+        tripped it, or the breaker's name outside any."""
         if event.new_state == "open":
-            self.metrics._count(event.name or UNKNOWN, "trips")
+            name = self._name(event)
+            if name is not None:
+                self.metrics._count(name, "trips")
 
     def __repr__(self) -> str:
         return f"MetricsListener({self.metrics!r})"
@@ -377,12 +427,32 @@ class ResilienceMetrics:
         finally:
             lock.release()
 
-    def _count(self, name: str, counter: str) -> None:
+    def _count(self, name: str, counter: str, amount: int = 1) -> None:
         op = self._ops.get(name)
         if op is None:
             op = self._operation(name)
         with self._lock:
-            setattr(op, counter, getattr(op, counter) + 1)
+            setattr(op, counter, getattr(op, counter) + amount)
+
+    def _end(self, name: str, outcome: str, duration: float | None, attempts: int) -> None:
+        """Record one finished operation with any of the four outcomes."""
+        if outcome == CANCELLED:
+            self._cancelled(name, duration, attempts)
+        elif outcome == REJECTED:
+            op = self._ops.get(name)
+            if op is None:
+                op = self._operation(name)
+            now = self._wall()
+            with self._lock:
+                op.total += 1
+                op.rejected += 1
+                op.attempts += attempts
+                if duration is not None:
+                    op.time += duration
+                    op.samples.append(duration)
+                self._history.append((name, REJECTED, duration, attempts, now))
+        else:
+            self._finish(name, outcome == SUCCESS, duration, attempts)
 
     def _cancelled(self, name: str, duration: float | None, attempts: int = 1) -> None:
         op = self._ops.get(name)
@@ -393,10 +463,11 @@ class ResilienceMetrics:
             op.cancelled += 1
             self._history.append((name, CANCELLED, duration, attempts, now))
 
-    def _raised(self, name: str, duration: float, exc: Exception) -> None:
+    def _raised(self, name: str, duration: float, exc: Exception, attempts: int = 1) -> None:
         """A call measured by :func:`with_metrics` raised ``exc``."""
-        attempts = exc.attempts if isinstance(exc, RetryExhaustedError) else 1
-        self._finish(name, False, duration, attempts)
+        if isinstance(exc, RetryExhaustedError):
+            attempts = max(attempts, exc.attempts)
+        self._end(name, outcome_of(exc), duration, attempts)
         if isinstance(exc, CircuitBreakerError | BulkheadFullError):
             self._count(name, "rejections")
         elif isinstance(exc, TimeoutError):
@@ -404,17 +475,14 @@ class ResilienceMetrics:
 
     def record(self, name: str, outcome: str, duration: float | None = None,
                attempts: int = 1) -> None:
-        """Record one finished operation: ``outcome`` is ``"success"``, ``"failure"``
-        or ``"cancelled"``; ``duration`` in seconds, if measured::
+        """Record one finished operation: ``outcome`` is ``"success"``, ``"failure"``,
+        ``"rejected"`` or ``"cancelled"``; ``duration`` in seconds, if measured::
 
             resilience_metrics.record("nightly_export", "success", duration=12.5)
         """
         if outcome not in _OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(_OUTCOMES)}, got {outcome!r}")
-        if outcome == CANCELLED:
-            self._cancelled(name, duration, attempts)
-        else:
-            self._finish(name, outcome == SUCCESS, duration, attempts)
+        self._end(redact(name), outcome, duration, attempts)
 
     # --- reading --------------------------------------------------------------------------
 
@@ -435,6 +503,7 @@ class ResilienceMetrics:
             "total": s.total,
             "successes": s.successes,
             "failures": s.failures,
+            "rejected": s.rejected,
             "cancelled": s.cancelled,
             "success_rate": _rate(s.successes, s.total),
             "retries": s.retries,
@@ -456,14 +525,17 @@ class ResilienceMetrics:
             resilience_metrics.get_metrics()["total_operations"]
             resilience_metrics.get_metrics("user_api_calls")["latency"]["p95"]
 
-        Per operation: ``total`` (finished: successes + failures), ``successes``,
-        ``failures``, ``cancelled``, ``success_rate`` (percent), ``retries``,
+        Per operation: ``total`` (finished: successes + failures + rejected),
+        ``successes``, ``failures``, ``rejected`` (refused by an open breaker or a
+        full bulkhead without calling the dependency), ``cancelled``,
+        ``success_rate`` (percent), ``retries``,
         ``retried_operations``, ``average_attempts``, ``rejections``, ``timeouts``,
         ``fallbacks``, ``trips``, ``total_time`` and ``latency`` (``count``,
         ``mean``, ``min``, ``max``, ``p50``, ``p95``, ``p99`` in seconds over the
         most recent ``latency_samples`` durations).
         """
         if name is not None:
+            name = redact(name)
             op = self._ops.get(name)
             if op is None:
                 return self._describe(_Operation(name, 1).snapshot())
@@ -481,6 +553,7 @@ class ResilienceMetrics:
             "total_operations": total,
             "successful_operations": successes,
             "failed_operations": sum(s.failures for s in snapshots),
+            "rejected_operations": sum(s.rejected for s in snapshots),
             "retry_operations": sum(s.retried for s in snapshots),
             "circuit_breaker_trips": sum(s.trips for s in snapshots),
             "average_retry_attempts": attempts / total if total else 0.0,
@@ -503,7 +576,7 @@ class ResilienceMetrics:
             print(f"{resilience_metrics.get_success_rate():.2f}%")
         """
         if name is not None:
-            op = self._ops.get(name)
+            op = self._ops.get(redact(name))
             if op is None:
                 return 0.0
             with self._lock:
@@ -557,11 +630,10 @@ class ResilienceMetrics:
 
             resilience_metrics.install()
 
-        While installed, retried calls are watched (timed) so that their durations
-        can be recorded; that is the whole cost of metrics on the success path
-        (about 1.8 us per retried call in all, against 0.09 us with no listener).
-        A call under both :func:`with_metrics` and a retry is then counted twice,
-        once under each name.
+        While installed, each protected call is one operation: it is timed and ends
+        with one ``CallFinished`` (its outcome and duration), every stage's events
+        count under its name, and a call under :func:`with_metrics` is counted
+        once, by ``with_metrics``, under that decorator's name.
         """
         target = GLOBAL if hub is None else hub
         with self._lock:
@@ -603,47 +675,81 @@ functions and ``reset_resilience_state()`` use by default."""
 # --- with_metrics ----------------------------------------------------------------------------
 
 
-def _record_result(metrics: ResilienceMetrics, name: str, duration: float, result: Any) -> None:
+def _record_result(metrics: ResilienceMetrics, name: str, duration: float, result: Any,
+                   attempts: int) -> str:
     if isinstance(result, RetryResult):
         # async_retry_with_backoff reports failure in its result, not by raising.
-        metrics._finish(name, result.success, duration, result.attempts)
+        attempts = max(attempts, result.attempts)
+        outcome = SUCCESS if result.success else FAILURE
     else:
-        metrics._finish(name, True, duration, 1)
+        outcome = SUCCESS
+    metrics._end(name, outcome, duration, attempts)
+    return outcome
+
+
+def _close(metrics: ResilienceMetrics, op: operation.Operation, token: Any, outcome: str,
+           duration: float, attempts: int) -> None:
+    """After a measured call: what the inner layers counted, and the one
+    ``CallFinished`` for listeners (exporters) that did not see the call end."""
+    operation.close_operation(token)
+    name = op.name
+    if op.retries:
+        metrics._count(name, "retries", op.retries)
+    if op.trips:
+        metrics._count(name, "trips", op.trips)
+    targets = GLOBAL.of(CallFinished)
+    if targets:
+        deliver(targets, CallFinished("metrics", name, outcome, duration, attempts))
 
 
 def _measure(fn: Callable[..., Any], name: str, metrics: ResilienceMetrics,
              clock: Clock | None) -> Callable[..., Any]:
     monotonic = (metrics.clock if clock is None else clock).monotonic
+    # The call is one operation (buttress._core.operation): the retry and breakers
+    # inside write its attempts, retries and trips into it, listeners leave its
+    # outcome to us, and nothing is counted twice when metrics are also installed.
 
     if is_async_callable(fn):
 
         async def measured_async(*args: Any, **kwargs: Any) -> Any:
+            op = operation.Operation(name, metrics)
+            token = operation.open_operation(op)
             start = monotonic()
             try:
                 result = await fn(*args, **kwargs)
-            except Exception as exc:
-                metrics._raised(name, monotonic() - start, exc)
+            except BaseException as exc:
+                duration = monotonic() - start
+                if isinstance(exc, Exception):
+                    metrics._raised(name, duration, exc, op.attempts)
+                else:
+                    # Cancellation, interrupts, exits: not a verdict on the operation.
+                    metrics._cancelled(name, duration, op.attempts)
+                _close(metrics, op, token, outcome_of(exc), duration, op.attempts)
                 raise
-            except BaseException:
-                # Cancellation, interrupts, exits: not a verdict on the operation.
-                metrics._cancelled(name, monotonic() - start)
-                raise
-            _record_result(metrics, name, monotonic() - start, result)
+            duration = monotonic() - start
+            outcome = _record_result(metrics, name, duration, result, op.attempts)
+            _close(metrics, op, token, outcome, duration, op.attempts)
             return result
 
         return functools.wraps(fn)(measured_async)
 
     def measured(*args: Any, **kwargs: Any) -> Any:
+        op = operation.Operation(name, metrics)
+        token = operation.open_operation(op)
         start = monotonic()
         try:
             result = fn(*args, **kwargs)
-        except Exception as exc:
-            metrics._raised(name, monotonic() - start, exc)
+        except BaseException as exc:
+            duration = monotonic() - start
+            if isinstance(exc, Exception):
+                metrics._raised(name, duration, exc, op.attempts)
+            else:
+                metrics._cancelled(name, duration, op.attempts)
+            _close(metrics, op, token, outcome_of(exc), duration, op.attempts)
             raise
-        except BaseException:
-            metrics._cancelled(name, monotonic() - start)
-            raise
-        _record_result(metrics, name, monotonic() - start, result)
+        duration = monotonic() - start
+        outcome = _record_result(metrics, name, duration, result, op.attempts)
+        _close(metrics, op, token, outcome, duration, op.attempts)
         return result
 
     return functools.wraps(fn)(measured)
@@ -677,11 +783,12 @@ def with_metrics(
     """
     if callable(name):
         fn = name
-        return _measure(fn, operation_name(fn), metrics or resilience_metrics, clock)
+        return _measure(fn, redact(operation_name(fn)), metrics or resilience_metrics, clock)
 
     def decorate(fn: F) -> F:
         target = metrics if metrics is not None else resilience_metrics
-        label = name if name is not None else operation_name(fn)
+        # Masked once, here: names are recorded, exported and logged as given.
+        label = redact(name if name is not None else operation_name(fn))
         measured: F = _measure(fn, label, target, clock)  # type: ignore[assignment]
         return measured
 

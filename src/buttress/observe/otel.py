@@ -24,14 +24,20 @@ under OTel-style names that Prometheus exporters turn into the same names:
 =================================  =====================  =========================
 instrument                         attributes             Prometheus name
 =================================  =====================  =========================
-``circuit_breaker.state`` (gauge)  breaker                ``circuit_breaker_state``
-``circuit_breaker.trips``          breaker                ``circuit_breaker_trips_total``
+``circuit_breaker.state`` (gauge)  operation              ``circuit_breaker_state``
+``circuit_breaker.trips``          operation              ``circuit_breaker_trips_total``
 ``resilient.operation.duration``   operation, outcome     ``resilient_operation_duration_seconds``
 ``resilient.retries``              operation              ``resilient_retries_total``
-``resilient.rejections``           name, reason           ``resilient_rejections_total``
+``resilient.rejections``           operation, reason      ``resilient_rejections_total``
 ``resilient.timeouts``             operation              ``resilient_timeouts_total``
 ``resilient.fallbacks``            operation              ``resilient_fallbacks_total``
 =================================  =====================  =========================
+
+As there, one attribute, ``operation``, names the series in every instrument
+(the breaker's name for the breaker instruments), every stage of one call counts
+under the call's operation name, and every protected call records one duration
+with its outcome ("success", "failure", "rejected", "cancelled") from its
+``CallFinished`` event.
 
 Attributes hold only policy/operation names (redacted, at most
 ``max_label_values`` distinct ones, the rest as ``"__other__"``) and fixed
@@ -60,6 +66,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
 
 from buttress import __version__
+from buttress._core import operation
 from buttress._core.events import (
     AttemptStarted,
     CallRejected,
@@ -72,6 +79,7 @@ from buttress._core.events import (
     Succeeded,
     TimedOut,
 )
+from buttress._core.operation import CallFinished, outcome_of
 from buttress._core.strategy import describe
 from buttress.breaker import CircuitBreaker, CircuitState
 from buttress.observe._wiring import (
@@ -147,6 +155,7 @@ class OpenTelemetryTracing(HubListener):
             RetryScheduled: self._retry_scheduled,
             Succeeded: self._succeeded,
             GaveUp: self._gave_up,
+            CallFinished: self._call_finished,
             StateChanged: self._state_changed,
             CallRejected: self._rejected,
             SlowCall: self._slow_call,
@@ -206,9 +215,19 @@ class OpenTelemetryTracing(HubListener):
                 return index
         return -1
 
+    def _label(self, name: str | None) -> str:
+        """The operation attribute of a per-call event: the enclosing operation's name."""
+        op = operation.current()
+        return self._names(name if op is None else op.name)
+
+    def _call_finished(self, event: CallFinished) -> None:
+        if self.record_metrics and event.duration is not None:
+            self._duration.record(event.duration, {"operation": self._names(event.name),
+                                                   "outcome": event.outcome})
+
     def _retry_scheduled(self, event: RetryScheduled) -> None:
         if self.record_metrics:
-            self._retries.add(1, {"operation": self._names(event.name)})
+            self._retries.add(1, {"operation": self._label(event.name)})
         index = self._find(event)
         if index < 0:
             return
@@ -217,7 +236,8 @@ class OpenTelemetryTracing(HubListener):
         self._calls.get()[index].span.add_event("attempt", attributes)
 
     def _succeeded(self, event: Succeeded) -> None:
-        if self.record_metrics and event.duration is not None:
+        # Inside an operation, its CallFinished records the call's one duration.
+        if self.record_metrics and event.duration is not None and operation.current() is None:
             self._duration.record(event.duration, {"operation": self._names(event.name),
                                                    "outcome": "success"})
         call = self._pop(event)
@@ -231,8 +251,9 @@ class OpenTelemetryTracing(HubListener):
 
     def _gave_up(self, event: GaveUp) -> None:
         cancelled = event.reason == "cancelled"
-        outcome = "cancelled" if cancelled else "failure"
-        if self.record_metrics and event.duration is not None:
+        outcome = ("cancelled" if cancelled else "failure" if event.exception is None
+                   else outcome_of(event.exception))
+        if self.record_metrics and event.duration is not None and operation.current() is None:
             self._duration.record(event.duration, {"operation": self._names(event.name),
                                                    "outcome": outcome})
         call = self._pop(event)
@@ -302,19 +323,19 @@ class OpenTelemetryTracing(HubListener):
     def _rejected(self, event: CallRejected) -> None:
         reason = rejection_reason(event)
         if self.record_metrics:
-            self._rejections.add(1, {"name": self._names(event.name), "reason": reason})
+            self._rejections.add(1, {"operation": self._label(event.name), "reason": reason})
         self._annotate(f"{event.source}.rejected", event, "rejected",
                        {"reason": reason, "remaining": event.remaining}, failed=True)
 
     def _timed_out(self, event: TimedOut) -> None:
         if self.record_metrics:
-            self._timeouts.add(1, {"operation": self._names(event.name)})
+            self._timeouts.add(1, {"operation": self._label(event.name)})
         self._annotate("timeout.timed_out", event, "timed_out", {"timeout": event.timeout},
                        failed=True)
 
     def _fallback_used(self, event: FallbackUsed) -> None:
         if self.record_metrics:
-            self._fallbacks.add(1, {"operation": self._names(event.name)})
+            self._fallbacks.add(1, {"operation": self._label(event.name)})
         attributes: dict[str, Any] = {}
         exception_type = _exception_type(event.exception)
         if exception_type is not None:
@@ -336,7 +357,7 @@ class OpenTelemetryTracing(HubListener):
         if isinstance(value, int):
             self._states[breaker] = value
         if self.record_metrics and event.new_state == CircuitState.OPEN:
-            self._trips.add(1, {"breaker": breaker})
+            self._trips.add(1, {"operation": breaker})
         span = self._innermost()
         if span is not None:
             span.add_event("state_changed", {
@@ -353,7 +374,7 @@ class OpenTelemetryTracing(HubListener):
     def _observe_states(self, options: CallbackOptions) -> Iterable[Observation]:
         # Last states reported by events: reading a breaker's state here could move
         # it (open -> half-open) from the exporter's thread.
-        return [Observation(value, {"breaker": name})
+        return [Observation(value, {"operation": name})
                 for name, value in self._states.copy().items()]
 
     def __repr__(self) -> str:

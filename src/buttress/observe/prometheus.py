@@ -6,14 +6,27 @@
 =========================================  =======================  ===========================
 metric                                     labels                   from
 =========================================  =======================  ===========================
-``circuit_breaker_state`` (gauge)          breaker                  0 closed, 1 open, 2 half-open
-``circuit_breaker_trips_total``            breaker                  every move to OPEN
-``resilient_operation_duration_seconds``   operation, outcome       ``Succeeded`` / ``GaveUp``
+``circuit_breaker_state`` (gauge)          operation                0 closed, 1 open, 2 half-open
+``circuit_breaker_trips_total``            operation                every move to OPEN
+``resilient_operation_duration_seconds``   operation, outcome       ``CallFinished``
 ``resilient_retries_total``                operation                ``RetryScheduled``
-``resilient_rejections_total``             name, reason             ``CallRejected``
+``resilient_rejections_total``             operation, reason        ``CallRejected``
 ``resilient_timeouts_total``               operation                ``TimedOut``
 ``resilient_fallbacks_total``              operation                ``FallbackUsed``
 =========================================  =======================  ===========================
+
+**One label, ``operation``**, names what a series is about in every family: a
+protected call's operation name (see ``buttress.pipeline.operation_name_of``:
+the first name given to a retry, timeout, fallback or bulkhead, else the
+function's qualified name), or, for the breaker families, the breaker's name.
+Every stage of one call (retries, rejections, timeouts, fallbacks) counts under
+the call's operation name, whatever each stage is called.
+
+**Every protected call** (a decorated function, a pipeline, ``strategy.call``,
+a preset, ``with_metrics``) observes one duration with its ``outcome``:
+"success", "failure", "rejected" (an open breaker or a full bulkhead refused it,
+the dependency was not called) or "cancelled". A breaker's state series exists
+from the breaker's creation (breakers created after :meth:`install` included).
 
 Labels only ever hold policy and operation names (redacted like logs, so a URL
 used as a name loses its credentials and query) and a few fixed words; never an
@@ -48,7 +61,7 @@ from typing import Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from buttress._core import forksafe
+from buttress._core import forksafe, operation
 from buttress._core.events import (
     CallRejected,
     FallbackUsed,
@@ -58,6 +71,7 @@ from buttress._core.events import (
     Succeeded,
     TimedOut,
 )
+from buttress._core.operation import CallFinished, outcome_of
 from buttress.breaker import CircuitBreaker, CircuitState
 from buttress.observe._wiring import (
     DEFAULT_BUCKETS,
@@ -86,16 +100,17 @@ class _Families:
         self.names = BoundedNames(max_label_values)
         self.state = Gauge(
             "circuit_breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
-            ["breaker"], namespace=namespace, registry=registry,
+            ["operation"], namespace=namespace, registry=registry,
             multiprocess_mode=state_mode,
         )
         self.trips = Counter(
             "circuit_breaker_trips", "Times a circuit breaker moved to OPEN.",
-            ["breaker"], namespace=namespace, registry=registry,
+            ["operation"], namespace=namespace, registry=registry,
         )
         self.duration = Histogram(
             "resilient_operation_duration_seconds",
-            "Duration of protected calls, retries and waits included, by outcome.",
+            "Duration of protected calls, retries and waits included, by outcome "
+            "(success, failure, rejected, cancelled).",
             ["operation", "outcome"], namespace=namespace, registry=registry, buckets=buckets,
         )
         self.retries = Counter(
@@ -104,7 +119,7 @@ class _Families:
         )
         self.rejections = Counter(
             "resilient_rejections", "Calls refused without running (open breaker, full "
-            "bulkhead).", ["name", "reason"], namespace=namespace, registry=registry,
+            "bulkhead).", ["operation", "reason"], namespace=namespace, registry=registry,
         )
         self.timeouts = Counter(
             "resilient_timeouts", "Calls stopped by a timeout.",
@@ -170,6 +185,7 @@ class PrometheusMetrics(HubListener):
                             state_multiprocess_mode, max_label_values)
         self._handlers = {
             StateChanged: self._state_changed,
+            CallFinished: self._call_finished,
             Succeeded: self._succeeded,
             GaveUp: self._gave_up,
             RetryScheduled: self._retry_scheduled,
@@ -190,26 +206,40 @@ class PrometheusMetrics(HubListener):
         if event.new_state == CircuitState.OPEN:
             m.trips.labels(breaker).inc()
 
-    def _succeeded(self, event: Succeeded) -> None:
+    def _call_finished(self, event: CallFinished) -> None:
         if event.duration is not None:
+            self._m.duration.labels(self._m.names(event.name), event.outcome).observe(
+                event.duration)
+
+    # A retry's own end counts only outside an operation (a retry driven by hand):
+    # inside one, the operation's CallFinished is the call's one duration.
+
+    def _succeeded(self, event: Succeeded) -> None:
+        if event.duration is not None and operation.current() is None:
             self._m.duration.labels(self._m.names(event.name), "success").observe(event.duration)
 
     def _gave_up(self, event: GaveUp) -> None:
-        if event.duration is not None:
-            outcome = "cancelled" if event.reason == "cancelled" else "failure"
+        if event.duration is not None and operation.current() is None:
+            outcome = ("cancelled" if event.reason == "cancelled" else "failure"
+                       if event.exception is None else outcome_of(event.exception))
             self._m.duration.labels(self._m.names(event.name), outcome).observe(event.duration)
 
+    def _label(self, name: str | None) -> str:
+        """The operation label of a per-call event: the enclosing operation's name."""
+        op = operation.current()
+        return self._m.names(name if op is None else op.name)
+
     def _retry_scheduled(self, event: RetryScheduled) -> None:
-        self._m.retries.labels(self._m.names(event.name)).inc()
+        self._m.retries.labels(self._label(event.name)).inc()
 
     def _rejected(self, event: CallRejected) -> None:
-        self._m.rejections.labels(self._m.names(event.name), rejection_reason(event)).inc()
+        self._m.rejections.labels(self._label(event.name), rejection_reason(event)).inc()
 
     def _timed_out(self, event: TimedOut) -> None:
-        self._m.timeouts.labels(self._m.names(event.name)).inc()
+        self._m.timeouts.labels(self._label(event.name)).inc()
 
     def _fallback_used(self, event: FallbackUsed) -> None:
-        self._m.fallbacks.labels(self._m.names(event.name)).inc()
+        self._m.fallbacks.labels(self._label(event.name)).inc()
 
     def __repr__(self) -> str:
         return f"PrometheusMetrics(namespace={self.namespace!r}, installed={self._installed})"
