@@ -340,3 +340,43 @@ class MachineAgainstModel(RuleBasedStateMachine):
 MachineAgainstModel.TestCase.settings = settings(max_examples=150, stateful_step_count=40,
                                                  deadline=None)
 test_the_machine_decides_as_the_model = MachineAgainstModel.TestCase
+
+
+# --- the store seam -------------------------------------------------------------------------
+
+
+def test_a_custom_store_receives_every_change_the_runner_makes() -> None:
+    from buttress import CircuitBreaker, CircuitBreakerError
+    from buttress._core.breaker_store import MemoryStore
+    from buttress.testing import VirtualClock
+
+    changes: list[str] = []
+
+    class CountingStore(MemoryStore):
+        __slots__ = ()
+
+        def admit(self, now: float) -> int:
+            changes.append("admit")
+            return super().admit(now)
+
+        def record_failure(self, epoch: int, now: float, duration: float,
+                           cause: BaseException | None) -> None:
+            changes.append("failure")
+            super().record_failure(epoch, now, duration, cause)
+
+    seen: list[tuple[CircuitState, CircuitState]] = []
+    clock = VirtualClock()
+    breaker = CircuitBreaker("seam", failure_threshold=1, recovery_timeout=5.0,
+                             success_threshold=1, clock=clock, store=CountingStore,
+                             on_state_change=lambda _, old, new: seen.append((old, new)))
+    assert breaker.call(lambda: 1) == 1  # the ticket admits: no store call
+    with pytest.raises(ZeroDivisionError):
+        breaker.call(lambda: 1 / 0)
+    with pytest.raises(CircuitBreakerError):  # open: decided by gate.open_until
+        breaker.call(lambda: 1)
+    assert changes == ["failure"]
+    clock.advance(5.0)
+    assert breaker.call(lambda: 2) == 2  # the probe needs the store's decision
+    assert changes == ["failure", "admit"]
+    assert seen == [(CLOSED, OPEN), (OPEN, HALF_OPEN), (HALF_OPEN, CLOSED)]
+    assert breaker.stats.rejected_calls == 1
