@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -214,3 +215,13 @@ def test_an_integer_beyond_float_range_is_an_unlimited_max_delay() -> None:
     from buttress import RetryConfig
 
     assert RetryConfig(max_delay=10**400).max_delay == float("inf")
+
+
+def test_a_policy_name_ending_in_a_newline_is_saved_quoted_and_reads_back(tmp_path: Path) -> None:
+    # A bare-key check with `$` accepted "0\n", writing `[retry_configs.0\n]`,
+    # which no TOML reader accepts: the whole key must match.
+    from buttress.config import _toml_dumps
+
+    text = _toml_dumps({"retry_configs": {"0\n": {"base_delay": 0.0}}})
+    assert '[retry_configs."0\\n"]' in text
+    assert tomllib.loads(text) == {"retry_configs": {"0\n": {"base_delay": 0.0}}}

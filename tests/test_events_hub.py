@@ -199,7 +199,7 @@ def test_a_detached_pipeline_stops_hearing_a_strategy_that_lives_on() -> None:
     breaker.force_open()
     assert heard_old == []
     assert [type(e).__name__ for e in heard_new] == ["StateChanged"]
-    assert breaker.events._parents == (GLOBAL, new.events)
+    assert breaker.events.parents == (GLOBAL, new.events)
 
 
 def test_reloading_settings_does_not_grow_a_shared_breakers_parents() -> None:
@@ -213,4 +213,4 @@ def test_reloading_settings_does_not_grow_a_shared_breakers_parents() -> None:
         buttress.configure(default_max_attempts=attempts)
         assert load() == "ok"
     breaker = buttress.get_circuit_breaker("orders")
-    assert len(breaker.events._parents) <= 2
+    assert len(breaker.events.parents) <= 2

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -361,19 +362,25 @@ StateListener = Callable[["CircuitBreaker", CircuitState, CircuitState], object]
 
 
 class _StateHook:
-    """A ``listener(breaker, old_state, new_state)`` hook as an event listener."""
+    """A ``listener(breaker, old_state, new_state)`` hook as an event listener.
+
+    It lives in the breaker's own hub, so it holds the breaker weakly: a strong
+    reference would make a cycle, and a dropped breaker would keep its registry
+    name (and its memory) until the garbage collector ran."""
 
     __slots__ = ("breaker", "hook")
 
     def __init__(self, breaker: CircuitBreaker, hook: StateListener) -> None:
-        self.breaker = breaker
+        self.breaker = weakref.ref(breaker)
         self.hook = hook
 
     def __repr__(self) -> str:
         return repr(self.hook)  # the user's callback, as they wrote it
 
     def __call__(self, event: StateChanged) -> None:
-        self.hook(self.breaker, event.old_state, event.new_state)
+        breaker = self.breaker()
+        if breaker is not None:  # it is the one speaking, so it is alive
+            self.hook(breaker, event.old_state, event.new_state)
 
 
 # What ``with breaker:`` remembers between enter and exit, as a tuple (cheaper

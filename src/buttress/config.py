@@ -917,7 +917,7 @@ def _toml_string(text: str) -> str:
 
 
 def _toml_key(key: str) -> str:
-    return key if _BARE_KEY.match(key) else _toml_string(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_value(value: object) -> str:
@@ -1405,11 +1405,12 @@ class _Built:
         self.timeout_config = timeout_config
         self.circuit_breaker = circuit_breaker
 
+    # _chain, not wrap: whoever holds the result holds this _Built, and its pipeline.
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return fn if self.pipeline is None else self.pipeline.wrap(fn)
+        return fn if self.pipeline is None else self.pipeline._chain(fn)
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        return fn if self.pipeline is None else self.pipeline.wrap_async(fn)
+        return fn if self.pipeline is None else self.pipeline._chain_async(fn)
 
 
 class Protected(Protocol[P, R_co]):

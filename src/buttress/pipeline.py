@@ -7,14 +7,16 @@ per decorated function, not per call.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar
 
 from buttress._core import operation
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.events import Listeners
-from buttress._core.strategy import Strategy, operation_name
+from buttress._core.strategy import Strategy, check_call, operation_name
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.bulkhead import Bulkhead, BulkheadConfig
 from buttress.fallback import CachedFallback, Fallback
@@ -26,6 +28,11 @@ __all__ = ["Pipeline", "operation_name_of", "pipeline"]
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Final[Any] = object()
 
+# A protected function keeps its pipeline, and so the pipeline's listener hub,
+# alive: the strategies hold that hub only weakly (see buttress._core.events).
+# A map rather than an attribute: functools.wraps would copy one over another.
+_KEEP: weakref.WeakKeyDictionary[Callable[..., Any], Pipeline] = weakref.WeakKeyDictionary()
+
 
 class Pipeline(Strategy):
     """Strategies composed in the standard order, whatever order they are given in::
@@ -36,7 +43,10 @@ class Pipeline(Strategy):
         async def fetch() -> bytes: ...
 
     Listeners added to ``protect.events`` hear the events of every strategy in
-    the pipeline (a strategy shared by two pipelines reports to both).
+    the pipeline (a strategy shared by two pipelines reports to both) while the
+    pipeline or a function it protects is alive. A dropped pipeline leaves its
+    strategies as it found them: building one per request around a shared
+    breaker costs the breaker nothing once the request is over.
 
     Each call is one operation (:mod:`buttress._core.operation`): its name is
     given by :func:`operation_name_of`, every stage's per-call events are
@@ -75,6 +85,15 @@ class Pipeline(Strategy):
                 hub.detach(self.events)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._kept_by(self._chain(fn), fn)
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._kept_by(self._chain_async(fn), fn)
+
+    def _chain(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """:meth:`wrap`, for a caller that keeps this pipeline alive itself as long
+        as the result (a per-call wrapper, or an owner holding both): the result
+        does not keep the pipeline, and so its listeners, alive."""
         # Each layer takes the name of the user's function, so every stage
         # reports under the operation's name, not its inner wrapper's.
         original = fn
@@ -83,13 +102,31 @@ class Pipeline(Strategy):
         return operation.measure(fn, self._outcomes, operation_name_of(self.strategies, original),
                                  _clock_of(self.strategies))
 
-    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def _chain_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        """:meth:`wrap_async` without keeping the pipeline alive; see :meth:`_chain`."""
         original = fn
         for strategy in reversed(self.strategies):
             fn = functools.wraps(original)(strategy.wrap_async(fn))
         return operation.measure_async(fn, self._outcomes,
                                        operation_name_of(self.strategies, original),
                                        _clock_of(self.strategies))
+
+    def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` once under this pipeline."""
+        if check_call(fn, type(self).__name__):
+            raise TypeError(f"{fn!r} is a coroutine function: use `await pipeline.acall(fn)`")
+        return self._chain(fn)(*args, **kwargs)
+
+    async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
+        """Await ``fn(*args, **kwargs)`` once under this pipeline."""
+        check_call(fn, type(self).__name__)
+        return await self._chain_async(fn)(*args, **kwargs)
+
+    def _kept_by(self, wrapper: F, original: object) -> F:
+        if wrapper is not original:
+            with contextlib.suppress(TypeError):  # not weakly referenceable
+                _KEEP[wrapper] = self
+        return wrapper
 
     def __repr__(self) -> str:
         return f"Pipeline({', '.join(map(repr, self.strategies))})"

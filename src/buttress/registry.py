@@ -1,9 +1,24 @@
 """Named circuit breakers.
 
 ``get_circuit_breaker(name, config)`` returns the one breaker of that name,
-creating it on first use; asking again with a *different* config is an error,
-not a silent second breaker. Breakers constructed directly are observed too
+creating it on first use. Breakers constructed directly are observed too
 (weakly), so statistics and health see every live breaker by name.
+
+Invariants (all under ``_lock``, a reentrant lock: a breaker's constructor
+calls :func:`observe`, and the registry constructs breakers while holding it):
+
+- One breaker per name: the registry never creates a breaker for a name a live
+  breaker already has, whether the registry made it or someone constructed it
+  directly; it hands that breaker out, or raises :class:`ConfigurationError`
+  naming the name and the difference (config, or clock) when it is not what the
+  caller asked for. Checking and creating happen under one hold of the lock,
+  so racing first users get one breaker or a clear error, never another
+  caller's config in silence.
+- Readers (stats, health) work on snapshots taken under the lock, so breakers
+  created and dropped meanwhile never break them.
+
+Directly constructed breakers are their constructors' own: names need not be
+unique among them (every unnamed breaker is ``"default"``).
 """
 
 from __future__ import annotations
@@ -29,7 +44,8 @@ __all__ = [
     "reset_circuit_breakers",
 ]
 
-_lock = live.lock  # one lock for both tables (see buttress._core.live)
+_lock = live.lock  # one lock for both tables (see buttress._core.live); reentrant:
+# a breaker's constructor registers itself under it
 _named: dict[str, CircuitBreaker] = {}
 _observed: weakref.WeakValueDictionary[str, CircuitBreaker] = live.observed
 
@@ -60,11 +76,13 @@ def get_circuit_breaker(
     **options: Any,
 ) -> CircuitBreaker:
     """The breaker registered under ``name``, created from ``config`` (or keyword
-    options) on first use::
+    options) and on ``clock`` on first use::
 
         breaker = get_circuit_breaker("external_api", CircuitBreakerConfig(failure_threshold=5))
 
-    Raises :class:`ConfigurationError` when ``name`` exists with a different config.
+    A live breaker constructed directly under ``name`` is that breaker too. Raises
+    :class:`ConfigurationError` when the breaker of that name has a different
+    config, or runs on another clock than ``clock`` (``None``: any clock).
     """
     from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 
@@ -74,18 +92,32 @@ def get_circuit_breaker(
         wanted = base.replace(name=name, **options)
     with _lock:
         existing = _named.get(name)
-        if existing is not None:
-            if wanted is not None and wanted != existing.config:
-                raise ConfigurationError(
-                    f"circuit breaker {name!r} already exists with a different config: "
-                    + _difference(existing.config, wanted)
-                )
-            return existing
-    breaker = CircuitBreaker(wanted if wanted is not None else CircuitBreakerConfig(name=name),
-                             clock=clock)
-    with _lock:
-        # Another thread may have won the race; keep the first one.
-        return _named.setdefault(name, breaker)
+        side, how = "registered", ""
+        if existing is None:
+            existing = _observed.get(name)
+            side, how = "existing", "; it was constructed directly: pass that breaker itself"
+        if existing is None:
+            breaker = CircuitBreaker(
+                wanted if wanted is not None else CircuitBreakerConfig(name=name), clock=clock)
+            _named[name] = breaker
+            return breaker
+        if wanted is not None and wanted != existing.config:
+            raise ConfigurationError(
+                f"circuit breaker {name!r} already exists with a different config: "
+                + config_difference(existing.config, wanted, labels=(side, "requested"),
+                                    separator="; ") + how)
+        if clock is not None and existing.clock is not clock:
+            raise ConfigurationError(
+                f"circuit breaker {name!r} already exists on another clock: "
+                f"{_clock_name(existing.clock, clock)} ({side}) vs "
+                f"{_clock_name(clock, existing.clock)} (requested){how}")
+        return existing
+
+
+def _clock_name(clock: Clock, other: Clock) -> str:
+    # Two fresh VirtualClocks print alike: then tell them apart by identity.
+    text = repr(clock)
+    return text if text != repr(other) else f"{text} at {id(clock):#x}"
 
 
 def replace_circuit_breaker(
@@ -118,20 +150,24 @@ def config_difference(old: CircuitBreakerConfig, new: CircuitBreakerConfig, *,
     )
 
 
-def _difference(old: CircuitBreakerConfig, new: CircuitBreakerConfig) -> str:
-    return config_difference(old, new, labels=("registered", "requested"), separator="; ")
-
-
 def _live() -> dict[str, CircuitBreaker]:
+    # A snapshot. Not dict(_observed): that lists the names, then looks each one
+    # up, and a breaker dropped in between raises KeyError. items() skips it.
     with _lock:
-        result = dict(_observed)
+        result = dict(_observed.items())
         result.update(_named)
     return result
 
 
+def _find(name: str) -> CircuitBreaker | None:
+    with _lock:
+        breaker = _named.get(name)
+        return _observed.get(name) if breaker is None else breaker
+
+
 def get_circuit_breaker_stats(name: str) -> dict[str, Any] | None:
     """Statistics of the breaker called ``name`` as a dict, or ``None`` if there is none."""
-    breaker = _live().get(name)
+    breaker = _find(name)
     return None if breaker is None else breaker.stats.as_dict()
 
 

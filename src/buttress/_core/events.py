@@ -5,6 +5,23 @@ own listeners and to those of its parents: the global hub (:data:`GLOBAL`)
 is every hub's parent, and a pipeline's hub becomes a parent of the hubs of
 the strategies it holds. A listener may subscribe to some event kinds only.
 
+Invariants:
+
+- A hub holds its parents and its children weakly (the global hub, which
+  never dies, through one shared stand-in). A breaker shared through the
+  registry outlives the pipelines built around it (one per request, say); a
+  pipeline keeps its own hub alive, and when the pipeline goes, its hub leaves
+  the parents of the breaker's hub. So any number of short-lived pipelines on
+  one strategy cost it constant memory and constant work.
+- A hub's ``_flat`` holds the listeners of the hub and its live ancestors and
+  ``_by_kind`` the same by event kind; both are recomputed (for the hub, then
+  its descendants) under the one lock on every change that alters them, so
+  delivery reads them without locking.
+- A dead parent is pruned by a weakref callback. That callback can run in
+  any thread, at any allocation, even while its own thread holds the lock:
+  it only queues the orphaned child and prunes if the lock is free; whoever
+  holds the lock prunes the queue before and after releasing it.
+
 Nothing is built when nobody listens: a strategy asks the hub for the
 listeners of one kind (:meth:`Listeners.of`), an empty tuple when there are
 none, and constructs the event only when that tuple is not empty. A listener
@@ -161,14 +178,91 @@ _NONE: tuple[Listener, ...] = ()
 _NO_KINDS: dict[type[Event], tuple[Listener, ...]] = {}  # shared, never mutated
 
 
+class _ParentRef(weakref.ref):  # type: ignore[type-arg]
+    """A child's weak reference to one parent hub, naming the child (weakly) so
+    that the parent's death can prune it."""
+
+    __slots__ = ("child",)
+
+    child: weakref.ref[Listeners]
+
+
+class _Forever:
+    """Stands in for a weak reference to the global hub, which every strategy's
+    hub has as a parent and which lives as long as the process: one shared
+    object instead of two weak references per hub (about 140 bytes a breaker)."""
+
+    __slots__ = ()
+
+    def __call__(self) -> Listeners:
+        return GLOBAL
+
+
+_FOREVER = _Forever()
+
+# Hubs that lost a parent, queued by _parent_gone until the lock is free.
+_orphaned: list[weakref.ref[Listeners]] = []
+
+
+def _parent_gone(ref: _ParentRef) -> None:
+    # A weakref callback (see the module's invariants): never wait for the lock.
+    _orphaned.append(ref.child)
+    _prune()
+
+
+def _prune() -> None:
+    """Prune orphaned hubs now if no thread holds the lock; a holder prunes on
+    release, and checks again after it (a callback may have queued meanwhile)."""
+    lock = Listeners._lock
+    while _orphaned and lock.acquire(blocking=False):
+        try:
+            _prune_locked()
+        finally:
+            lock.release()
+
+
+def _prune_locked() -> None:
+    while _orphaned:
+        child = _orphaned.pop()()
+        if child is not None:
+            child._parents = tuple(ref for ref in child._parents if ref() is not None)
+            if child.active:
+                child._refresh()
+
+
+class _Changing:
+    """``with _CHANGING:`` holds the hubs' lock for a change and prunes the
+    hubs orphaned meanwhile before and after releasing it."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        Listeners._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            _prune_locked()
+        finally:
+            Listeners._lock.release()
+        _prune()
+
+
+_CHANGING = _Changing()
+
+
 class Listeners:
     """A hub of listeners: its own, plus those of its parents.
 
     ``active`` is True when any listener (own or inherited) exists, so a hot
     path can skip all event work with one attribute read.
+
+    A hub holds its parents weakly: it hears a parent's listeners while
+    something else keeps the parent alive (a pipeline keeps its own hub, and
+    a function a pipeline protects keeps the pipeline). A dropped pipeline thus
+    leaves the strategies it held as it found them.
     """
 
-    __slots__ = ("__weakref__", "_by_kind", "_children", "_own", "_parents", "active")
+    __slots__ = ("__weakref__", "_by_kind", "_children", "_flat", "_own", "_parents", "active")
 
     _lock = forksafe.lock()  # one for all hubs: changes are rare, reads take none
 
@@ -176,9 +270,11 @@ class Listeners:
         # Tuples, a shared empty map and a lazily made WeakSet: every strategy
         # owns a hub, and a thousand idle hubs should weigh little.
         self._own: tuple[tuple[Listener, tuple[type[Event], ...]], ...] = ()
-        self._parents: tuple[Listeners, ...] = ()
+        self._parents: tuple[_ParentRef | _Forever, ...] = ()
         self._children: weakref.WeakSet[Listeners] | None = None
         self._by_kind: dict[type[Event], tuple[Listener, ...]] = _NO_KINDS
+        # Own and inherited (listener, kinds) entries, deduplicated, in order.
+        self._flat: tuple[tuple[Listener, tuple[type[Event], ...]], ...] = ()
         self.active = False
         for parent in parents:
             self.attach(parent)
@@ -191,14 +287,14 @@ class Listeners:
         for kind in kinds:
             if not (isinstance(kind, type) and issubclass(kind, Event)):
                 raise TypeError(f"listener kinds must be Event subclasses, got {kind!r}")
-        with self._lock:
+        with _CHANGING:
             self._own = (*self._own, (listener, kinds))
             self._refresh()
         return listener
 
     def remove(self, listener: Listener) -> None:
         """Stop delivering to ``listener`` (every registration of it)."""
-        with self._lock:
+        with _CHANGING:
             before = len(self._own)
             self._own = tuple(entry for entry in self._own if entry[0] != listener)
             if len(self._own) == before:
@@ -207,31 +303,45 @@ class Listeners:
 
     def clear(self) -> None:
         """Remove this hub's own listeners (inherited ones stay)."""
-        with self._lock:
+        with _CHANGING:
             self._own = ()
             self._refresh()
 
     def attach(self, parent: Listeners) -> None:
-        """Also deliver to ``parent``'s listeners (a pipeline attaches itself to
-        the strategies it holds)."""
-        with self._lock:
+        """Also deliver to ``parent``'s listeners, for as long as ``parent`` lives
+        (a pipeline attaches its hub to the strategies it holds). The parent is
+        held weakly: keep it, or its owner, alive."""
+        with _CHANGING:
             if parent is self or self in parent._ancestors():
                 raise ValueError("a listener hub can not be its own parent")
-            if parent not in self._parents:
-                self._parents = (*self._parents, parent)
+            if parent not in self.parents:
+                ref: _ParentRef | _Forever
+                if parent is GLOBAL:
+                    ref = _FOREVER
+                else:
+                    ref = _ParentRef(parent, _parent_gone)
+                    ref.child = weakref.ref(self)
+                self._parents = (*self._parents, ref)
                 if parent._children is None:
                     parent._children = weakref.WeakSet()
                 parent._children.add(self)
-                self._refresh()
+                if parent.active:  # a parent with nobody listening changes nothing
+                    self._refresh()
 
     def detach(self, parent: Listeners) -> None:
         """Stop delivering to ``parent``'s listeners."""
-        with self._lock:
-            if parent in self._parents:
-                self._parents = tuple(p for p in self._parents if p is not parent)
+        with _CHANGING:
+            if parent in self.parents:
+                self._parents = tuple(ref for ref in self._parents if ref() is not parent)
                 if parent._children is not None:
                     parent._children.discard(self)
-                self._refresh()
+                if self.active:  # an inactive hub stays inactive with fewer parents
+                    self._refresh()
+
+    @property
+    def parents(self) -> tuple[Listeners, ...]:
+        """The live hubs this hub delivers to besides its own listeners."""
+        return tuple(parent for ref in self._parents if (parent := ref()) is not None)
 
     def of(self, kind: type[Event]) -> tuple[Listener, ...]:
         """The listeners that want events of ``kind``; empty when nobody does.
@@ -249,33 +359,43 @@ class Listeners:
 
     def _ancestors(self) -> set[Listeners]:
         seen: set[Listeners] = set()
-        stack = list(self._parents)
+        stack = list(self.parents)
         while stack:
             hub = stack.pop()
             if hub not in seen:
                 seen.add(hub)
-                stack.extend(hub._parents)
+                stack.extend(hub.parents)
         return seen
 
-    def _entries(self) -> list[tuple[Listener, tuple[type[Event], ...]]]:
-        entries = list(self._own)
-        for parent in self._parents:
-            for entry in parent._entries():
-                if entry not in entries:
-                    entries.append(entry)
-        return entries
-
-    def _refresh(self) -> None:
-        # Called with the lock held; recompute this hub and every descendant.
-        entries = self._entries()
-        self._by_kind = {
-            kind: tuple(listener for listener, kinds in entries
-                        if not kinds or issubclass(kind, kinds))
-            for kind in _KINDS
-        } if entries else _NO_KINDS
-        self.active = bool(entries)
+    def _refresh(self, force: bool = False) -> None:
+        # Called with the lock held. Recompute this hub from its own listeners and
+        # its parents' flattened ones (current: changes flow parent to child), then
+        # its descendants, unless nothing changed here (``force``: a new kind).
+        parents = self.parents
+        if len(parents) == 1 and not self._own:
+            # The common case, a strategy under the global hub only: share its map.
+            flat, by_kind = parents[0]._flat, parents[0]._by_kind
+        else:
+            entries = list(self._own)
+            for parent in parents:
+                for entry in parent._flat:
+                    if entry not in entries:
+                        entries.append(entry)
+            flat = tuple(entries)
+            if flat == self._flat and not force:
+                return  # before building a map nobody needs
+            by_kind = {
+                kind: tuple(listener for listener, kinds in flat
+                            if not kinds or issubclass(kind, kinds))
+                for kind in _KINDS
+            } if flat else _NO_KINDS
+        if flat == self._flat and not force:
+            return
+        self._flat = flat
+        self._by_kind = by_kind  # before ``active``: readers take no lock
+        self.active = bool(flat)
         for child in list(self._children or ()):
-            child._refresh()
+            child._refresh(force)
 
 
 def deliver(listeners: tuple[Listener, ...], event: Event) -> None:
@@ -328,11 +448,11 @@ GLOBAL = Listeners()
 def register_kind(kind: type[E]) -> type[E]:
     """Make a new event class deliverable (for strategies outside the core)."""
     global _KINDS
-    with Listeners._lock:
+    with _CHANGING:
         if kind not in _KINDS:
             _quick_init(kind)
             _KINDS = (*_KINDS, kind)
-            GLOBAL._refresh()
+            GLOBAL._refresh(force=True)
     return kind
 
 

@@ -20,7 +20,9 @@ __all__ = ["lock", "observe", "observed", "on_created", "remove_hook"]
 Hook = Callable[[Any], object]
 
 #: Guards :data:`observed`, the hooks, and the registry's table of named breakers.
-lock = forksafe.lock()
+#: Reentrant: the registry constructs breakers while holding it, and each
+#: breaker's constructor registers itself under it.
+lock = forksafe.rlock()
 observed: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 _hooks: tuple[Hook, ...] = ()
 
