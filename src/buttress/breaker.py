@@ -383,6 +383,22 @@ class _StateHook:
             self.hook(breaker, event.old_state, event.new_state)
 
 
+class _Reporter:
+    """The store's ``report`` callback: it holds the breaker weakly, because the
+    breaker holds the store, and a cycle would keep a dropped breaker (and its
+    registry name) alive until the garbage collector ran."""
+
+    __slots__ = ("breaker",)
+
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = weakref.ref(breaker)
+
+    def __call__(self, moved: Transition) -> None:
+        breaker = self.breaker()
+        if breaker is not None:  # it is the one changing, so it is alive
+            breaker._notify(moved)
+
+
 # What ``with breaker:`` remembers between enter and exit, as a tuple (cheaper
 # to build than an object): (epoch, start, async timeout or None, outer frame).
 _Frame = tuple[int, float, Any, Any]
@@ -448,7 +464,7 @@ class CircuitBreaker(Strategy):
         #: This breaker's listener hub: ``breaker.events.add(listener, *kinds)``.
         self.events = Listeners(GLOBAL)
         self._store: BreakerStore = (MemoryStore if store is None else store)(
-            config, self._notify)
+            config, _Reporter(self))
         self._gate = self._store.gate
         self._count_success = self._store.count_success
         self._count_rejection = self._store.count_rejection
