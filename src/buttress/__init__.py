@@ -72,7 +72,7 @@ from buttress.observe import (
     resilience_metrics,
     with_metrics,
 )
-from buttress.pipeline import Pipeline, pipeline
+from buttress.pipeline import Pipeline, PipelineBuilder, pipeline
 from buttress.presets import (
     Resilience,
     api_resilient,
@@ -140,6 +140,7 @@ __all__ = [
     "OperationSettings",
     "OperationTimeoutError",
     "Pipeline",
+    "PipelineBuilder",
     "Resilience",
     "ResilienceConfig",
     "ResilienceMetrics",

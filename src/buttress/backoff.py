@@ -15,13 +15,16 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Final
 
 from buttress._core import validate
 from buttress._core.errors import ConfigurationError
 
-__all__ = ["DELAY_CEILING", "ExponentialBackoff", "RetryStrategy", "compute_delay"]
+__all__ = [
+    "DELAY_CEILING", "ExponentialBackoff", "RetryStrategy", "Schedule", "compute_delay", "schedule",
+]
 
 _DEFAULT_JITTER = 0.5
 
@@ -111,6 +114,72 @@ def compute_delay(
     if jitter and delay > 0.0:
         delay -= delay * jitter * uniform(0.0, 1.0)
     return delay
+
+
+Schedule = Callable[[int, float], float]
+"""``schedule(attempt, previous)``: the wait after failed attempt ``attempt``
+(1-based) given the previous wait, in seconds."""
+
+
+def schedule(
+    strategy: RetryStrategy,
+    *,
+    base_delay: float,
+    max_delay: float,
+    exponential_base: float,
+    jitter: float,
+    rng: random.Random | None = None,
+) -> Schedule:
+    """:func:`compute_delay` with everything but the attempt bound once: the
+    strategy is chosen here, not per delay, and a schedule that can not be
+    jittered (no jitter, or a zero base delay) draws no random number. Its
+    delays, and its draws from ``rng``, are exactly :func:`compute_delay`'s::
+
+        >>> wait = schedule(RetryStrategy.EXPONENTIAL_BACKOFF, base_delay=0.5,
+        ...                 max_delay=3.0, exponential_base=2.0, jitter=0.0)
+        >>> [wait(n, 0.0) for n in (1, 2, 3, 4)]
+        [0.5, 1.0, 2.0, 3.0]
+
+    .. versionadded:: 0.2
+    """
+    cap = max_delay if max_delay < DELAY_CEILING else DELAY_CEILING
+    base, growth = base_delay, exponential_base
+    s = strategy
+    plain = (RetryStrategy.FIXED_DELAY, RetryStrategy.LINEAR_BACKOFF,
+             RetryStrategy.EXPONENTIAL_BACKOFF)
+    if s is not RetryStrategy.DECORRELATED_JITTER and (base == 0.0 or (not jitter and s in plain)):
+        if base == 0.0 or s is RetryStrategy.FIXED_DELAY:
+            # A zero base delay stays zero under every strategy but decorrelated
+            # jitter, which draws from [base, 3 * previous] whatever the base.
+            constant = min(base, cap)
+
+            def fixed(attempt: int, previous: float) -> float:
+                return constant
+
+            return fixed
+        if s is RetryStrategy.LINEAR_BACKOFF:
+
+            def linear(attempt: int, previous: float) -> float:
+                raw = base * attempt
+                return raw if raw < cap else cap
+
+            return linear
+
+        def exponential(attempt: int, previous: float) -> float:
+            try:
+                raw = base * growth ** (attempt - 1)
+            except OverflowError:
+                return cap  # past the float range (the base is not zero here)
+            return raw if raw < cap else cap
+
+        return exponential
+
+    def jittered(attempt: int, previous: float) -> float:
+        return compute_delay(s, attempt, base_delay=base, max_delay=max_delay,
+                             exponential_base=growth, jitter=jitter, previous=previous,
+                             rng=rng)
+
+    return jittered
 
 
 def normalise_jitter(owner: str, value: object) -> float:

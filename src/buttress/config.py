@@ -585,7 +585,8 @@ _RETRY_ALIASES: Final = {"initial_delay": "base_delay", "backoff_multiplier": "e
                          "multiplier": "exponential_base", "retry_on": "exceptions",
                          "retryable_exceptions": "exceptions"}
 _RETRY_KEYS: Final = frozenset(_RETRY_SCALARS + _RETRY_EXCEPTIONS) | _RETRY_ALIASES.keys()
-_RETRY_CALLABLES: Final = ("retry_condition", "retry_on_result", "retry_after", "on_retry",
+_RETRY_CALLABLES: Final = ("retry_condition", "retry_on_result", "retry_after",
+                           "retry_after_result", "dispose", "on_retry",
                            "on_failure", "on_success", "rng")
 _BREAKER_SCALARS: Final = ("name", "failure_threshold", "recovery_timeout", "success_threshold",
                            "half_open_max_calls", "failure_window", "failure_rate_threshold",

@@ -1,5 +1,7 @@
 """Composition: several strategies around one call, in the standard order
-fallback → retry → circuit breaker → timeout → (bulkhead) → the call.
+fallback → retry → circuit breaker → timeout → (bulkhead) → the call, or in
+the order the user gives (``Pipeline(..., ordered=True)``, :class:`PipelineBuilder`),
+outermost first.
 
 One pipeline protects sync and async callables alike; the choice is made once
 per decorated function, not per call.
@@ -23,7 +25,7 @@ from buttress.fallback import CachedFallback, Fallback
 from buttress.retry import Retry, RetryConfig
 from buttress.timeout import Timeout, TimeoutConfig
 
-__all__ = ["Pipeline", "operation_name_of", "pipeline"]
+__all__ = ["Pipeline", "PipelineBuilder", "operation_name_of", "pipeline"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Final[Any] = object()
@@ -52,19 +54,36 @@ class Pipeline(Strategy):
     given by :func:`operation_name_of`, every stage's per-call events are
     labelled with it by the exporters, and the call ends with one
     ``CallFinished`` event (outcome and duration) when somebody listens.
+
+    With ``ordered=True`` the strategies wrap the call in exactly the order
+    given, outermost first (see also :class:`PipelineBuilder`). That is how an
+    overall timeout around the retries and a per-attempt timeout inside them
+    are both expressed::
+
+        protect = Pipeline(Timeout(10.0), Retry(max_attempts=5), Timeout(1.0), ordered=True)
+
+    Each attempt then gets at most 1 s, and never more than what is left of the
+    10 s (the per-call deadline, :mod:`buttress._core.context`); the retry never
+    starts a wait that would end past the 10 s.
+
+    .. versionchanged:: 0.2 ``ordered``.
     """
 
-    __slots__ = ("_outcomes", "events", "strategies")
+    __slots__ = ("_outcomes", "events", "ordered", "strategies")
 
     order = 0
     _measures_itself = True
 
-    def __init__(self, *strategies: Strategy) -> None:
+    def __init__(self, *strategies: Strategy, ordered: bool = False) -> None:
         for strategy in strategies:
-            if not isinstance(strategy, Strategy):
-                raise TypeError(f"Pipeline takes strategies, got {strategy!r}")
+            _check_strategy(strategy, "Pipeline takes strategies")
+        #: True when the strategies wrap the call in the order given (outermost
+        #: first), False when they were sorted into the standard order.
+        self.ordered: bool = bool(ordered)
         # sorted() is stable: strategies of the same kind keep the order given.
-        self.strategies: tuple[Strategy, ...] = tuple(sorted(strategies, key=lambda s: s.order))
+        #: The strategies, outermost first: the order they wrap the call in.
+        self.strategies: tuple[Strategy, ...] = (
+            tuple(strategies) if ordered else tuple(sorted(strategies, key=lambda s: s.order)))
         #: This pipeline's listener hub: ``pipeline.events.add(listener, *kinds)``.
         self.events = Listeners()
         for strategy in self.strategies:
@@ -129,7 +148,57 @@ class Pipeline(Strategy):
         return wrapper
 
     def __repr__(self) -> str:
-        return f"Pipeline({', '.join(map(repr, self.strategies))})"
+        flag = ", ordered=True" if self.ordered else ""
+        return f"Pipeline({', '.join(map(repr, self.strategies))}{flag})"
+
+
+def _check_strategy(strategy: object, what: str) -> None:
+    if not isinstance(strategy, Strategy):
+        hint = (" (a class: pass an instance)"
+                if isinstance(strategy, type) and issubclass(strategy, Strategy) else "")
+        raise TypeError(f"{what}, got {strategy!r} of type {type(strategy).__name__}{hint}")
+
+
+class PipelineBuilder:
+    """Builds a :class:`Pipeline` that keeps the order strategies are added in,
+    outermost first::
+
+        protect = (PipelineBuilder()
+                   .add(Timeout(10.0))                 # the whole call: 10 s
+                   .add(Retry(max_attempts=5))
+                   .add(Timeout(1.0))                  # each attempt: 1 s
+                   .build())
+
+    :meth:`build` may be called more than once: each call makes a new
+    pipeline, and adding to the builder afterwards does not change the
+    pipelines already built. (The strategies themselves are shared, as they
+    are between any two pipelines given the same strategy.)
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("_strategies",)
+
+    def __init__(self) -> None:
+        self._strategies: list[Strategy] = []
+
+    def add(self, strategy: Strategy) -> PipelineBuilder:
+        """Add ``strategy`` inside those added before it; returns the builder.
+
+        Raises TypeError for anything but a strategy instance."""
+        _check_strategy(strategy, "PipelineBuilder.add() takes a strategy")
+        self._strategies.append(strategy)
+        return self
+
+    def build(self) -> Pipeline:
+        """A new :class:`Pipeline` of the strategies added so far, in that order."""
+        return Pipeline(*self._strategies, ordered=True)
+
+    def __len__(self) -> int:
+        return len(self._strategies)
+
+    def __repr__(self) -> str:
+        return f"PipelineBuilder({', '.join(map(repr, self._strategies))})"
 
 
 def operation_name_of(strategies: tuple[Strategy, ...] | list[Strategy],

@@ -17,16 +17,17 @@ once and are never retried or counted.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, ClassVar, Final, TypeVar, overload
 
 from buttress._core import operation, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
-from buttress._core.context import CURRENT, RetryContext, remaining_time
+from buttress._core.context import CURRENT, CallContext, RetryContext, remaining_time
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, RetryExhaustedError
 from buttress._core.events import (
     GLOBAL,
@@ -46,19 +47,23 @@ from buttress._core.strategy import (
     operation_name,
     should_log,
 )
+from buttress._core.testmode import TEST_MODE
 from buttress.backoff import (
     DELAY_CEILING,
     RetryStrategy,
     compute_delay,
     normalise_jitter,
     normalise_strategy,
+    schedule,
 )
 from buttress.transient import is_transient  # re-exported: buttress.retry.is_transient
 
 __all__ = [
     "Attempt",
     "Decision",
+    "Outcome",
     "Retry",
+    "RetryCall",
     "RetryConfig",
     "RetryPolicy",
     "RetryResult",
@@ -81,16 +86,16 @@ _UNSET: Final[Any] = object()
 _T = TypeVar("_T")
 
 
-def _judge(hook: Callable[[Exception], _T], failure: Exception) -> _T:
+def _judge(hook: Callable[..., _T], failure: Any, *call: RetryCall) -> _T:
     """``hook(failure)`` for a user hook that judges a failure (``retry_condition``,
     ``retry_after``). If the hook itself raises, its error propagates with the
     failure it was judging still in view: at the end of its ``__context__`` chain
     (where running the hook in an ``except`` block for the failure would have put
     it) and named in a note, so the traceback shows both."""
     try:
-        return hook(failure)
+        return hook(failure, *call)
     except Exception as error:
-        if error is not failure:
+        if error is not failure and isinstance(failure, BaseException):
             _chain(error, failure)
             error.add_note(f"raised by {hook!r} while judging {describe(failure)}")
         raise
@@ -136,6 +141,27 @@ class RetryConfig:
 
         config = RetryConfig(max_attempts=5, base_delay=0.2, max_delay=30.0,
                              retry_on=(TimeoutError, ConnectionError))
+
+    Results are outcomes too. ``retry_on_result(result)`` rejects a returned
+    value; ``retry_after_result(result)`` may then give the wait in seconds
+    (None: the schedule's), as ``retry_after(exc)`` does for an exception, both
+    capped at ``max_delay``; ``dispose(result)`` is called on every rejected
+    result that is retried away (never on the one the call returns or gives up
+    with), to close a response, say; an error it raises ends the call::
+
+        config = RetryConfig(
+            retry_on_result=lambda r: r.status_code in (429, 503),
+            retry_after_result=lambda r: float(r.headers.get("Retry-After", 1)),
+            dispose=lambda r: r.close(),
+        )
+
+    ``retry_condition`` and ``retry_on_result`` may take a second parameter,
+    the :class:`RetryCall` (the call's arguments, attempt number and per-call
+    context): ``retry_condition=lambda exc, call: call.kwargs["method"] == "GET"``.
+    Whether a predicate takes it is read once, when the retry is built; a
+    second parameter with a default is left alone.
+
+    .. versionadded:: 0.2 ``retry_after_result``, ``dispose``, predicates taking the call.
     """
 
     max_attempts: int
@@ -146,11 +172,13 @@ class RetryConfig:
     jitter: float
     exceptions: tuple[type[Exception], ...]
     non_retryable_exceptions: tuple[type[Exception], ...]
-    retry_condition: Callable[[Exception], bool] | None
-    retry_on_result: Callable[[Any], bool] | None
+    retry_condition: Callable[..., bool] | None
+    retry_on_result: Callable[..., bool] | None
     deadline: float | None
     reraise: bool
     retry_after: Callable[[Exception], float | None] | None
+    retry_after_result: Callable[[Any], float | None] | None
+    dispose: Callable[[Any], object] | None
     on_retry: Callable[[int, Any], object] | None
     on_failure: Callable[[int, Any], object] | None
     on_success: Callable[[int, float], object] | None
@@ -167,8 +195,8 @@ class RetryConfig:
         jitter: bool | float = 0.1,
         exceptions: Any = _UNSET,
         non_retryable_exceptions: Any = (),
-        retry_condition: Callable[[Exception], bool] | None = _UNSET,
-        retry_on_result: Callable[[Any], bool] | None = None,
+        retry_condition: Callable[..., bool] | None = _UNSET,
+        retry_on_result: Callable[..., bool] | None = None,
         deadline: float | None = None,
         reraise: bool = False,
         retry_after: Callable[[Exception], float | None] | None = None,
@@ -183,7 +211,9 @@ class RetryConfig:
         multiplier: float = _UNSET,
         retry_on: Any = _UNSET,
         retryable_exceptions: Any = _UNSET,
-        retry_predicate: Callable[[Exception], bool] | None = _UNSET,
+        retry_predicate: Callable[..., bool] | None = _UNSET,
+        retry_after_result: Callable[[Any], float | None] | None = None,
+        dispose: Callable[[Any], object] | None = None,
     ) -> None:
         o = "RetryConfig"
         base = _pick(o, ("base_delay", "initial_delay"), (base_delay, initial_delay), 0.1)
@@ -228,6 +258,9 @@ class RetryConfig:
             ),
             "reraise": reraise,
             "retry_after": validate.optional_callable(o, "retry_after", retry_after),
+            "retry_after_result": validate.optional_callable(o, "retry_after_result",
+                                                             retry_after_result),
+            "dispose": validate.optional_callable(o, "dispose", dispose),
             "on_retry": validate.optional_callable(o, "on_retry", on_retry),
             "on_failure": validate.optional_callable(o, "on_failure", on_failure),
             "on_success": validate.optional_callable(o, "on_success", on_success),
@@ -275,7 +308,7 @@ class RetryConfig:
         return self.exceptions
 
     @property
-    def retry_predicate(self) -> Callable[[Exception], bool] | None:
+    def retry_predicate(self) -> Callable[..., bool] | None:
         """Alias of ``retry_condition``."""
         return self.retry_condition
 
@@ -290,8 +323,10 @@ class RetryConfig:
         current.update(changes)
         return RetryConfig(**current)
 
-    def should_retry(self, exc: BaseException) -> bool:
-        """Whether this config retries ``exc`` (ignoring attempts left).
+    def should_retry(self, exc: BaseException, call: RetryCall | None = None) -> bool:
+        """Whether this config retries ``exc`` (ignoring attempts left); ``call``
+        is what a two-parameter ``retry_condition`` receives (an empty one when
+        not given).
 
         :class:`CircuitBreakerError` is only retried when named explicitly in
         ``exceptions``: retrying into an open breaker just burns attempts.
@@ -302,7 +337,13 @@ class RetryConfig:
             issubclass(cls, CircuitBreakerError) for cls in self.exceptions
         ):
             return False
-        return self.retry_condition is None or bool(_judge(self.retry_condition, exc))
+        condition = self.retry_condition
+        if condition is None:
+            return True
+        if _takes_call(condition):
+            return bool(_judge(condition, exc, call or RetryCall((), _NO_KWARGS, 1, self.name,
+                                                                 CURRENT.get())))
+        return bool(_judge(condition, exc))
 
     def delay_for(self, attempt: int, previous: float = 0.0) -> float:
         """The wait after failed attempt ``attempt`` (1-based), jitter included."""
@@ -329,11 +370,96 @@ _ALIASES: Final = {
 }
 
 
+class Outcome:
+    """What one attempt did: it returned ``result`` or raised ``exception``
+    (then ``result`` is None). Policies decide on outcomes, so a failure and a
+    rejected result take the same path::
+
+        >>> Outcome.raised(TimeoutError()).failed
+        True
+        >>> Outcome.returned(503).result
+        503
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("exception", "result")
+
+    def __init__(self, result: Any = None, exception: Exception | None = None) -> None:
+        self.result = result
+        self.exception = exception
+
+    @classmethod
+    def returned(cls, result: Any) -> Outcome:
+        """The outcome of an attempt that returned ``result``."""
+        return cls(result, None)
+
+    @classmethod
+    def raised(cls, exception: Exception) -> Outcome:
+        """The outcome of an attempt that raised ``exception``."""
+        return cls(None, exception)
+
+    @property
+    def failed(self) -> bool:
+        """Whether the attempt raised."""
+        return self.exception is not None
+
+    def __repr__(self) -> str:
+        if self.exception is not None:
+            return f"Outcome.raised({self.exception!r})"
+        return f"Outcome.returned({self.result!r})"
+
+
+class RetryCall:
+    """The call a retry predicate judges, for predicates that take a second
+    parameter (``retry_condition(exc, call)``, ``retry_on_result(result, call)``):
+    the protected function's ``args`` and ``kwargs``, the number of the
+    ``attempt`` being judged, the ``operation`` name and the per-call
+    ``context`` (:class:`~buttress.CallContext`, None outside one). An HTTP
+    layer can, say, retry only idempotent requests::
+
+        def retryable(exc: Exception, call: RetryCall) -> bool:
+            return call.kwargs.get("method", "GET") in {"GET", "PUT", "DELETE"}
+
+    Built only for predicates that ask for it.
+
+    .. versionadded:: 0.2
+    """
+
+    __slots__ = ("args", "attempt", "context", "kwargs", "operation")
+
+    def __init__(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], attempt: int,
+                 operation: str | None, context: CallContext | None) -> None:
+        self.args = args
+        self.kwargs = kwargs
+        self.attempt = attempt
+        self.operation = operation
+        self.context = context
+
+    def __repr__(self) -> str:
+        return (f"RetryCall(args={self.args!r}, kwargs={dict(self.kwargs)!r}, "
+                f"attempt={self.attempt}, operation={self.operation!r})")
+
+
+def _takes_call(predicate: Callable[..., Any] | None) -> bool:
+    """Whether ``predicate`` asks for the call: its second positional parameter
+    exists and has no default. Looked at once, when the policy is built."""
+    if predicate is None:
+        return False
+    try:
+        signature = inspect.signature(predicate)
+    except (TypeError, ValueError):  # some builtins have no signature: one argument
+        return False
+    positional = [p for p in signature.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
+
+
 class Decision:
-    """What the policy says after an attempt: retry after ``delay``, give up, or
-    let the exception through untouched. Giving up because the call's deadline
-    would pass during the next wait is its own kind, ``DEADLINE`` (``delay``
-    is the wait that did not fit)."""
+    """What the policy says after a failed attempt: retry after ``delay``, give
+    up, or let the exception through untouched. Giving up because the call's
+    deadline would pass during the next wait is its own kind, ``DEADLINE``
+    (``delay`` is the wait that did not fit)."""
 
     __slots__ = ("delay", "kind")
 
@@ -344,6 +470,7 @@ class Decision:
 
     GIVE_UP: ClassVar[Decision]
     RAISE: ClassVar[Decision]
+    NOW: ClassVar[Decision]
 
     def __init__(self, kind: str, delay: float = 0.0) -> None:
         self.kind = kind
@@ -353,6 +480,12 @@ class Decision:
     def retry_after(cls, delay: float) -> Decision:
         """Retry once ``delay`` seconds have passed."""
         return cls(cls.RETRY, delay)
+
+    @property
+    def reason(self) -> str | None:
+        """Why retrying stops (``"not_retryable"``, ``"exhausted"``, ``"deadline"``),
+        None for a retry."""
+        return _REASONS.get(self.kind)
 
     def __repr__(self) -> str:
         if self.kind == self.RETRY:
@@ -369,22 +502,31 @@ class Decision:
 
 Decision.GIVE_UP = Decision(Decision.GIVE_UP_KIND)
 Decision.RAISE = Decision(Decision.RAISE_KIND)
+Decision.NOW = Decision(Decision.RETRY)  # retry at once: shared, as it is the common one
+_REASONS: Final = {Decision.RAISE_KIND: "not_retryable", Decision.GIVE_UP_KIND: "exhausted",
+                   Decision.DEADLINE_KIND: "deadline"}
+_RETRY: Final = Decision.RETRY
+_NUMBER: Final = (int, float)
+_NO_KWARGS: Final[Mapping[str, Any]] = MappingProxyType({})
 
 
 class RetryState:
     """Per-call bookkeeping; created only once a call needs it (on the first
     failure, or up front when a deadline or a listener needs the start time)."""
 
-    __slots__ = ("attempts", "last_exception", "last_result", "name", "operation",
-                 "previous_delay", "start")
+    __slots__ = ("args", "attempts", "kwargs", "last_exception", "last_result", "name",
+                 "operation", "previous_delay", "start")
 
     def __init__(self, start: float | None = None, attempts: int = 1,
-                 name: str | None = None) -> None:
+                 name: str | None = None, args: tuple[Any, ...] = (),
+                 kwargs: Mapping[str, Any] = _NO_KWARGS) -> None:
         self.start = start
         # The token of the operation this call opened, as the outermost layer.
         self.operation: Any = None
         self.attempts = attempts
         self.name = name
+        self.args = args
+        self.kwargs = kwargs
         self.previous_delay = 0.0
         self.last_exception: Exception | None = None
         self.last_result: Any = None
@@ -393,11 +535,17 @@ class RetryState:
 class RetryPolicy:
     """The decision logic of retrying; no sleeping, no locks, no awaits.
 
-    It also reports each decision to its listener hub, building an event only
-    for the kinds somebody listens to.
+    :meth:`decide` is the decision itself, a function of the call's state, the
+    attempt's outcome, the time and the time left; everything it needs from the
+    config is worked out here, once. The runners' steps (:meth:`next_delay`,
+    :meth:`finished`) record the state, report events to the listener hub
+    (building an event only for the kinds somebody listens to) and ask it.
     """
 
-    __slots__ = ("config", "events", "is_lean", "is_timed")
+    __slots__ = ("_condition", "_condition_call", "_constant", "_dispose",
+                 "_elapsed_limit", "_exceptions", "_excluded", "_hint_cap", "_hint_of",
+                 "_limit", "_reject", "_reject_call", "_result_hint_of", "_tested", "_wait",
+                 "_zero", "config", "events", "is_lean", "is_timed", "judges_results")
 
     def __init__(self, config: RetryConfig, events: Listeners | None = None) -> None:
         self.config = config
@@ -406,6 +554,7 @@ class RetryPolicy:
         self.is_timed = config.deadline is not None
         # A lean call needs nothing at all on its success path (when nobody listens).
         self.is_lean = not self.is_timed and config.retry_on_result is None
+        self.judges_results = config.retry_on_result is not None
         # The seeds' callbacks are listeners like any other.
         if config.on_retry is not None:
             self.events.add(_OnRetry(config.on_retry), RetryScheduled)
@@ -413,61 +562,145 @@ class RetryPolicy:
             self.events.add(_OnFailure(config.on_failure), GaveUp)
         if config.on_success is not None:
             self.events.add(_OnSuccess(config.on_success), Succeeded)
+        # What decide() reads, worked out once.
+        self._limit = config.max_attempts
+        self._elapsed_limit = config.deadline
+        self._wait = schedule(config.strategy, base_delay=config.base_delay,
+                              max_delay=config.max_delay,
+                              exponential_base=config.exponential_base,
+                              jitter=config.jitter, rng=config.rng)
+        # A schedule that never changes (fixed, or a zero base delay) is a number.
+        self._constant: float | None = None
+        if config.strategy is not RetryStrategy.DECORRELATED_JITTER and (
+                config.base_delay == 0.0 or (
+                    config.strategy is RetryStrategy.FIXED_DELAY and not config.jitter)):
+            self._constant = self._wait(1, 0.0)
+        self._zero = False  # test mode: every wait is zero
+        self._exceptions = config.exceptions
+        # An open breaker is not retried unless named: retrying into it just
+        # burns attempts.
+        named = any(issubclass(cls, CircuitBreakerError) for cls in config.exceptions)
+        self._excluded = config.non_retryable_exceptions + (
+            () if named else (CircuitBreakerError,))
+        self._condition = config.retry_condition
+        self._condition_call = _takes_call(config.retry_condition)
+        self._reject = config.retry_on_result
+        self._reject_call = _takes_call(config.retry_on_result)
+        self._hint_of = config.retry_after
+        self._result_hint_of = config.retry_after_result
+        self._hint_cap = min(config.max_delay, DELAY_CEILING)
+        self._dispose = config.dispose
+        self._tested: tuple[tuple[int, bool], RetryPolicy] | None = None
 
-    def begin(self, clock: Clock, name: str | None, attempts: int = 1) -> RetryState:
+    def begin(self, clock: Clock, name: str | None, attempts: int = 1,
+              args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] = _NO_KWARGS) -> RetryState:
         """The state of a call that is watched (by a deadline or a listener) from
         its start; reports attempt ``attempts`` as started."""
         watched = self.is_timed or self.events.active
-        state = RetryState(clock.monotonic() if watched else None, attempts, name)
+        state = RetryState(clock.monotonic() if watched else None, attempts, name, args, kwargs)
         if attempts:
             self.started(state)
         return state
 
-    def accepts(self, result: Any) -> bool:
+    @staticmethod
+    def call_of(state: RetryState) -> RetryCall:
+        """The view of the call a two-parameter predicate receives."""
+        return RetryCall(state.args, state.kwargs, state.attempts, state.name, CURRENT.get())
+
+    def accepts(self, result: Any, state: RetryState | None = None) -> bool:
         """Whether a returned value ends the call (``retry_on_result`` says no)."""
-        check = self.config.retry_on_result
-        return check is None or not check(result)
+        check = self._reject
+        if check is None:
+            return True
+        if self._reject_call:
+            return not check(result, self.call_of(state or RetryState()))
+        return not check(result)
 
-    def after_exception(self, state: RetryState, exc: Exception, now: float,
-                        left: float | None = None) -> Decision:
-        """Decide after attempt ``state.attempts`` raised ``exc``; ``left`` is the
-        time left of the call's deadline (seconds), None without one."""
-        state.last_exception = exc
-        state.last_result = None
-        if not self.config.should_retry(exc):
+    def retryable(self, exc: Exception, state: RetryState | None = None) -> bool:
+        """Whether ``exc`` may be retried (attempts left aside); see
+        :meth:`RetryConfig.should_retry`."""
+        if not isinstance(exc, self._exceptions) or isinstance(exc, self._excluded):
+            return False
+        condition = self._condition
+        if condition is None:
+            return True
+        if self._condition_call:
+            return bool(_judge(condition, exc, self.call_of(state or RetryState())))
+        return bool(_judge(condition, exc))
+
+    def decide(self, state: RetryState, outcome: Outcome, now: float,
+               left: float | None = None) -> Decision:
+        """The decision after attempt ``state.attempts`` failed with ``outcome``
+        (an exception, or a result ``retry_on_result`` rejected): retry after a
+        wait, or stop. ``now`` is the clock's time (read only for a config with
+        a ``deadline``), ``left`` the seconds left of the call's deadline (None
+        without one). It changes nothing: the runner records the state.
+
+        The wait is the ``retry_after`` hint (``retry_after_result`` for a
+        result) capped at ``max_delay``, else the schedule's. Stops: a
+        non-retryable exception (``Decision.RAISE``), no attempts left or
+        ``deadline`` passed (``Decision.GIVE_UP``), a wait that would end at or
+        after the call's deadline (a ``DEADLINE`` decision carrying it).
+        """
+        exc = outcome.exception
+        if exc is not None and (
+                not isinstance(exc, self._exceptions) or isinstance(exc, self._excluded)
+                or (self._condition is not None and not self.retryable(exc, state))):
             return Decision.RAISE
-        return self._schedule(state, now, exc, left)
-
-    def after_result(self, state: RetryState, result: Any, now: float,
-                     left: float | None = None) -> Decision:
-        """Decide after attempt ``state.attempts`` returned a rejected ``result``."""
-        state.last_exception = None
-        state.last_result = result
-        return self._schedule(state, now, None, left)
-
-    def _hint(self, exc: Exception) -> float | None:
-        hint_of = self.config.retry_after
-        hint = _judge(hint_of, exc) if hint_of is not None else getattr(exc, "retry_after", None)
-        if isinstance(hint, int | float) and not isinstance(hint, bool) and hint >= 0:
-            # Compared before converting: float() of a huge int overflows.
-            return float(min(hint, self.config.max_delay, DELAY_CEILING))
-        return None
-
-    def _schedule(self, state: RetryState, now: float, exc: Exception | None,
-                  left: float | None) -> Decision:
-        config = self.config
-        if config.max_attempts is not None and state.attempts >= config.max_attempts:
+        limit = self._limit
+        if limit is not None and state.attempts >= limit:
             return Decision.GIVE_UP  # before the hint: no retry_after call without a retry
-        hint = None if exc is None else self._hint(exc)
-        delay = config.delay_for(state.attempts, state.previous_delay) if hint is None else hint
-        if (config.deadline is not None and state.start is not None
-                and (now - state.start) + delay > config.deadline):
+        if self._zero:
+            delay = 0.0
+        else:
+            if exc is not None:
+                hint_of = self._hint_of
+                hint = getattr(exc, "retry_after", None) if hint_of is None \
+                    else _judge(hint_of, exc)
+            elif self._result_hint_of is not None:
+                hint = _judge(self._result_hint_of, outcome.result)
+            else:
+                hint = None
+            if hint is not None:
+                hint = self._usable(hint)
+            if hint is not None:
+                delay = hint
+            elif self._constant is not None:
+                delay = self._constant
+            else:
+                delay = self._wait(state.attempts, state.previous_delay)
+        elapsed = self._elapsed_limit
+        if (elapsed is not None and state.start is not None
+                and (now - state.start) + delay > elapsed):
             return Decision.GIVE_UP
         if left is not None and delay >= left:
             # The next attempt would start at or after the call's deadline.
             return Decision(Decision.DEADLINE_KIND, delay)
-        state.previous_delay = delay
-        return Decision.retry_after(delay)
+        return Decision.NOW if delay == 0.0 else Decision(_RETRY, delay)
+
+    def _usable(self, hint: object) -> float | None:
+        """A hint as a wait: a non-negative number capped at ``max_delay``."""
+        if isinstance(hint, _NUMBER) and not isinstance(hint, bool) and hint >= 0:
+            # Compared before converting: float() of a huge int overflows.
+            cap = self._hint_cap
+            return float(hint if hint < cap else cap)
+        return None
+
+    def under_test(self, attempts: int, cap: bool) -> RetryPolicy:
+        """This policy as test mode runs it (:func:`buttress.testing.set_testing`):
+        no waits, and ``attempts`` attempts (at most as many as configured, with
+        ``cap``). Made once per setting and kept."""
+        tested = self._tested
+        if tested is not None and tested[0] == (attempts, cap):
+            return tested[1]
+        copy = object.__new__(RetryPolicy)
+        for slot in RetryPolicy.__slots__:
+            object.__setattr__(copy, slot, getattr(self, slot))
+        limit = self._limit
+        copy._limit = min(limit, attempts) if cap and limit is not None else attempts
+        copy._zero = True
+        self._tested = ((attempts, cap), copy)
+        return copy
 
     def final_error(self, state: RetryState, decision: Decision, clock: Clock) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
@@ -477,9 +710,8 @@ class RetryPolicy:
         gave_up = self.events.of(GaveUp)
         out_of_time = decision.kind == Decision.DEADLINE_KIND
         if gave_up:
-            reason = ("not_retryable" if decision is Decision.RAISE
-                      else "deadline" if out_of_time else "exhausted")
-            deliver(gave_up, GaveUp("retry", state.name, state.attempts, last, reason,
+            deliver(gave_up, GaveUp("retry", state.name, state.attempts, last,
+                                    decision.reason or "exhausted",
                                     self._duration(state, clock)))
         if decision is Decision.RAISE and last is not None:
             return last
@@ -529,28 +761,36 @@ class RetryPolicy:
 
     def next_delay(self, state: RetryState, failure: Exception | None, result: Any,
                    clock: Clock) -> float:
-        """After a failed or rejected attempt: report it and return the wait
-        before the next attempt, or raise what the call ends with."""
-        failed = self.events.of(AttemptFailed)
-        if failed:
-            deliver(failed, AttemptFailed("retry", state.name, state.attempts, failure,
-                                          None if failure is not None else result))
-        now = clock.monotonic() if self.config.deadline is not None else 0.0
+        """After a failed or rejected attempt: record and report it, ask
+        :meth:`decide`, and return the wait before the next attempt (disposing
+        of a rejected result), or raise what the call ends with."""
+        events = self.events
+        if events.active:
+            failed = events.of(AttemptFailed)
+            if failed:
+                deliver(failed, AttemptFailed("retry", state.name, state.attempts, failure,
+                                              None if failure is not None else result))
+        state.last_exception = failure
+        state.last_result = result
+        now = clock.monotonic() if self._elapsed_limit is not None else 0.0
         call = CURRENT.get()  # inline, not remaining_time(): this runs per retry
-        left = None if call is None else call.remaining()
-        if failure is not None:
-            decision = self.after_exception(state, failure, now, left)
-        else:
-            decision = self.after_result(state, result, now, left)
-        if decision.kind != Decision.RETRY:
+        left = None if call is None or call._deadline is None else call.remaining()
+        mode = TEST_MODE
+        policy = self if not mode.active else self.under_test(mode.attempts, mode.cap)
+        decision = policy.decide(state, Outcome(result, failure), now, left)
+        if decision.kind is not _RETRY:
             raise self.final_error(state, decision, clock)
-        self.notify_retry(state, decision.delay)
-        return decision.delay
+        delay = state.previous_delay = decision.delay
+        if failure is None and self._dispose is not None:
+            state.last_result = None
+            self._dispose(result)  # the rejected result is retried away: release it
+        self.notify_retry(state, delay)
+        return delay
 
     def finished(self, state: RetryState, result: Any, clock: Clock) -> bool:
         """After an attempt returned ``result``: whether the call is done (and
         reported as a success)."""
-        if not self.accepts(result):
+        if not self.accepts(result, state):
             return False
         _end_operation(state)
         if state.attempts > 1:
@@ -573,10 +813,12 @@ class RetryPolicy:
                 extra={"operation": state.name, "attempt": state.attempts,
                        "delay": delay, "outcome": "retry"},
             )
-        targets = self.events.of(RetryScheduled)
-        if targets:
-            deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
-                                            state.last_exception))
+        events = self.events
+        if events.active:
+            targets = events.of(RetryScheduled)
+            if targets:
+                deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
+                                                state.last_exception))
 
 
 def _end_operation(state: RetryState) -> None:
@@ -653,6 +895,7 @@ def _resume_sync(
     """Continue a sync call after its first attempt failed or was rejected."""
     outer = CURRENT.get()
     token = None
+    events, judges = policy.events, policy.judges_results
     try:
         while True:
             delay = policy.next_delay(state, failure, result, clock)
@@ -661,13 +904,17 @@ def _resume_sync(
             state.attempts += 1
             if token is None:  # from here on the context counts this call's attempts
                 token = CURRENT.set(RetryContext(outer, state, state.name, clock))
-            policy.started(state)
+            if events.active:
+                policy.started(state)
             try:
                 result = fn(*args, **kwargs)
             except Exception as exc:
                 failure = exc
                 continue
             failure = None
+            if not judges and not events.active:
+                operation.attempted(state.attempts)  # for an enclosing operation's record
+                return result
             if policy.finished(state, result, clock):
                 return result
     finally:
@@ -688,6 +935,7 @@ async def _resume_async(
     """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
     outer = CURRENT.get()
     token = None
+    events, judges = policy.events, policy.judges_results
     try:
         while True:
             delay = policy.next_delay(state, failure, result, clock)
@@ -696,13 +944,17 @@ async def _resume_async(
             state.attempts += 1
             if token is None:  # from here on the context counts this call's attempts
                 token = CURRENT.set(RetryContext(outer, state, state.name, clock))
-            policy.started(state)
+            if events.active:
+                policy.started(state)
             try:
                 result = await fn(*args, **kwargs)
             except Exception as exc:
                 failure = exc
                 continue
             failure = None
+            if not judges and not events.active:
+                operation.attempted(state.attempts)  # for an enclosing operation's record
+                return result
             if policy.finished(state, result, clock):
                 return result
     finally:
@@ -814,7 +1066,7 @@ class Retry(Strategy):
         named = operation.Operation(name)
 
         def retrying_watched(*args: Any, **kwargs: Any) -> Any:
-            state = policy.begin(clock, name)
+            state = policy.begin(clock, name, 1, args, kwargs)
             _open_operation(state, named)
             try:
                 try:
@@ -845,8 +1097,8 @@ class Retry(Strategy):
                 failure = exc
             # Resumed outside the except block so that later failures are not
             # chained onto this one through __context__.
-            return _resume_sync(policy, clock, fn, args, kwargs, RetryState(None, 1, name),
-                                failure, None)
+            return _resume_sync(policy, clock, fn, args, kwargs,
+                                RetryState(None, 1, name, args, kwargs), failure, None)
 
         return retrying
 
@@ -856,7 +1108,7 @@ class Retry(Strategy):
         named = operation.Operation(name)
 
         async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
-            state = policy.begin(clock, name)
+            state = policy.begin(clock, name, 1, args, kwargs)
             _open_operation(state, named)
             try:
                 try:
@@ -887,7 +1139,8 @@ class Retry(Strategy):
             except Exception as exc:
                 failure = exc
             return await _resume_async(
-                policy, clock, fn, args, kwargs, RetryState(None, 1, name), failure, None
+                policy, clock, fn, args, kwargs, RetryState(None, 1, name, args, kwargs),
+                failure, None
             )
 
         return retrying

@@ -21,11 +21,16 @@ import itertools
 import threading
 import time
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Final
 
 from buttress._core import forksafe
+from buttress._core.testmode import TEST_MODE
 
-__all__ = ["AsyncScriptedCall", "ScriptedCall", "TimerHandle", "VirtualClock", "reset_registries"]
+__all__ = [
+    "AsyncScriptedCall", "ScriptedCall", "TimerHandle", "VirtualClock", "is_testing",
+    "reset_registries", "set_testing", "testing",
+]
 
 
 class TimerHandle:
@@ -269,3 +274,71 @@ def reset_registries() -> None:
     resilience_metrics.reset()
     GLOBAL.clear()
     reset_settings()
+
+
+class TestingMode:
+    """What :func:`set_testing` returns: the mode is already set; used as a
+    context manager, it puts the previous mode back on exit."""
+
+    __slots__ = ("_previous",)
+    __test__ = False  # not a test class, though pytest would think so by its name
+
+    def __init__(self, previous: tuple[bool, int, bool]) -> None:
+        self._previous = previous
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        TEST_MODE.active, TEST_MODE.attempts, TEST_MODE.cap = self._previous
+
+
+def set_testing(on: bool, *, attempts: int = 1, cap: bool = False) -> TestingMode:
+    """Turn the global test mode on or off, for every retry at once (stamina's
+    ``set_testing``). On, a retry never waits (no sleep call at all: neither
+    schedule nor ``retry_after`` hints) and makes ``attempts`` attempts in all
+    (with ``cap=True``: at most ``attempts``, fewer if the retry is configured
+    for fewer). Listeners and hooks still see every attempt. Off costs nothing:
+    only a failed attempt looks at the mode, never a successful call::
+
+        set_testing(True, attempts=2)   # e.g. in conftest.py
+        ...
+        with set_testing(True):         # or for one block, restored after it
+            ...
+
+    .. versionadded:: 0.2
+    """
+    if not isinstance(on, bool):
+        raise TypeError(f"set_testing on must be a bool, got {on!r}")
+    if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+        raise ValueError(f"set_testing attempts must be an int >= 1, got {attempts!r}")
+    previous = (TEST_MODE.active, TEST_MODE.attempts, TEST_MODE.cap)
+    TEST_MODE.attempts, TEST_MODE.cap = attempts, bool(cap)
+    TEST_MODE.active = on
+    return TestingMode(previous)
+
+
+def testing(attempts: int = 1, *, cap: bool = False) -> TestingMode:  # noqa: PT028
+    """Test mode for the block of a ``with`` statement, restored after it::
+
+        @retry(max_attempts=5, base_delay=10.0)
+        def flaky() -> None: ...
+
+        with testing(attempts=2):
+            flaky()  # two attempts, no wait between them
+
+    .. versionadded:: 0.2
+    """
+    return set_testing(True, attempts=attempts, cap=cap)
+
+
+testing.__test__ = False  # type: ignore[attr-defined]  # imported into a test module, not a test
+
+
+def is_testing() -> bool:
+    """Whether the global test mode (:func:`set_testing`) is on.
+
+    .. versionadded:: 0.2
+    """
+    return TEST_MODE.active

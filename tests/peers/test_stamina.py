@@ -15,10 +15,9 @@ One difference recurs: stamina ends with the last exception itself; buttress
 raises ``RetryExhaustedError`` unless ``reraise=True`` is asked for (the
 seeds' rule), so tests that expect the original ask for ``reraise=True``.
 
-Not translated (issue 11, features buttress lacks): ``set_testing()`` and
-``is_testing()`` (test_testing_mode, test_testing_mode_context, the
-TestTesting* and backoff-hook-in-test-mode tests), ``Attempt.next_wait``, and
-stamina's pluggable hook registry (``set_on_retry_hooks``, ``RetryHookFactory``,
+``set_testing()``/``is_testing()`` are ``buttress.testing``'s (``testing()`` is
+the block form). Not translated (features buttress lacks): ``Attempt.next_wait``,
+and stamina's pluggable hook registry (``set_on_retry_hooks``, ``RetryHookFactory``,
 context-manager hooks, Prometheus/structlog autodetection).
 """
 
@@ -43,7 +42,7 @@ from buttress import (
     retry,
 )
 from buttress.events import AttemptStarted, RetryScheduled
-from buttress.testing import VirtualClock
+from buttress.testing import VirtualClock, is_testing, set_testing
 
 ON_SPELLINGS: list[dict[str, Any]] = [
     {"exceptions": ValueError},
@@ -627,3 +626,48 @@ def test_resilience_can_be_switched_off_and_on_again() -> None:
     assert not get_settings().resilience_enabled
     configure(resilience_enabled=True)
     assert get_settings().resilience_enabled
+
+
+# --- test mode (test_config.py::TestTesting, test_sync.py::test_testing_mode) ----------
+
+
+@pytest.mark.parametrize(("configured", "testing", "cap", "expected"), [
+    (1, 2, True, 1), (3, 2, True, 2), (1, 2, False, 2), (3, 2, False, 2),
+])
+def test_test_mode_attempts_with_and_without_cap(configured: int, testing: int, cap: bool,
+                                                 expected: int) -> None:
+    # stamina: test_config.py::TestTesting::test_cap_true / test_cap_false
+    calls = 0
+
+    @retry(exceptions=ValueError, max_attempts=configured, base_delay=10.0)
+    def f() -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError
+
+    with set_testing(True, attempts=testing, cap=cap), pytest.raises(RetryExhaustedError):
+        f()
+    assert calls == expected
+
+
+def test_test_mode_with_cap_and_no_attempt_limit_uses_the_testing_value() -> None:
+    # stamina: test_config.py::TestTesting::test_cap_true_with_none
+    calls = 0
+
+    @retry(exceptions=ValueError, max_attempts=None, deadline=60.0, base_delay=10.0)
+    def f() -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError
+
+    with set_testing(True, attempts=5, cap=True), pytest.raises(RetryExhaustedError):
+        f()
+    assert calls == 5
+
+
+def test_test_mode_as_a_context_manager_restores_the_mode() -> None:
+    # stamina: test_config.py::test_testing_mode_context
+    assert not is_testing()
+    with set_testing(True, attempts=3):
+        assert is_testing()
+    assert not is_testing()
