@@ -63,7 +63,8 @@ def _progress(message: str) -> None:
 
 
 def _per_call_cases(selected: re.Pattern[str]) -> list[Case]:
-    every = [*cases_retry.cases(), *cases_breaker.cases(), *cases_pipeline.cases()]
+    every = [*cases_retry.cases(), *cases_breaker.cases(), *cases_breaker.form_cases(),
+             *cases_pipeline.cases()]
     return [case for case in every if selected.search(case.id)]
 
 

@@ -23,10 +23,10 @@ from purgatory.domain.model import OpenedState
 
 import buttress
 from benchmarks.functions import failing, succeeding
-from benchmarks.groups import BREAKER_CLOSED, BREAKER_OPEN
+from benchmarks.groups import BREAKER_CLOSED, BREAKER_FORMS, BREAKER_OPEN
 from benchmarks.harness import KINDS, Case, Kind
 
-__all__ = ["LIBRARIES", "Library", "cases"]
+__all__ = ["FORMS", "LIBRARIES", "Library", "cases", "form_cases"]
 
 THRESHOLD = 5
 RECOVERY_SECONDS = 60
@@ -142,3 +142,84 @@ def cases() -> list[Case]:
         if kind in library.kinds
     ]
     return closed + opened
+
+
+# --- every buttress call form (issue 11, item 7) ------------------------------------------
+
+
+class _Refused(Exception):
+    pass
+
+
+def _raise_and_catch(kind: Kind) -> Callable[[], Any]:
+    """The floor for a rejection: raise a plain exception and catch it."""
+
+    def sync() -> None:
+        raise _Refused
+
+    async def run() -> None:
+        raise _Refused
+
+    return sync if kind == "sync" else run
+
+
+def _breaker(opened: bool, name: str) -> buttress.CircuitBreaker:
+    breaker = buttress.CircuitBreaker(name, failure_threshold=THRESHOLD,
+                                      recovery_timeout=RECOVERY_SECONDS)
+    if opened:
+        for _ in range(THRESHOLD):
+            with contextlib.suppress(ConnectionError):
+                breaker.call(failing("sync"))
+    return breaker
+
+
+def _form(form: str, kind: Kind, opened: bool) -> Callable[[], Any]:
+    breaker = _breaker(opened, f"bench-form-{form}-{kind}-{opened}")
+    fn = succeeding(kind)
+    if form == "decorator":
+        protected: Callable[[], Any] = breaker(fn)
+        return protected
+    if form == "with":
+
+        def with_block() -> int:
+            with breaker:
+                return fn()  # type: ignore[no-any-return]
+
+        return with_block
+    if form == "call":
+        return lambda: breaker.call(fn)
+    if form == "async with":
+
+        async def async_with_block() -> int:
+            async with breaker:
+                return await fn()  # type: ignore[no-any-return]
+
+        return async_with_block
+    if form == "acall":
+
+        async def acall() -> Any:
+            return await breaker.acall(fn)
+
+        return acall
+    raise ValueError(form)
+
+
+FORMS: dict[Kind, tuple[str, ...]] = {
+    "sync": ("decorator", "with", "call"),
+    "async": ("decorator", "async with", "acall"),
+}
+
+
+def form_cases() -> list[Case]:
+    """Every buttress breaker form, closed and open, and the raise-and-catch floor."""
+    out: list[Case] = []
+    for kind in KINDS:
+        for form in FORMS[kind]:
+            out.append(Case(BREAKER_FORMS, f"closed {form}", kind,
+                            functools.partial(_form, form, kind, False)))
+            out.append(Case(BREAKER_FORMS, f"open {form}", kind,
+                            functools.partial(_form, form, kind, True),
+                            expect=(buttress.CircuitBreakerError,)))
+        out.append(Case(BREAKER_FORMS, "raise and catch", kind,
+                        functools.partial(_raise_and_catch, kind), expect=(_Refused,)))
+    return out

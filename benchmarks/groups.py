@@ -7,6 +7,7 @@ from dataclasses import dataclass
 __all__ = [
     "BARE",
     "BREAKER_CLOSED",
+    "BREAKER_FORMS",
     "BREAKER_OPEN",
     "GROUPS",
     "MEMORY",
@@ -32,6 +33,7 @@ RETRY_TWO_FAILURES = "retry-two-failures"
 RETRY_EXHAUSTED = "retry-exhausted"
 BREAKER_CLOSED = "breaker-closed"
 BREAKER_OPEN = "breaker-open"
+BREAKER_FORMS = "breaker-forms"
 PIPELINE = "pipeline"
 THREADS = "threads"
 MEMORY = "memory"
@@ -52,6 +54,10 @@ GROUPS: tuple[Group, ...] = (
     Group(BREAKER_OPEN, "e. Open breaker rejection",
           "The breaker is forced or tripped open; the timing includes raising and "
           "catching the rejection."),
+    Group(BREAKER_FORMS, "e2. Every breaker call form, closed and open",
+          "buttress only: a closed breaker as decorator, `with`/`async with` block, "
+          "`call`/`acall`; then an open breaker's rejection per form, next to raising "
+          "and catching a plain exception (`raise and catch`, no breaker)."),
     Group(PIPELINE, "f. Five-strategy async pipeline",
           "fallback → retry → circuit breaker → timeout → bulkhead around an async "
           "function that returns at once. Peers: a try/except fallback, tenacity, "

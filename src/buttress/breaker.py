@@ -1,47 +1,49 @@
-"""Circuit breaker.
+"""Circuit breaker: its config, and the runner around the machine.
 
-:class:`BreakerMachine` is the pure state machine (closed → open → half-open →
-closed); it never reads a clock, takes a lock or calls user code. The
-:class:`CircuitBreaker` around it feeds it the time, serialises its transitions
-with a lock, and runs the protected call *outside* that lock.
+Three parts, each with one job:
+
+* :class:`~buttress._core.breaker_machine.BreakerMachine` decides (admission,
+  outcomes, trip rules, recovery, forced states) from plain numbers; it never
+  reads a clock, takes a lock, calls user code or reports anything. Its module
+  docstring states the invariants.
+* a :class:`~buttress._core.breaker_store.BreakerStore` holds the machine's
+  state and makes each change atomic (:class:`MemoryStore` by default: a lock
+  around state changes, never around the user's call). A shared store (Redis)
+  slots in there.
+* :class:`CircuitBreaker`, the runner, reads the clock, runs the call, judges
+  its outcome (exception or result), and reports transitions, rejections and
+  slow calls as events and logs. It talks to the store only through the
+  store's methods.
 
 The closed-state success path of the default breaker (trip on N consecutive
-failures) takes no lock and allocates nothing: it reads the state, runs the
-call, and bumps a C-level counter. Every admitted call remembers the *epoch*
-(the number of state changes so far) it was admitted in; outcomes that arrive
-after the breaker has moved on only update the statistics, never the state.
-
-Invariants:
-
-* Open ends at one instant, ``reopen_at`` (``opened_at + recovery_timeout``,
-  infinite while held open), and every reader compares ``now < reopen_at``: the
-  state, ``is_open``, ``remaining_timeout`` and admission agree at every instant.
-* The outcome window is kept when the breaker trips (so an open breaker reports
-  the failure rate that tripped it) and started afresh when probing begins and
-  when the breaker closes.
-* A half-open probe holds its permit for at most ``recovery_timeout`` without
-  news: once no probe has been admitted or has finished for that long and the
-  permits are all taken, they are given back (the late probes' outcomes then
-  only reach the statistics) and new probes are admitted, so a probe that never
-  returns can not keep the breaker from recovering.
+failures) takes no lock and allocates nothing: one read of the store's
+``gate.ticket`` admits the call, and a C-level counter records its success.
+Every admitted call remembers the *epoch* (the number of state changes so
+far) it was admitted in; outcomes that arrive after the breaker has moved on
+only update the statistics, never the state.
 """
 
 from __future__ import annotations
 
 import contextvars
-import itertools
 import logging
 import threading
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
-from buttress import registry
-from buttress._core import forksafe, operation, validate
+from buttress._core import forksafe, live, operation, validate
+from buttress._core.breaker_machine import (
+    DISABLED,
+    MODES,
+    REJECT,
+    BreakerMachine,
+    CircuitState,
+    Transition,
+)
+from buttress._core.breaker_store import BreakerStore, MemoryStore
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
 from buttress._core.events import (
@@ -54,6 +56,7 @@ from buttress._core.events import (
 )
 from buttress._core.strategy import (
     Strategy,
+    call_hook,
     check_call,
     is_async_callable,
     logger,
@@ -73,22 +76,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 _R = TypeVar("_R")
 _UNSET: Final[Any] = object()
 
-
-class CircuitState(StrEnum):
-    """The three states; the value is lower-case (``CircuitState.OPEN.value == "open"``)
-    and ``gauge_value`` is the Prometheus encoding 0/1/2."""
-
-    CLOSED = "closed"
-    OPEN = "open"
-    HALF_OPEN = "half_open"
-
-    @property
-    def gauge_value(self) -> int:
-        """0 for closed, 1 for open, 2 for half-open."""
-        return _GAUGE[self]
-
-
-_GAUGE: Final = {CircuitState.CLOSED: 0, CircuitState.OPEN: 1, CircuitState.HALF_OPEN: 2}
 
 CircuitBreakerState = CircuitState
 """Alias of :class:`CircuitState`."""
@@ -133,6 +120,21 @@ class CircuitBreakerConfig:
     decorated calls run in a worker thread; a sync ``with`` block that overruns
     is not interrupted but counts as a failure); a call that runs out of time is
     a failure whatever ``failure_exceptions`` says.
+
+    ``failure_on_result(result)`` counts a returned value as a failure (an HTTP
+    503 response, say: ``failure_on_result=lambda r: r.status_code >= 500``);
+    the caller still gets the value. ``mode`` is ``"enforce"`` (the default),
+    ``"observe"`` (record, trip and report as usual but never reject: for
+    rolling a breaker out) or ``"disabled"`` (neither record nor reject);
+    ``breaker.mode = ...`` switches it at run time. Each trip in a row without
+    closing in between multiplies the break by ``recovery_timeout_multiplier``
+    (1.0: a fixed break), up to ``max_recovery_timeout`` seconds::
+
+        CircuitBreakerConfig(recovery_timeout=5.0, recovery_timeout_multiplier=2.0,
+                             max_recovery_timeout=60.0)  # open 5 s, then 10, 20, 40, 60...
+
+    .. versionadded:: 0.2 ``failure_on_result``, ``mode``,
+       ``recovery_timeout_multiplier`` and ``max_recovery_timeout``.
     """
 
     name: str
@@ -151,6 +153,10 @@ class CircuitBreakerConfig:
     ignored_exceptions: tuple[type[Exception], ...]
     fallback: Callable[..., Any] | None
     critical: bool
+    failure_on_result: Callable[[Any], bool] | None
+    mode: str
+    recovery_timeout_multiplier: float
+    max_recovery_timeout: float | None
 
     def __init__(
         self,
@@ -172,6 +178,10 @@ class CircuitBreakerConfig:
         *,
         exception_whitelist: Any = _UNSET,
         critical: bool = False,
+        failure_on_result: Callable[[Any], bool] | None = None,
+        mode: str = "enforce",
+        recovery_timeout_multiplier: float = 1.0,
+        max_recovery_timeout: float | None = None,
     ) -> None:
         o = "CircuitBreakerConfig"
         if not isinstance(critical, bool):
@@ -223,7 +233,20 @@ class CircuitBreakerConfig:
             "ignored_exceptions": validate.exception_types(o, ignored_field, ignored),
             "fallback": validate.optional_callable(o, "fallback", fallback),
             "critical": critical,
+            "failure_on_result": validate.optional_callable(o, "failure_on_result",
+                                                            failure_on_result),
+            "mode": _mode(o, mode),
+            "recovery_timeout_multiplier": validate.number(
+                o, "recovery_timeout_multiplier", recovery_timeout_multiplier, minimum=1.0),
+            "max_recovery_timeout": validate.optional_number(
+                o, "max_recovery_timeout", max_recovery_timeout, minimum=0.0),
         }
+        if (f["max_recovery_timeout"] is not None
+                and f["max_recovery_timeout"] < f["recovery_timeout"]):
+            raise ConfigurationError(
+                f"{o}.max_recovery_timeout must be >= recovery_timeout "
+                f"({f['recovery_timeout']:g}), got {max_recovery_timeout!r}"
+            )
         if f["slow_call_rate_threshold"] is not None and f["slow_call_duration"] is None:
             raise ConfigurationError(
                 f"{o}.slow_call_rate_threshold", slow_call_rate_threshold,
@@ -266,6 +289,13 @@ class CircuitBreakerConfig:
         return self.failure_rate_threshold is not None or self.slow_call_rate_threshold is not None
 
 
+def _mode(owner: str, mode: object) -> str:
+    if mode not in MODES:
+        raise ConfigurationError(
+            f"{owner}.mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
+    return str(mode)
+
+
 @dataclass(frozen=True, slots=True)
 class CircuitBreakerStats:
     """A consistent snapshot of one breaker's counters."""
@@ -291,321 +321,6 @@ class CircuitBreakerStats:
         result = {name: getattr(self, name) for name in self.__dataclass_fields__}
         result["state"] = self.state.value
         return result
-
-
-# --- the pure state machine ----------------------------------------------------------------
-
-
-class _CountWindow:
-    """Outcomes of the last ``size`` calls in a ring, with running sums."""
-
-    __slots__ = ("calls", "failures", "index", "outcomes", "slow")
-
-    def __init__(self, size: int) -> None:
-        self.outcomes = bytearray(size)
-        self.index = 0
-        self.calls = 0
-        self.failures = 0
-        self.slow = 0
-
-    def record(self, failed: bool, slow: bool, now: float) -> None:
-        size = len(self.outcomes)
-        if self.calls == size:
-            old = self.outcomes[self.index]
-            self.failures -= old & 1
-            self.slow -= old >> 1
-        else:
-            self.calls += 1
-        self.outcomes[self.index] = failed | (slow << 1)
-        self.index = (self.index + 1) % size
-        self.failures += failed
-        self.slow += slow
-
-    def totals(self, now: float) -> tuple[int, int, int]:
-        return self.calls, self.failures, self.slow
-
-
-class _TimeWindow:
-    """Outcomes of the last ``span`` seconds in ten buckets (a window that slides in
-    steps of a tenth of its span; memory stays constant whatever the call rate)."""
-
-    BUCKETS: Final = 10
-    __slots__ = ("calls", "failures", "ids", "slow", "width")
-
-    def __init__(self, span: float) -> None:
-        n = self.BUCKETS
-        self.width = span / n
-        self.ids = [-(n + 1)] * n
-        self.calls = [0] * n
-        self.failures = [0] * n
-        self.slow = [0] * n
-
-    def record(self, failed: bool, slow: bool, now: float) -> None:
-        bucket = int(now // self.width)
-        i = bucket % self.BUCKETS
-        if self.ids[i] != bucket:
-            self.ids[i] = bucket
-            self.calls[i] = self.failures[i] = self.slow[i] = 0
-        self.calls[i] += 1
-        self.failures[i] += failed
-        self.slow[i] += slow
-
-    def totals(self, now: float) -> tuple[int, int, int]:
-        current = int(now // self.width)
-        calls = failures = slow = 0
-        for i, bucket in enumerate(self.ids):
-            if current - bucket < self.BUCKETS:
-                calls += self.calls[i]
-                failures += self.failures[i]
-                slow += self.slow[i]
-        return calls, failures, slow
-
-
-class BreakerMachine:
-    """The breaker's decisions, as a plain state machine.
-
-    Not thread-safe by itself; :class:`CircuitBreaker` serialises access. Every
-    method takes the current time as an argument instead of reading a clock.
-    """
-
-    __slots__ = (
-        "config", "consecutive_failures", "epoch", "failed", "held_open", "ignored",
-        "last_failure_time", "opened_at", "probe_deadline", "probe_successes",
-        "probes_in_flight", "recent_failures", "rejected", "reopen_at", "slow", "state",
-        "state_changes", "tripped_by", "trips", "window",
-    )
-
-    def __init__(self, config: CircuitBreakerConfig) -> None:
-        self.config = config
-        self.state = CircuitState.CLOSED
-        self.epoch = 0
-        self.opened_at = 0.0
-        # The instant the open state ends; every reader compares ``now < reopen_at``.
-        self.reopen_at = 0.0
-        self.held_open = False
-        # The failure that opened the breaker (None when forced or tripped by slowness).
-        self.tripped_by: BaseException | None = None
-        self.consecutive_failures = 0
-        self.probes_in_flight = 0
-        self.probe_successes = 0
-        # Half-open: when taken permits are given back if no probe has moved by then.
-        self.probe_deadline = 0.0
-        self.failed = self.rejected = self.ignored = self.slow = 0
-        self.state_changes = self.trips = 0
-        self.last_failure_time: float | None = None
-        self.recent_failures: deque[float] | None = None
-        self.window: _CountWindow | _TimeWindow | None = None
-        self._fresh_counters(fresh_window=True)
-
-    # transitions
-
-    def _fresh_counters(self, *, fresh_window: bool) -> None:
-        config = self.config
-        self.consecutive_failures = 0
-        self.probes_in_flight = 0
-        self.probe_successes = 0
-        if config.failure_window is not None and config.failure_threshold is not None:
-            self.recent_failures = deque(maxlen=config.failure_threshold)
-        if fresh_window and config.uses_window:
-            self.window = (
-                _TimeWindow(config.failure_window) if config.failure_window is not None
-                else _CountWindow(config.window_size)
-            )
-
-    def _move(self, state: CircuitState) -> None:
-        self.state = state
-        self.epoch += 1
-        self.state_changes += 1
-
-    def _trip(self, now: float, cause: BaseException | None) -> None:
-        self._move(CircuitState.OPEN)
-        self.opened_at = now
-        self.reopen_at = now + self.config.recovery_timeout
-        self.tripped_by = cause
-        self.trips += 1
-        # The window stays: an open breaker reports the rate that tripped it.
-        self._fresh_counters(fresh_window=False)
-
-    def _close(self) -> None:
-        self._move(CircuitState.CLOSED)
-        self.held_open = False
-        self.tripped_by = None
-        self._fresh_counters(fresh_window=True)
-
-    # decisions
-
-    def admit(self, now: float) -> int | None:
-        """Admit a call: return the epoch it runs in, or ``None`` to reject it."""
-        state = self.state
-        if state is CircuitState.CLOSED:
-            return self.epoch
-        if state is CircuitState.OPEN and not self.recover(now):
-            self.rejected += 1
-            return None
-        if self.probes_in_flight >= self.config.half_open_max_calls:
-            if now < self.probe_deadline:
-                self.rejected += 1
-                return None
-            self._abandon_probes()
-        self.probes_in_flight += 1
-        self.probe_deadline = now + self.config.recovery_timeout
-        return self.epoch
-
-    def _abandon_probes(self) -> None:
-        # No probe was admitted or finished for a whole recovery_timeout: the ones
-        # in flight are taken as lost. A new epoch makes their late outcomes stale
-        # (they reach the statistics only) and frees their permits, as Polly
-        # re-arms a half-open breaker whose probe does not come back.
-        self.epoch += 1
-        self.probes_in_flight = 0
-        self.probe_successes = 0
-
-    def recover(self, now: float) -> bool:
-        """Turn half-open if the breaker is open and its recovery timeout has
-        passed; return whether it is (now) half-open."""
-        if self.state is CircuitState.OPEN:
-            if now < self.reopen_at:
-                return False
-            self._move(CircuitState.HALF_OPEN)
-            self._fresh_counters(fresh_window=True)
-            self.probe_deadline = now + self.config.recovery_timeout
-        return self.state is CircuitState.HALF_OPEN
-
-    def _is_current(self, epoch: int) -> bool:
-        return epoch == self.epoch and self.state is not CircuitState.OPEN
-
-    def record_success(self, epoch: int, now: float, duration: float) -> None:
-        """A call admitted in ``epoch`` succeeded after ``duration`` seconds."""
-        limit = self.config.slow_call_duration
-        is_slow = limit is not None and duration >= limit
-        if is_slow:
-            self.slow += 1
-        if not self._is_current(epoch):
-            return
-        window = self.window
-        if self.state is CircuitState.HALF_OPEN:
-            self.probes_in_flight -= 1
-            self.probe_successes += 1
-            self.probe_deadline = now + self.config.recovery_timeout
-            if window is not None:
-                window.record(False, is_slow, now)
-            if self.probe_successes >= self.config.success_threshold:
-                self._close()
-            return
-        self.consecutive_failures = 0
-        if window is not None:
-            window.record(False, is_slow, now)
-            if self._rate_exceeded(now):
-                self._trip(now, None)
-
-    def record_failure(self, epoch: int, now: float, duration: float = 0.0,
-                       cause: BaseException | None = None) -> None:
-        """A call admitted in ``epoch`` failed (with a counted exception, ``cause``)
-        after ``duration`` seconds; a slow failure is also counted as slow."""
-        self.failed += 1
-        self.last_failure_time = now
-        limit = self.config.slow_call_duration
-        is_slow = limit is not None and duration >= limit
-        if is_slow:
-            self.slow += 1
-        if not self._is_current(epoch):
-            return
-        window = self.window
-        if window is not None:
-            window.record(True, is_slow, now)
-        if self.state is CircuitState.HALF_OPEN:
-            self.probes_in_flight -= 1
-            self._trip(now, cause)
-            return
-        config = self.config
-        self.consecutive_failures += 1
-        threshold = config.failure_threshold
-        recent = self.recent_failures
-        tripped = False
-        if threshold is None:
-            pass  # the rate rule alone decides
-        elif recent is None:
-            tripped = self.consecutive_failures >= threshold
-        else:
-            recent.append(now)
-            tripped = (
-                len(recent) == threshold
-                and now - recent[0] <= config.failure_window  # type: ignore[operator]
-            )
-        if tripped or (window is not None and self._rate_exceeded(now)):
-            self._trip(now, cause)
-
-    def release(self, epoch: int, *, ignored: bool) -> None:
-        """A call admitted in ``epoch`` ended without a verdict: an ignored
-        exception, or cancellation. Give back its half-open permit, if any."""
-        if ignored:
-            self.ignored += 1
-        if self._is_current(epoch) and self.state is CircuitState.HALF_OPEN:
-            self.probes_in_flight -= 1
-
-    def _rate_exceeded(self, now: float) -> bool:
-        assert self.window is not None
-        config = self.config
-        calls, failures, slow = self.window.totals(now)
-        if calls < config.minimum_calls:
-            return False
-        rate = config.failure_rate_threshold
-        if rate is not None and failures >= rate * calls:
-            return True
-        slow_rate = config.slow_call_rate_threshold
-        return slow_rate is not None and slow >= slow_rate * calls
-
-    # manual control and reading
-
-    def force_open(self, now: float) -> None:
-        """Open and stay open until :meth:`force_closed` or :meth:`reset`."""
-        if self.state is not CircuitState.OPEN:
-            self._trip(now, None)
-        self.held_open = True
-        self.reopen_at = float("inf")
-
-    def force_closed(self) -> None:
-        """Close now, keeping the statistics."""
-        if self.state is not CircuitState.CLOSED:
-            self._close()
-        self.held_open = False
-
-    def reset(self) -> None:
-        """Back to closed with every counter cleared."""
-        epoch = self.epoch
-        self.__init__(self.config)  # type: ignore[misc]
-        # Keep epochs growing so that calls admitted before the reset stay stale.
-        self.epoch = epoch + 1
-
-    def remaining(self, now: float) -> float:
-        """Seconds until a call would be admitted: until the recovery timeout ends
-        while open (``inf`` while held open), until the taken probe permits are
-        given back while half-open, 0.0 otherwise."""
-        state = self.state
-        if state is CircuitState.OPEN:
-            return self.reopen_at - now if now < self.reopen_at else 0.0
-        if (state is CircuitState.HALF_OPEN
-                and self.probes_in_flight >= self.config.half_open_max_calls
-                and now < self.probe_deadline):
-            return self.probe_deadline - now
-        return 0.0
-
-    def failure_rate(self, now: float) -> float | None:
-        """The failure rate over the outcome window (None without one): the
-        calls that tripped the breaker while it is open, the probes while it
-        is half-open."""
-        if self.window is None:
-            return None
-        calls, failures, _ = self.window.totals(now)
-        return failures / calls if calls else 0.0
-
-    def failure_count(self, now: float) -> int:
-        """Failures that count toward the threshold right now."""
-        if self.recent_failures is not None:
-            window = self.config.failure_window
-            assert window is not None
-            return sum(1 for t in self.recent_failures if now - t <= window)
-        return self.consecutive_failures
 
 
 # --- judging an outcome ----------------------------------------------------------------
@@ -645,11 +360,6 @@ def _names_group(config: CircuitBreakerConfig, group: ExceptionGroup[Exception])
 # --- the breaker ----------------------------------------------------------------------
 
 
-def _counted(counter: itertools.count[int]) -> int:
-    # itertools.count has no public accessor; its repr is "count(N)".
-    return int(repr(counter)[6:-1])
-
-
 StateListener = Callable[["CircuitBreaker", CircuitState, CircuitState], object]
 
 
@@ -675,16 +385,28 @@ class _StateHook:
             self.hook(breaker, event.old_state, event.new_state)
 
 
-class _Frame:
-    """What ``with breaker:`` remembers between enter and exit."""
+class _Reporter:
+    """The store's ``report`` callback: it holds the breaker weakly, because the
+    breaker holds the store, and a cycle would keep a dropped breaker (and its
+    registry name) alive until the garbage collector ran."""
 
-    __slots__ = ("epoch", "outer", "start", "timeout")
+    __slots__ = ("breaker",)
 
-    def __init__(self, epoch: int, start: float, timeout: Any, outer: _Frame | None) -> None:
-        self.epoch = epoch
-        self.start = start
-        self.timeout = timeout
-        self.outer = outer
+    def __init__(self, breaker: CircuitBreaker) -> None:
+        self.breaker = weakref.ref(breaker)
+
+    def __call__(self, moved: Transition) -> None:
+        breaker = self.breaker()
+        if breaker is not None:  # it is the one changing, so it is alive
+            breaker._notify(moved)
+
+
+# What ``with breaker:`` remembers between enter and exit, as a tuple (cheaper
+# to build than an object): (epoch, start, async timeout or None, outer frame).
+_Frame = tuple[int, float, Any, Any]
+_FRAMES_LOCK: Final = forksafe.lock()
+_OPEN: Final = CircuitState.OPEN  # a module global: an Enum member read costs 0.1 us
+_rejecting: Final = CircuitBreakerError.rejecting
 
 
 class CircuitBreaker(Strategy):
@@ -701,11 +423,14 @@ class CircuitBreaker(Strategy):
         breaker.call(fetch, url)                # or: await breaker.acall(fetch, url)
 
     Thread- and task-safe; no lock is held while the protected call runs.
+    ``store=`` puts the state somewhere else than this process's memory (see
+    :mod:`buttress._core.breaker_store`).
     """
 
     __slots__ = (
-        "__weakref__", "_delivering", "_frames", "_lean", "_lock", "_m",
-        "_pending", "_rejections", "_successes", "clock", "config", "events", "name",
+        "__weakref__", "_count_rejection", "_count_success", "_frames", "_gate", "_lean",
+        "_slow_limit",
+        "_store", "_timed", "clock", "config", "events", "name",
     )
 
     order = 30
@@ -717,6 +442,8 @@ class CircuitBreaker(Strategy):
         *,
         clock: Clock | None = None,
         on_state_change: StateListener | None = None,
+        store: Callable[[CircuitBreakerConfig, Callable[[Transition], object]],
+                        BreakerStore] | None = None,
         **options: Any,
     ) -> None:
         if isinstance(name, CircuitBreakerConfig):
@@ -736,26 +463,25 @@ class CircuitBreaker(Strategy):
         self.config = config
         self.name = config.name
         self.clock = SYSTEM_CLOCK if clock is None else clock
-        self._lock = forksafe.lock()
-        self._m = BreakerMachine(config)
-        self._successes = itertools.count()
-        # Rejections by an open breaker are counted without the lock (see _admit).
-        self._rejections = itertools.count()
         #: This breaker's listener hub: ``breaker.events.add(listener, *kinds)``.
         self.events = Listeners(GLOBAL)
-        # A list, not a deque: it is almost always empty, and an empty deque
-        # weighs 600 bytes (a thousand named breakers are a realistic count).
-        self._pending: list[tuple[CircuitState, CircuitState]] = []
-        self._delivering = forksafe.lock()
+        self._store: BreakerStore = (MemoryStore if store is None else store)(
+            config, _Reporter(self))
+        self._gate = self._store.gate
+        self._count_success = self._store.count_success
+        self._count_rejection = self._store.count_rejection
         if on_state_change is not None:
             self.add_listener(on_state_change)
         # Created on the first ``with`` (most breakers are only ever decorators).
         self._frames: contextvars.ContextVar[_Frame | None] | None = None
-        # The lean path serves the default rule (consecutive failures) with no
-        # window, no slow-call rule and no timeout: nothing to record on success.
-        self._lean = (config.failure_window is None and not config.uses_window
-                      and config.slow_call_duration is None and config.timeout is None)
-        registry.observe(self)
+        self._slow_limit = config.slow_call_duration
+        # Whether a call's duration is needed (a slow-call rule, a timeout).
+        self._timed = config.slow_call_duration is not None or config.timeout is not None
+        # The lean decorator serves calls with no timeout and no result check:
+        # the store's ticket then decides everything else.
+        self._lean = config.timeout is None and config.failure_on_result is None
+        for hook in live.observe(self):  # exporters give a new breaker its series
+            call_hook(hook, self)
 
     # reading
 
@@ -764,73 +490,73 @@ class CircuitBreaker(Strategy):
         """The current state. An open breaker whose recovery timeout has passed
         reads (and becomes) HALF_OPEN, so ``if breaker.state == CircuitState.OPEN:
         use_cache()`` stops using the cache once a probe is allowed."""
-        m = self._m
-        if m.state is CircuitState.OPEN:
-            now = self.clock.monotonic()
-            if not now < m.reopen_at:
-                self._change(lambda machine: machine.recover(now))
-        return m.state
+        return self._store.state(self.clock.monotonic())
 
     @property
     def is_open(self) -> bool:
         """Whether calls are currently being rejected (open, timeout not yet passed)."""
-        m = self._m
-        return m.state is CircuitState.OPEN and self.clock.monotonic() < m.reopen_at
+        return self._store.is_open(self.clock.monotonic())
 
     @property
     def is_closed(self) -> bool:
         """Whether the breaker is closed."""
-        return self._m.state is CircuitState.CLOSED
+        return self._store.is_closed()
+
+    @property
+    def mode(self) -> str:
+        """``"enforce"``, ``"observe"`` (record and report, never reject) or
+        ``"disabled"`` (neither record nor reject); assign to switch at run time,
+        keeping the state and the statistics::
+
+            breaker.mode = "observe"
+        """
+        return self._store.mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._store.set_mode(_mode(f"CircuitBreaker({self.name!r})", mode))
 
     @property
     def stats(self) -> CircuitBreakerStats:
         """A consistent snapshot of the counters (reading it, like :attr:`state`,
         turns a breaker whose recovery timeout has passed half-open)."""
         self.state  # noqa: B018 - for its recovery side effect
-        now = self.clock.monotonic()
-        with self._lock:
-            m = self._m
-            successes = _counted(self._successes)
-            failed, ignored = m.failed, m.ignored
-            rejected = m.rejected + _counted(self._rejections)
-            finished = successes + failed
-            rate = m.failure_rate(now)
-            if rate is None:
-                rate = failed / finished if finished else 0.0
-            return CircuitBreakerStats(
-                name=self.name,
-                state=m.state,
-                total_calls=successes + failed + ignored + rejected,
-                successful_calls=successes,
-                failed_calls=failed,
-                rejected_calls=rejected,
-                ignored_calls=ignored,
-                slow_calls=m.slow,
-                state_changes=m.state_changes,
-                trips=m.trips,
-                failure_count=m.failure_count(now),
-                failure_threshold=self.config.failure_threshold,
-                failure_rate=rate,
-                last_failure_time=m.last_failure_time,
-                remaining_timeout=m.remaining(now),
-            )
+        c = self._store.counts(self.clock.monotonic())
+        finished = c.successes + c.failed
+        rate = c.failure_rate
+        if rate is None:
+            rate = c.failed / finished if finished else 0.0
+        return CircuitBreakerStats(
+            name=self.name,
+            state=c.state,
+            total_calls=c.successes + c.failed + c.ignored + c.rejected,
+            successful_calls=c.successes,
+            failed_calls=c.failed,
+            rejected_calls=c.rejected,
+            ignored_calls=c.ignored,
+            slow_calls=c.slow,
+            state_changes=c.state_changes,
+            trips=c.trips,
+            failure_count=c.failure_count,
+            failure_threshold=self.config.failure_threshold,
+            failure_rate=rate,
+            last_failure_time=c.last_failure_time,
+            remaining_timeout=c.remaining,
+        )
 
     # control
 
     def reset(self) -> None:
         """Force the breaker CLOSED and clear its counters (for tests and emergencies)."""
-        self._change(lambda m: m.reset())
-        self._successes = itertools.count()
-        self._rejections = itertools.count()
+        self._store.reset()
 
     def force_open(self) -> None:
         """Open the breaker and hold it open until :meth:`force_closed` or :meth:`reset`."""
-        now = self.clock.monotonic()
-        self._change(lambda m: m.force_open(now))
+        self._store.force_open(self.clock.monotonic())
 
     def force_closed(self) -> None:
         """Close the breaker now, keeping its statistics."""
-        self._change(lambda m: m.force_closed())
+        self._store.force_closed()
 
     def add_listener(self, listener: StateListener) -> None:
         """Call ``listener(breaker, old_state, new_state)`` after every state change,
@@ -838,38 +564,10 @@ class CircuitBreaker(Strategy):
         For typed events of every kind use ``breaker.events.add(listener)``."""
         self.events.add(_StateHook(self, listener), StateChanged)
 
-    def _change(self, action: Callable[[BreakerMachine], _R]) -> _R:
-        """Apply ``action`` to the machine under the lock; deliver any resulting
-        transition to the listeners after releasing it."""
-        m = self._m
-        with self._lock:
-            before = m.state
-            result = action(m)
-            after = m.state
-            if before is not after:
-                self._pending.append((before, after))
-        if before is not after:
-            self._deliver()
-        return result
+    # reporting (the store calls _notify outside its lock, in order)
 
-    def _deliver(self) -> None:
-        # Transitions are queued under the state lock and delivered outside it by
-        # one thread at a time, so listeners see them in the order they happened
-        # even if another thread's transition lands while a listener runs; that
-        # transition is delivered by the thread already delivering. The re-check
-        # after releasing closes the gap between its last look and the release.
-        pending = self._pending
-        while pending:
-            if not self._delivering.acquire(blocking=False):
-                return
-            try:
-                while pending:
-                    before, after = pending.pop(0)
-                    self._notify(before, after)
-            finally:
-                self._delivering.release()
-
-    def _notify(self, before: CircuitState, after: CircuitState) -> None:
+    def _notify(self, moved: Transition) -> None:
+        before, after = moved
         if after is CircuitState.OPEN:
             operation.tripped()  # counted for the call that tripped it, if measured
         level = logging.WARNING if after is CircuitState.OPEN else logging.INFO
@@ -883,80 +581,72 @@ class CircuitBreaker(Strategy):
         if targets:
             deliver(targets, StateChanged("circuit_breaker", self.name, before, after))
 
-    # the protocol every call path follows: admit, run, record
+    def _open_rejection(self, now: float, until: float) -> CircuitBreakerError:
+        # The open fast path: now < gate.open_until decided it, no store call.
+        self._count_rejection()
+        remaining = until - now
+        targets = self.events.of(CallRejected)
+        if targets:
+            deliver(targets, CallRejected("circuit_breaker", self.name, CircuitState.OPEN,
+                                          remaining))
+        return _rejecting(self.name, _OPEN, remaining, self._gate.tripped_by)
 
-    def _admit(self) -> int:
-        """Admit a call or raise :class:`CircuitBreakerError`; return its epoch."""
-        admitted = self._try_admit()
-        if isinstance(admitted, CircuitBreakerError):
-            raise admitted
-        return admitted
-
-    def _try_admit(self) -> int | CircuitBreakerError:
-        """Admit a call and return its epoch, or return the rejection. (Returned,
-        not raised: raising it once, where the caller decides, halves the cost.)"""
-        m = self._m
-        epoch = m.epoch
-        state = m.state
-        if state is CircuitState.CLOSED:
-            return epoch
-        now = self.clock.monotonic()
-        if state is CircuitState.OPEN:
-            # The common rejection takes no lock: an open breaker whose recovery
-            # timeout has not passed rejects whatever another thread does now.
-            # (Open rejection went from 3.6 to ~1 us; python -m benchmarks.)
-            reopen_at = m.reopen_at
-            if now < reopen_at and m.epoch == epoch:
-                next(self._rejections)
-                return self._rejection(state, reopen_at - now, m.tripped_by)
-        admitted, state, remaining, cause = self._change(
-            lambda machine: (machine.admit(now), machine.state, machine.remaining(now),
-                             machine.tripped_by))
-        if admitted is None:
-            return self._rejection(state, remaining, cause)
-        return admitted
-
-    def _rejection(self, state: CircuitState, remaining: float,
-                   cause: BaseException | None) -> CircuitBreakerError:
+    def _rejection(self, now: float) -> CircuitBreakerError:
+        state, remaining, cause = self._store.refusal(now)
         targets = self.events.of(CallRejected)
         if targets:
             deliver(targets, CallRejected("circuit_breaker", self.name, state, remaining))
-        if cause is None:
-            return CircuitBreakerError(self.name, state, remaining)
-        # The failure that opened the breaker, so that a caller (a retry loop
-        # that tripped it, say) still sees why its call was turned away.
-        return CircuitBreakerError(self.name, state, remaining, cause)  # positional: 0.4 us less
+        # The failure that opened the breaker rides along (chained), so that a
+        # caller (a retry loop that tripped it, say) still sees why its call was
+        # turned away.
+        return CircuitBreakerError.rejecting(self.name, state, remaining, cause)
 
-    def _slow(self, duration: float, threshold: float) -> None:
-        targets = self.events.of(SlowCall)
-        if targets:
-            deliver(targets, SlowCall("circuit_breaker", self.name, duration, threshold))
+    # the protocol every call path follows: admit, run, record
 
     def _succeeded(self, epoch: int, duration: float) -> None:
-        next(self._successes)
-        m = self._m
-        if self._lean and m.state is CircuitState.CLOSED and not m.consecutive_failures:
+        if self._gate.ticket == epoch:
+            # Closed, nothing to record but the count (see BreakerStore.gate).
+            self._count_success()
             return
-        threshold = self.config.slow_call_duration
-        if threshold is not None and duration >= threshold:
-            self._slow(duration, threshold)
-        now = self.clock.monotonic()
-        self._change(lambda machine: machine.record_success(epoch, now, duration))
+        limit = self._slow_limit
+        if limit is not None and duration >= limit and epoch != DISABLED:
+            targets = self.events.of(SlowCall)
+            if targets:
+                deliver(targets, SlowCall("circuit_breaker", self.name, duration, limit))
+        self._store.record_success(epoch, self.clock.monotonic(), duration)
+
+    def _returned(self, epoch: int, result: Any, duration: float) -> None:
+        """Judge a returned value: a success, unless ``failure_on_result`` says not."""
+        judge = self.config.failure_on_result
+        if judge is not None and epoch != DISABLED:
+            try:
+                failed = judge(result)
+            except BaseException:
+                self._store.release(epoch, ignored=False)
+                raise
+            if failed:
+                self._failed_with(epoch, None, duration)
+                return
+        self._succeeded(epoch, duration)
+
+    def _failed_with(self, epoch: int, cause: BaseException | None, duration: float) -> None:
+        limit = self._slow_limit
+        if limit is not None and duration >= limit and epoch != DISABLED:
+            targets = self.events.of(SlowCall)
+            if targets:
+                deliver(targets, SlowCall("circuit_breaker", self.name, duration, limit))
+        self._store.record_failure(epoch, self.clock.monotonic(), duration, cause)
 
     def _failed(self, epoch: int, exc: BaseException, duration: float) -> None:
         verdict = _verdict(self.config, exc)
         if verdict is _FAILURE:
-            threshold = self.config.slow_call_duration
-            if threshold is not None and duration >= threshold:
-                self._slow(duration, threshold)
-            now = self.clock.monotonic()
-            self._change(lambda m: m.record_failure(epoch, now, duration, exc))
+            self._failed_with(epoch, exc, duration)
         elif verdict is _SUCCESS:
             self._succeeded(epoch, duration)
         else:
             # Ignored exceptions, and cancellation, interrupts and exits (not a
             # verdict on the dependency): the call leaves no mark but its permit.
-            self._change(lambda m: m.release(epoch, ignored=verdict is _IGNORED))
+            self._store.release(epoch, ignored=verdict is _IGNORED)
 
     def _reject(self, error: CircuitBreakerError, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
@@ -973,23 +663,22 @@ class CircuitBreaker(Strategy):
                 f"circuit breaker {self.name!r} has an async fallback "
                 f"{self.config.fallback!r}, which a sync call can not await"
             )
-        m = self._m
-        closed = CircuitState.CLOSED
         if self._lean:
+            gate = self._gate
+            count_success = self._count_success
 
             def protected(*args: Any, **kwargs: Any) -> Any:
-                # Epoch first, then state: if the state changes in between, the
-                # epoch is stale and this call's outcome only reaches the stats.
-                epoch = m.epoch
-                if m.state is closed:
+                ticket = gate.ticket
+                if ticket >= 0:
                     try:
                         result = fn(*args, **kwargs)
                     except Exception as exc:
-                        self._failed(epoch, exc, 0.0)
+                        self._failed(ticket, exc, 0.0)
                         raise
-                    next(self._successes)
-                    if m.consecutive_failures:
-                        self._succeeded_closed(epoch)
+                    if gate.ticket == ticket:
+                        count_success()
+                    else:
+                        self._succeeded(ticket, 0.0)
                     return result
                 return self._call_guarded(fn, args, kwargs)
 
@@ -1000,21 +689,33 @@ class CircuitBreaker(Strategy):
 
         return protected_guarded
 
-    def _succeeded_closed(self, epoch: int) -> None:
-        # The lean path already counted the success; only the streak needs clearing.
-        with self._lock:
-            m = self._m
-            if m.epoch == epoch and m.state is CircuitState.CLOSED:
-                m.consecutive_failures = 0
-
     def _call_guarded(self, fn: Callable[..., Any], args: tuple[Any, ...],
                       kwargs: dict[str, Any]) -> Any:
-        epoch = self._try_admit()
-        if isinstance(epoch, CircuitBreakerError):
-            return self._reject(epoch, args, kwargs)
+        gate = self._gate
+        epoch = gate.ticket
+        if epoch < 0:
+            now = self.clock.monotonic()
+            until = gate.open_until
+            if now < until:
+                if self.config.fallback is None:
+                    raise self._open_rejection(now, until)  # here: a frame less
+                return self._reject(self._open_rejection(now, until), args, kwargs)
+            epoch = self._store.admit(now)
+            if epoch == REJECT:
+                return self._reject(self._rejection(now), args, kwargs)
+        if not self._timed:
+            try:
+                result = fn(*args, **kwargs)
+            except BaseException as exc:
+                self._failed(epoch, exc, 0.0)
+                raise
+            if self._lean and self._gate.ticket == epoch:
+                self._count_success()
+            else:
+                self._returned(epoch, result, 0.0)
+            return result
         clock = self.clock
-        timed = self.config.slow_call_duration is not None
-        start = clock.monotonic() if timed else 0.0
+        start = clock.monotonic()
         try:
             if self.config.timeout is None:
                 result = fn(*args, **kwargs)
@@ -1024,27 +725,28 @@ class CircuitBreaker(Strategy):
                 result = call_with_thread_timeout(fn, args, kwargs, self.config.timeout,
                                                   clock, self.name, events=self.events)
         except BaseException as exc:
-            self._failed(epoch, exc, clock.monotonic() - start if timed else 0.0)
+            self._failed(epoch, exc, clock.monotonic() - start)
             raise
-        self._succeeded(epoch, clock.monotonic() - start if timed else 0.0)
+        self._returned(epoch, result, clock.monotonic() - start)
         return result
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        m = self._m
-        closed = CircuitState.CLOSED
         if self._lean:
+            gate = self._gate
+            count_success = self._count_success
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
-                epoch = m.epoch
-                if m.state is closed:
+                ticket = gate.ticket
+                if ticket >= 0:
                     try:
                         result = await fn(*args, **kwargs)
                     except Exception as exc:
-                        self._failed(epoch, exc, 0.0)
+                        self._failed(ticket, exc, 0.0)
                         raise
-                    next(self._successes)
-                    if m.consecutive_failures:
-                        self._succeeded_closed(epoch)
+                    if gate.ticket == ticket:
+                        count_success()
+                    else:
+                        self._succeeded(ticket, 0.0)
                     return result
                 return await self._acall_guarded(fn, args, kwargs)
 
@@ -1057,13 +759,33 @@ class CircuitBreaker(Strategy):
 
     async def _acall_guarded(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                              kwargs: dict[str, Any]) -> Any:
-        epoch = self._try_admit()
-        if isinstance(epoch, CircuitBreakerError):
-            result = self._reject(epoch, args, kwargs)
-            return (await result) if isinstance(result, Awaitable) else result
+        gate = self._gate
+        epoch = gate.ticket
+        if epoch < 0:
+            now = self.clock.monotonic()
+            until = gate.open_until
+            if now < until:
+                if self.config.fallback is None:
+                    raise self._open_rejection(now, until)
+                result = self._reject(self._open_rejection(now, until), args, kwargs)
+                return (await result) if isinstance(result, Awaitable) else result
+            epoch = self._store.admit(now)
+            if epoch == REJECT:
+                result = self._reject(self._rejection(now), args, kwargs)
+                return (await result) if isinstance(result, Awaitable) else result
+        if not self._timed:
+            try:
+                result = await fn(*args, **kwargs)
+            except BaseException as exc:
+                self._failed(epoch, exc, 0.0)
+                raise
+            if self._lean and self._gate.ticket == epoch:
+                self._count_success()
+            else:
+                self._returned(epoch, result, 0.0)
+            return result
         clock = self.clock
-        timed = self.config.slow_call_duration is not None
-        start = clock.monotonic() if timed else 0.0
+        start = clock.monotonic()
         try:
             if self.config.timeout is None:
                 result = await fn(*args, **kwargs)
@@ -1073,9 +795,9 @@ class CircuitBreaker(Strategy):
                 result = await await_with_timeout(fn(*args, **kwargs), self.config.timeout,
                                                   clock, self.name, events=self.events)
         except BaseException as exc:
-            self._failed(epoch, exc, clock.monotonic() - start if timed else 0.0)
+            self._failed(epoch, exc, clock.monotonic() - start)
             raise
-        self._succeeded(epoch, clock.monotonic() - start if timed else 0.0)
+        self._returned(epoch, result, clock.monotonic() - start)
         return result
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
@@ -1096,66 +818,114 @@ class CircuitBreaker(Strategy):
 
     # context managers
 
+    def _context(self) -> contextvars.ContextVar[_Frame | None]:
+        with _FRAMES_LOCK:
+            frames = self._frames
+            if frames is None:
+                frames = self._frames = contextvars.ContextVar(
+                    f"buttress.breaker.{self.name}", default=None)
+        return frames
+
     def _enter(self, timeout: Any) -> None:
-        epoch = self._admit()
-        timed = self.config.slow_call_duration is not None or self.config.timeout is not None
-        start = self.clock.monotonic() if timed else 0.0
+        gate = self._gate
+        epoch = gate.ticket
+        if epoch < 0:
+            now = self.clock.monotonic()
+            until = gate.open_until
+            if now < until:
+                raise self._open_rejection(now, until)
+            epoch = self._store.admit(now)
+            if epoch == REJECT:
+                raise self._rejection(now)
+        start = self.clock.monotonic() if self._timed else 0.0
         frames = self._frames
         if frames is None:
-            with self._lock:
-                if self._frames is None:
-                    self._frames = contextvars.ContextVar(f"buttress.breaker.{self.name}",
-                                                          default=None)
-                frames = self._frames
-        frames.set(_Frame(epoch, start, timeout, frames.get()))
+            frames = self._context()
+        frames.set((epoch, start, timeout, frames.get()))
 
     def _frame(self) -> _Frame | None:
         return None if self._frames is None else self._frames.get()
 
     def _exit(self, exc: BaseException | None, *, judge_overrun: bool = False) -> None:
-        frame = self._frame()
-        if frame is None or self._frames is None:
+        frames = self._frames
+        frame = None if frames is None else frames.get()
+        if frame is None or frames is None:
             raise RuntimeError(f"circuit breaker {self.name!r} exited without being entered")
-        self._frames.set(frame.outer)
+        frames.set(frame[3])
+        epoch = frame[0]
+        if not self._timed:
+            if exc is None:
+                self._succeeded(epoch, 0.0)
+            else:
+                self._failed(epoch, exc, 0.0)
+            return
         config = self.config
-        timed = config.slow_call_duration is not None or config.timeout is not None
-        duration = self.clock.monotonic() - frame.start if timed else 0.0
+        duration = self.clock.monotonic() - frame[1]
         if exc is None and judge_overrun and config.timeout is not None \
                 and duration > config.timeout:
             exc = OperationTimeoutError(operation=self.name, timeout=config.timeout)
         if exc is None:
-            self._succeeded(frame.epoch, duration)
+            self._succeeded(epoch, duration)
         else:
-            self._failed(frame.epoch, exc, duration)
+            self._failed(epoch, exc, duration)
 
     def __enter__(self) -> CircuitBreaker:
-        self._enter(None)
+        epoch = self._gate.ticket
+        frames = self._frames
+        if epoch < 0 or self._timed or frames is None:
+            self._enter(None)
+        else:
+            # The closed breaker's fast path: _enter inlined.
+            frames.set((epoch, 0.0, None, frames.get()))
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        frames = self._frames
+        if exc is None and not self._timed and frames is not None:
+            frame = frames.get()
+            if frame is not None and self._gate.ticket == frame[0]:
+                # The closed breaker's fast path: _exit and _succeeded inlined.
+                frames.set(frame[3])
+                self._count_success()
+                return
         # A sync block can not be interrupted; one that overran ``timeout`` still
         # counts as a failure (its own result stands).
         self._exit(exc, judge_overrun=True)
 
     async def __aenter__(self) -> CircuitBreaker:
         limit = self.config.timeout
-        timeout = None
-        if limit is not None:
-            timeout = self.clock.timeout(limit)
-            await timeout.__aenter__()
+        if limit is None:
+            epoch = self._gate.ticket
+            frames = self._frames
+            if epoch < 0 or self._timed or frames is None:
+                self._enter(None)
+            else:
+                frames.set((epoch, 0.0, None, frames.get()))
+            return self
+        timeout = self.clock.timeout(limit)
+        await timeout.__aenter__()
         try:
             self._enter(timeout)
         except BaseException:
-            if timeout is not None:
-                await timeout.__aexit__(None, None, None)
+            await timeout.__aexit__(None, None, None)
             raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
+        if self.config.timeout is None:
+            frames = self._frames
+            if exc is None and not self._timed and frames is not None:
+                frame = frames.get()
+                if frame is not None and self._gate.ticket == frame[0]:
+                    frames.set(frame[3])
+                    self._count_success()
+                    return
+            self._exit(exc)
+            return
         frame = self._frame()
-        timeout = frame.timeout if frame is not None else None
+        timeout = frame[2] if frame is not None else None
         if timeout is not None:
             try:
                 await timeout.__aexit__(exc_type, exc, tb)
@@ -1168,5 +938,5 @@ class CircuitBreaker(Strategy):
         self._exit(exc)
 
     def __repr__(self) -> str:
-        return f"CircuitBreaker({self.name!r}, state={self._m.state.value})"
-
+        state = self._store.refusal(self.clock.monotonic())[0]
+        return f"CircuitBreaker({self.name!r}, state={state.value})"

@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from buttress._core import forksafe
+from buttress._core import live
 from buttress._core.errors import ConfigurationError
 from buttress._core.strategy import call_hook
 
@@ -44,37 +44,28 @@ __all__ = [
     "reset_circuit_breakers",
 ]
 
-_lock = forksafe.rlock()  # a breaker's constructor registers itself under it
+_lock = live.lock  # one lock for both tables (see buttress._core.live); reentrant:
+# a breaker's constructor registers itself under it
 _named: dict[str, CircuitBreaker] = {}
-_observed: weakref.WeakValueDictionary[str, CircuitBreaker] = weakref.WeakValueDictionary()
-
-
-_creation_hooks: tuple[Callable[[CircuitBreaker], object], ...] = ()
+_observed: weakref.WeakValueDictionary[str, CircuitBreaker] = live.observed
 
 
 def observe(breaker: CircuitBreaker) -> None:
     """Remember a live breaker by name (weakly); called by every breaker's constructor.
     Hooks given to :func:`on_breaker_created` hear of it (exporters give a new
     breaker its state series at once)."""
-    with _lock:
-        _observed[breaker.name] = breaker
-        hooks = _creation_hooks
-    for hook in hooks:
+    for hook in live.observe(breaker):
         call_hook(hook, breaker)
 
 
 def on_breaker_created(hook: Callable[[CircuitBreaker], object]) -> None:
     """Call ``hook(breaker)`` for every breaker created from now on."""
-    global _creation_hooks
-    with _lock:
-        _creation_hooks = (*_creation_hooks, hook)
+    live.on_created(hook)
 
 
 def remove_breaker_hook(hook: Callable[[CircuitBreaker], object]) -> None:
     """Stop calling ``hook`` (a no-op if it is not there)."""
-    global _creation_hooks
-    with _lock:
-        _creation_hooks = tuple(h for h in _creation_hooks if h != hook)
+    live.remove_hook(hook)
 
 
 def get_circuit_breaker(

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from buttress.breaker import CircuitState
+    from buttress._core.breaker_machine import CircuitState
 
 __all__ = [
     "ButtressError",
@@ -40,6 +40,9 @@ def _rebuild(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
     error = cls.__new__(cls, *args)
     error.args = args
     return error
+
+
+_new_exception = BaseException.__new__
 
 
 class ButtressError(Exception):
@@ -170,6 +173,19 @@ class CircuitBreakerError(ButtressError):
         else:
             super().__init__(name, state, remaining_timeout, last_failure)
             self.__cause__ = last_failure
+
+    @classmethod
+    def rejecting(cls, name: str, state: CircuitState, remaining_timeout: float,
+                  last_failure: BaseException | None) -> CircuitBreakerError:
+        """The same error as ``cls(name, state, remaining_timeout, last_failure)``,
+        built without a Python-level ``__init__`` (``BaseException.__new__`` sets
+        ``args``): an open breaker builds one per rejected call, and the
+        ``__init__`` call was a third of the rejection."""
+        if last_failure is None:
+            return _new_exception(cls, name, state, remaining_timeout)
+        error = _new_exception(cls, name, state, remaining_timeout, last_failure)
+        error.__cause__ = last_failure
+        return error
 
     @property
     def last_failure(self) -> BaseException | None:
