@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -256,3 +257,24 @@ def test_break_growth_settings_are_validated_naming_field_and_value(
 def test_failure_on_result_must_be_callable() -> None:
     with pytest.raises(TypeError, match=r"CircuitBreakerConfig\.failure_on_result"):
         CircuitBreakerConfig(failure_on_result=500)  # type: ignore[arg-type]
+
+
+def test_the_new_breaker_fields_round_trip_through_a_file_and_callables_are_refused(
+        tmp_path: Path) -> None:
+    from buttress.config import ResilienceConfig
+
+    config = CircuitBreakerConfig(name="files", critical=True, mode="observe",
+                                  recovery_timeout=5.0, recovery_timeout_multiplier=2.0,
+                                  max_recovery_timeout=60.0)
+    for suffix in (".json", ".toml"):
+        saved = ResilienceConfig()
+        saved.update_config("files", config)
+        path = tmp_path / f"saved{suffix}"
+        saved.save_to_file(path)
+        loaded = ResilienceConfig()
+        loaded.load_from_file(path)
+        assert loaded.circuit_breaker_configs["files"] == config
+    judged = ResilienceConfig()
+    judged.update_config("judged", CircuitBreakerConfig(name="judged", failure_on_result=bool))
+    with pytest.raises(ConfigurationError, match="failure_on_result"):
+        judged.save_to_file(tmp_path / "judged.json")

@@ -503,10 +503,12 @@ def _retry_to_dict(name: str, config: RetryConfig) -> dict[str, Any]:
 
 
 def _breaker_to_dict(name: str, config: CircuitBreakerConfig) -> dict[str, Any]:
-    if config.fallback is not None:
-        raise ConfigurationError(
-            f"circuit_breaker_configs.{name}.fallback = {config.fallback!r} can not be saved "
-            "to a file (only plain values and exception classes can)")
+    for field in ("fallback", "failure_on_result"):
+        value = getattr(config, field)
+        if value is not None:
+            raise ConfigurationError(
+                f"circuit_breaker_configs.{name}.{field} = {value!r} can not be saved "
+                "to a file (only plain values and exception classes can)")
     result = {field: getattr(config, field) for field in _BREAKER_SCALARS
               if getattr(config, field) is not None}
     if config.failure_exceptions != (Exception,):

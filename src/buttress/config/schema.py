@@ -288,7 +288,8 @@ _RETRY_CALLABLES: Final = ("retry_condition", "retry_on_result", "retry_after",
 _BREAKER_SCALARS: Final = ("name", "failure_threshold", "recovery_timeout", "success_threshold",
                            "half_open_max_calls", "failure_window", "failure_rate_threshold",
                            "minimum_calls", "window_size", "slow_call_duration",
-                           "slow_call_rate_threshold", "timeout")
+                           "slow_call_rate_threshold", "timeout", "critical", "mode",
+                           "recovery_timeout_multiplier", "max_recovery_timeout")
 _BREAKER_EXCEPTIONS: Final = ("failure_exceptions", "ignored_exceptions")
 _BREAKER_ALIASES: Final = {alias: field for alias, field in BREAKER_ALIASES.items()
                            if field in _BREAKER_SCALARS + _BREAKER_EXCEPTIONS}
