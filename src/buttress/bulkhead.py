@@ -41,26 +41,11 @@ from typing import Any
 from buttress._core import caller as _caller
 from buttress._core import forksafe, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
-from buttress._core.errors import ButtressError, OperationTimeoutError
+from buttress._core.errors import BulkheadFullError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, deliver
 from buttress._core.strategy import Strategy
 
 __all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError"]
-
-
-class BulkheadFullError(ButtressError):
-    """Raised instead of running a call when every permit is taken and the queue
-    is full (or the wait in the queue ran out)."""
-
-    def __init__(self, name: str | None, max_concurrent: int, max_queue: int,
-                 waited: bool = False) -> None:
-        self.name = name
-        self.max_concurrent = max_concurrent
-        self.max_queue = max_queue
-        self.waited = waited
-        why = "waited too long in the queue" if waited else "all permits taken and queue full"
-        super().__init__(f"bulkhead {name or ''!s} rejected the call: {why} "
-                         f"(max_concurrent={max_concurrent}, max_queue={max_queue})")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -130,6 +115,10 @@ class Bulkhead(Strategy):
         self._waiters: deque[_Waiter] = deque()
         self._forgiven = 0  # permits held in the parent at fork time (see _after_fork_in_child)
         forksafe.register(self)
+
+    def _given_name(self) -> str | None:
+        """The name this strategy gives its calls, if any (see :func:`operation_name_of`)."""
+        return self.name
 
     @property
     def active(self) -> int:

@@ -80,6 +80,10 @@ class Fallback(Strategy):
             value = fallback_value
             self._handler = lambda exc, *args, **kwargs: value
 
+    def _given_name(self) -> str | None:
+        """The name this strategy gives its calls, if any (see :func:`operation_name_of`)."""
+        return self.name
+
     def _answer(self, exc: Exception, args: tuple[Any, ...], kwargs: dict[str, Any],
                 name: str) -> Any:
         used(self.events, name, exc, None)
@@ -217,6 +221,10 @@ class CachedFallback(Strategy):
             self.events.add(_OnFallback(on_fallback, cached=True), FallbackUsed)
         self._cache: OrderedDict[Hashable, tuple[Any, float]] = OrderedDict()
         self._lock = forksafe.lock()
+
+    def _given_name(self) -> str | None:
+        """The name this strategy gives its calls, if any (see :func:`operation_name_of`)."""
+        return self.name
 
     @staticmethod
     def _key(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Hashable | None:

@@ -18,7 +18,7 @@ from typing import Any, Final, TypeVar
 from buttress._core import operation
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.events import Listeners
-from buttress._core.strategy import Strategy, check_call, operation_name
+from buttress._core.strategy import Strategy, _given_name, check_call, operation_name_of
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.bulkhead import Bulkhead, BulkheadConfig
 from buttress.fallback import CachedFallback, Fallback
@@ -94,6 +94,10 @@ class Pipeline(Strategy):
         # where the call's one CallFinished goes.
         hubs = [getattr(s, "events", None) for s in self.strategies]
         self._outcomes = Listeners(*(h for h in hubs if isinstance(h, Listeners)))
+
+    def _given_name(self) -> str | None:
+        """The name this strategy gives its calls, if any (see :func:`operation_name_of`)."""
+        return _given_name(self.strategies)
 
     def detach(self) -> None:
         """Stop hearing the events of this pipeline's strategies (for a pipeline
@@ -199,32 +203,6 @@ class PipelineBuilder:
 
     def __repr__(self) -> str:
         return f"PipelineBuilder({', '.join(map(repr, self._strategies))})"
-
-
-def operation_name_of(strategies: tuple[Strategy, ...] | list[Strategy],
-                      fn: Callable[..., Any]) -> str:
-    """The one name every stage of a protected call reports under: the first name
-    given to a per-call stage, in pipeline order (a fallback's ``name``, a retry's
-    ``name``, a timeout's ``operation_name``, a bulkhead's ``name``), else the
-    function's module-qualified name. A breaker's name is not used: it names a
-    dependency, which many operations may share (its state and trips keep it)."""
-    return _given_name(strategies) or operation_name(fn)
-
-
-def _given_name(strategies: tuple[Strategy, ...] | list[Strategy]) -> str | None:
-    for strategy in strategies:
-        given: str | None = None
-        if isinstance(strategy, Retry):
-            given = strategy.config.name
-        elif isinstance(strategy, Timeout):
-            given = strategy.config.operation_name
-        elif isinstance(strategy, Fallback | CachedFallback | Bulkhead):
-            given = strategy.name
-        elif isinstance(strategy, Pipeline):
-            given = _given_name(strategy.strategies)
-        if given:
-            return given
-    return None
 
 
 def _clock_of(strategies: tuple[Strategy, ...]) -> Clock:

@@ -1026,6 +1026,10 @@ class Retry(Strategy):
         self.clock = SYSTEM_CLOCK if clock is None else clock
         self._mode = _mode
 
+    def _given_name(self) -> str | None:
+        """The name this strategy gives its calls, if any (see :func:`operation_name_of`)."""
+        return self.config.name
+
     def __call__(self, fn: F) -> F:
         is_async = check_protectable(fn, "Retry")
         if self._mode == "async" and not is_async:

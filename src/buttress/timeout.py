@@ -531,6 +531,10 @@ class Timeout(Strategy):
         self._active: contextvars.ContextVar[list[_Block]] = contextvars.ContextVar(
             "buttress.timeout")
 
+    def _given_name(self) -> str | None:
+        """The name this strategy gives its calls, if any (see :func:`operation_name_of`)."""
+        return self.config.operation_name
+
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         config, clock, events = self.config, self.clock, self.events
         operation = config.operation_name or operation_name(fn)

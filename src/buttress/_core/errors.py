@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from buttress._core.breaker_machine import CircuitState
 
 __all__ = [
+    "BulkheadFullError",
     "ButtressError",
     "CircuitBreakerError",
     "ConfigurationError",
@@ -271,3 +272,18 @@ class DeadlineExceededError(OperationTimeoutError):
             detail = f" ({'; '.join(facts)})" if facts else ""
             message = f"{what} timed out: the call's deadline ran out{detail}"
         super().__init__(message, operation=operation, timeout=timeout)
+
+
+class BulkheadFullError(ButtressError):
+    """Raised instead of running a call when every permit is taken and the queue
+    is full (or the wait in the queue ran out)."""
+
+    def __init__(self, name: str | None, max_concurrent: int, max_queue: int,
+                 waited: bool = False) -> None:
+        self.name = name
+        self.max_concurrent = max_concurrent
+        self.max_queue = max_queue
+        self.waited = waited
+        why = "waited too long in the queue" if waited else "all permits taken and queue full"
+        super().__init__(f"bulkhead {name or ''!s} rejected the call: {why} "
+                         f"(max_concurrent={max_concurrent}, max_queue={max_queue})")

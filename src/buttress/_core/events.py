@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from buttress._core import forksafe
-from buttress._core.strategy import logger, redact
+from buttress._core.logs import logger, redact
 
 __all__ = [
     "GLOBAL",

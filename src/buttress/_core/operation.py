@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from buttress._core.clock import Clock
-from buttress._core.errors import CircuitBreakerError, RetryExhaustedError
+from buttress._core.errors import BulkheadFullError, CircuitBreakerError, RetryExhaustedError
 from buttress._core.events import Event, Listeners, deliver, register_kind
 
 __all__ = [
@@ -107,26 +107,17 @@ def tripped() -> None:
         op.trips += 1
 
 
-_rejections: tuple[type[BaseException], ...] | None = None
-
-
-def _rejection_types() -> tuple[type[BaseException], ...]:
-    global _rejections
-    if _rejections is None:
-        from buttress.bulkhead import BulkheadFullError  # the core stays below strategies
-
-        _rejections = (CircuitBreakerError, BulkheadFullError)
-    return _rejections
+# Errors of calls refused without running: an open breaker, a full bulkhead.
+_REJECTIONS: Final = (CircuitBreakerError, BulkheadFullError)
 
 
 def outcome_of(exc: BaseException) -> str:
     """The outcome of a call that raised ``exc``."""
     if not isinstance(exc, Exception):
         return CANCELLED
-    rejections = _rejection_types()
-    if isinstance(exc, rejections) or (
+    if isinstance(exc, _REJECTIONS) or (
             isinstance(exc, RetryExhaustedError)
-            and isinstance(exc.last_exception, rejections)):
+            and isinstance(exc.last_exception, _REJECTIONS)):
         return REJECTED
     return FAILURE
 
