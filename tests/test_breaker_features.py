@@ -278,3 +278,27 @@ def test_the_new_breaker_fields_round_trip_through_a_file_and_callables_are_refu
     judged.update_config("judged", CircuitBreakerConfig(name="judged", failure_on_result=bool))
     with pytest.raises(ConfigurationError, match="failure_on_result"):
         judged.save_to_file(tmp_path / "judged.json")
+
+
+def _depth() -> int:
+    import sys
+
+    frame, depth = sys._getframe(1), 0
+    while frame is not None:
+        frame, depth = frame.f_back, depth + 1
+    return depth
+
+
+def test_a_decorated_breaker_puts_one_frame_around_the_call_when_nobody_listens() -> None:
+    # The per-call operation report is decided inside the breaker's own wrapper:
+    # an unheard call pays an attribute read, not a second wrapper frame.
+    breaker = CircuitBreaker("one-frame", clock=VirtualClock())
+    inside: list[int] = []
+
+    @breaker
+    def call() -> None:
+        inside.append(_depth())
+
+    outside = _depth()
+    call()
+    assert inside == [outside + 2]  # the breaker's wrapper, then the function

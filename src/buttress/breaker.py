@@ -26,6 +26,7 @@ only update the statistics, never the state.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import threading
 import weakref
@@ -58,6 +59,7 @@ from buttress._core.strategy import (
     Strategy,
     call_hook,
     check_call,
+    check_protectable,
     is_async_callable,
     logger,
     should_log,
@@ -658,16 +660,26 @@ class CircuitBreaker(Strategy):
     # call paths
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._wrap_sync(fn, None)
+
+    def _wrap_sync(self, fn: Callable[..., Any],
+                   report: Callable[..., Any] | None) -> Callable[..., Any]:
         if self.config.fallback is not None and is_async_callable(self.config.fallback):
             raise TypeError(
                 f"circuit breaker {self.name!r} has an async fallback "
                 f"{self.config.fallback!r}, which a sync call can not await"
             )
+        # ``report`` (decorators only) is ``fn`` under this breaker, reported as
+        # one operation; it is taken only while somebody listens, so a call
+        # nobody hears costs one attribute read here instead of a wrapper frame.
         if self._lean:
             gate = self._gate
             count_success = self._count_success
+            hub = self.events
 
             def protected(*args: Any, **kwargs: Any) -> Any:
+                if report is not None and hub.active:
+                    return report(*args, **kwargs)
                 ticket = gate.ticket
                 if ticket >= 0:
                     try:
@@ -731,11 +743,20 @@ class CircuitBreaker(Strategy):
         return result
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._wrap_async(fn, None)
+
+    def _wrap_async(self, fn: Callable[..., Awaitable[Any]],
+                    report: Callable[..., Awaitable[Any]] | None
+                    ) -> Callable[..., Awaitable[Any]]:
+        # See _wrap_sync: the operation is reported only while somebody listens.
         if self._lean:
             gate = self._gate
             count_success = self._count_success
+            hub = self.events
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
+                if report is not None and hub.active:
+                    return await report(*args, **kwargs)
                 ticket = gate.ticket
                 if ticket >= 0:
                     try:
@@ -799,6 +820,20 @@ class CircuitBreaker(Strategy):
             raise
         self._returned(epoch, result, clock.monotonic() - start)
         return result
+
+    def __call__(self, fn: F) -> F:
+        is_async = check_protectable(fn, type(self).__name__)
+        if not self._lean:
+            return super().__call__(fn)
+        # The lean wrapper itself decides, per call, whether to report the call
+        # as an operation (see Strategy._measured): no extra layer when unheard.
+        if is_async:
+            reported = self._measured(self._wrap_async(fn, None), fn, True)
+            wrapper = self._wrap_async(fn, reported)
+        else:
+            reported = self._measured(self._wrap_sync(fn, None), fn, False)
+            wrapper = self._wrap_sync(fn, reported)
+        return functools.wraps(fn)(wrapper)  # type: ignore[return-value]
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` through the breaker (pybreaker's spelling)."""
