@@ -6,7 +6,6 @@ waits too long for ``threading`` are the cases covered here.
 
 from __future__ import annotations
 
-import signal
 import threading
 from collections.abc import Callable
 
