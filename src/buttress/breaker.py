@@ -29,6 +29,7 @@ import contextvars
 import functools
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ from buttress._core.breaker_machine import (
     Transition,
 )
 from buttress._core.breaker_store import BreakerStore, MemoryStore
-from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
 from buttress._core.events import (
     GLOBAL,
@@ -413,6 +414,12 @@ _OPEN: Final = CircuitState.OPEN  # a module global: an Enum member read costs 0
 _rejecting: Final = CircuitBreakerError.rejecting
 
 
+def _monotonic_of(clock: Clock) -> Callable[[], float]:
+    """The clock's reading function; for the system clock, ``time.monotonic``
+    itself (a Python frame less on the open breaker's path)."""
+    return time.monotonic if type(clock) is SystemClock else clock.monotonic
+
+
 class CircuitBreaker(Strategy):
     """A circuit breaker, usable every way the seeds use one::
 
@@ -602,10 +609,10 @@ class CircuitBreaker(Strategy):
         # The open fast path: now < gate.open_until decided it, no store call.
         self._count_rejection()
         remaining = until - now
-        targets = self.events.of(CallRejected)
-        if targets:
-            deliver(targets, CallRejected("circuit_breaker", self.name, CircuitState.OPEN,
-                                          remaining))
+        if self.events.active:
+            targets = self.events.of(CallRejected)
+            if targets:
+                deliver(targets, CallRejected("circuit_breaker", self.name, _OPEN, remaining))
         return _rejecting(self.name, _OPEN, remaining, self._gate.tripped_by)
 
     def _rejection(self, now: float) -> CircuitBreakerError:
@@ -686,6 +693,7 @@ class CircuitBreaker(Strategy):
             gate = self._gate
             count_success = self._count_success
             hub = self.events
+            monotonic = _monotonic_of(self.clock)
 
             def protected(*args: Any, **kwargs: Any) -> Any:
                 if report is not None and hub.active:
@@ -702,6 +710,10 @@ class CircuitBreaker(Strategy):
                     else:
                         self._succeeded(ticket, 0.0)
                     return result
+                now = monotonic()
+                until = gate.open_until
+                if now < until:  # open: rejected here, without another frame
+                    raise self._open_rejection(now, until)
                 return self._call_guarded(fn, args, kwargs)
 
             return protected
@@ -757,6 +769,7 @@ class CircuitBreaker(Strategy):
             gate = self._gate
             count_success = self._count_success
             hub = self.events
+            monotonic = _monotonic_of(self.clock)
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
                 if report is not None and hub.active:
@@ -773,6 +786,10 @@ class CircuitBreaker(Strategy):
                     else:
                         self._succeeded(ticket, 0.0)
                     return result
+                now = monotonic()
+                until = gate.open_until
+                if now < until:
+                    raise self._open_rejection(now, until)
                 return await self._acall_guarded(fn, args, kwargs)
 
             return protected
