@@ -137,6 +137,7 @@ class CircuitBreakerConfig:
 
     .. versionadded:: 0.2 ``failure_on_result``, ``mode``,
        ``recovery_timeout_multiplier`` and ``max_recovery_timeout``.
+    .. versionchanged:: 0.2 keyword arguments only.
     """
 
     name: str
@@ -162,6 +163,7 @@ class CircuitBreakerConfig:
 
     def __init__(
         self,
+        *,
         name: str = "default",
         failure_threshold: int | None = _UNSET,
         recovery_timeout: float = 30.0,
@@ -177,7 +179,6 @@ class CircuitBreakerConfig:
         failure_exceptions: Any = (Exception,),
         ignored_exceptions: Any = _UNSET,
         fallback: Callable[..., Any] | None = None,
-        *,
         exception_whitelist: Any = _UNSET,
         critical: bool = False,
         failure_on_result: Callable[[Any], bool] | None = None,

@@ -93,6 +93,7 @@ class RetryConfig:
     second parameter with a default is left alone.
 
     .. versionadded:: 0.2 ``retry_after_result``, ``dispose``, predicates taking the call.
+    .. versionchanged:: 0.2 keyword arguments only.
     """
 
     max_attempts: int
@@ -118,6 +119,7 @@ class RetryConfig:
 
     def __init__(
         self,
+        *,
         max_attempts: int = 3,
         base_delay: float = _UNSET,
         max_delay: float = 60.0,
@@ -136,7 +138,6 @@ class RetryConfig:
         on_success: Callable[[int, float], object] | None = None,
         rng: random.Random | None = None,
         name: str | None = None,
-        *,
         initial_delay: float = _UNSET,
         backoff_multiplier: float = _UNSET,
         multiplier: float = _UNSET,
