@@ -29,10 +29,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 from buttress._core.clock import Clock
 from buttress.backoff import RetryStrategy as RetryStrategy  # importable from here, as before
+from buttress.options import RetryOptions
 from buttress.retry_config import RetryCall, RetryConfig
 from buttress.retry_policy import Decision, Outcome, RetryPolicy, RetryState
 from buttress.retry_runner import Attempt, Retry
@@ -45,6 +46,7 @@ __all__ = [
     "Retry",
     "RetryCall",
     "RetryConfig",
+    "RetryOptions",
     "RetryPolicy",
     "RetryResult",
     "RetryState",
@@ -65,10 +67,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 def retry(config: F, /) -> F: ...
 @overload
 def retry(
-    config: RetryConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+    config: RetryConfig | None = None, /, *, clock: Clock | None = None,
+    **options: Unpack[RetryOptions],
 ) -> Retry: ...
 def retry(
-    config: Any = None, /, *, clock: Clock | None = None, **options: Any
+    config: Any = None, /, *, clock: Clock | None = None, **options: Unpack[RetryOptions],
 ) -> Any:
     """Retry decorator for sync and async functions.
 
@@ -86,14 +89,16 @@ def retry(
 
 
 def with_retry(
-    config: RetryConfig | None = None, *, clock: Clock | None = None, **options: Any
+    config: RetryConfig | None = None, *, clock: Clock | None = None,
+    **options: Unpack[RetryOptions],
 ) -> Retry:
     """Same as :func:`retry` (the ``svc_infra`` spelling)."""
     return Retry(config, clock=clock, **options)
 
 
 def async_retry(
-    config: RetryConfig | None = None, *, clock: Clock | None = None, **options: Any
+    config: RetryConfig | None = None, *, clock: Clock | None = None,
+    **options: Unpack[RetryOptions],
 ) -> Retry:
     """Like :func:`retry`, but insists on a coroutine function (raises ``TypeError``
     at decoration time otherwise)."""
@@ -101,7 +106,8 @@ def async_retry(
 
 
 def retry_sync(
-    config: RetryConfig | None = None, *, clock: Clock | None = None, **options: Any
+    config: RetryConfig | None = None, *, clock: Clock | None = None,
+    **options: Unpack[RetryOptions],
 ) -> Retry:
     """Like :func:`retry`, but insists on a plain (sync) function."""
     return Retry(config, clock=clock, _mode="sync", **options)
@@ -110,9 +116,8 @@ def retry_sync(
 def retry_with_backoff(
     config: RetryConfig | None = None,
     *,
-    retry_predicate: Callable[[Exception], bool] | None = None,
     clock: Clock | None = None,
-    **options: Any,
+    **options: Unpack[RetryOptions],
 ) -> Retry:
     """Retry decorator in both seed forms: keyword options, or a ``RetryConfig``
     plus an optional ``retry_predicate(exception) -> bool``::
@@ -124,6 +129,7 @@ def retry_with_backoff(
         @retry_with_backoff(RetryConfig(max_attempts=5), retry_predicate=is_retryable)
         async def selective() -> str: ...
     """
+    retry_predicate = options.pop("retry_predicate", None)
     if retry_predicate is not None:
         options["retry_condition"] = retry_predicate
     return Retry(config, clock=clock, **options)
@@ -158,7 +164,7 @@ async def async_retry_with_backoff(
     *args: Any,
     config: RetryConfig | None = None,
     clock: Clock | None = None,
-    **options: Any,
+    **options: Unpack[RetryOptions],
 ) -> RetryResult:
     """Await ``fn(*args)`` with retries and return a :class:`RetryResult` instead of
     raising when every attempt fails::

@@ -14,15 +14,17 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, Unpack
 
 from buttress._core import validate
 from buttress._core.context import CURRENT, CallContext
 from buttress._core.errors import CircuitBreakerError, ConfigurationError
+from buttress._core.spellings import RETRY_ALIASES
 from buttress._core.spellings import UNSET as _UNSET
 from buttress._core.spellings import pick as _pick
 from buttress._core.strategy import describe
 from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
+from buttress.options import RetryOptions
 
 __all__ = ["RetryCall", "RetryConfig"]
 
@@ -120,7 +122,7 @@ class RetryConfig:
     def __init__(
         self,
         *,
-        max_attempts: int = 3,
+        max_attempts: int | None = 3,
         base_delay: float = _UNSET,
         max_delay: float = 60.0,
         exponential_base: float = _UNSET,
@@ -238,7 +240,7 @@ class RetryConfig:
         """Alias of ``retry_condition``."""
         return self.retry_condition
 
-    def replace(self, **changes: Any) -> RetryConfig:
+    def replace(self, **changes: Unpack[RetryOptions]) -> RetryConfig:
         """A copy with some fields changed (and validated again); seed spellings
         such as ``retry_on`` or ``initial_delay`` replace the field they alias."""
         current = {name: getattr(self, name) for name in _FIELDS}
@@ -286,15 +288,7 @@ class RetryConfig:
 
 
 _FIELDS: Final = tuple(RetryConfig.__dataclass_fields__)
-_ALIASES: Final = {
-    "initial_delay": "base_delay",
-    "backoff_multiplier": "exponential_base",
-    "multiplier": "exponential_base",
-    "retry_on": "exceptions",
-    "retryable_exceptions": "exceptions",
-    "retry_predicate": "retry_condition",
-}
-
+_ALIASES: Final = RETRY_ALIASES
 
 
 class RetryCall:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from buttress._core import operation
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.context import CURRENT, RetryContext
 from buttress._core.strategy import Strategy, check_protectable, operation_name
+from buttress.options import RetryOptions
 from buttress.retry_config import RetryConfig
 from buttress.retry_policy import RetryPolicy, RetryState, _end_operation, _open_operation
 
@@ -173,7 +174,7 @@ class Retry(Strategy):
         *,
         clock: Clock | None = None,
         _mode: str = "any",
-        **options: Any,
+        **options: Unpack[RetryOptions],
     ) -> None:
         if config is not None and not isinstance(config, RetryConfig):
             raise TypeError(f"retry config must be a RetryConfig, got {config!r}")
