@@ -34,7 +34,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, Unpack
 
 from buttress._core import forksafe, live, operation, validate
 from buttress._core.breaker_machine import (
@@ -66,6 +66,7 @@ from buttress._core.strategy import (
     should_log,
 )
 from buttress.fallback import Fallback
+from buttress.options import CircuitBreakerOptions, _BreakerTuning
 from buttress.timeout import Timeout
 
 __all__ = [
@@ -140,6 +141,7 @@ class CircuitBreakerConfig:
 
     .. versionadded:: 0.2 ``failure_on_result``, ``mode``,
        ``recovery_timeout_multiplier`` and ``max_recovery_timeout``.
+    .. versionchanged:: 0.2 keyword arguments only.
     """
 
     name: str
@@ -165,6 +167,7 @@ class CircuitBreakerConfig:
 
     def __init__(
         self,
+        *,
         name: str = "default",
         failure_threshold: int | None = _UNSET,
         recovery_timeout: float = 30.0,
@@ -180,7 +183,6 @@ class CircuitBreakerConfig:
         failure_exceptions: Any = (Exception,),
         ignored_exceptions: Any = _UNSET,
         fallback: Callable[..., Any] | None = None,
-        *,
         exception_whitelist: Any = _UNSET,
         critical: bool = False,
         failure_on_result: Callable[[Any], bool] | None = None,
@@ -279,7 +281,7 @@ class CircuitBreakerConfig:
         """Alias of ``ignored_exceptions``."""
         return self.ignored_exceptions
 
-    def replace(self, **changes: Any) -> CircuitBreakerConfig:
+    def replace(self, **changes: Unpack[CircuitBreakerOptions]) -> CircuitBreakerConfig:
         """A copy with some fields changed (and validated again)."""
         current = {name: getattr(self, name) for name in self.__dataclass_fields__}
         if current["failure_threshold"] is None and self.failure_rate_threshold is not None:
@@ -455,18 +457,17 @@ class CircuitBreaker(Strategy):
         on_state_change: StateListener | None = None,
         store: Callable[[CircuitBreakerConfig, Callable[[Transition], object]],
                         BreakerStore] | None = None,
-        **options: Any,
+        **options: Unpack[_BreakerTuning],
     ) -> None:
         if isinstance(name, CircuitBreakerConfig):
             name, config = None, name
         if config is not None and not isinstance(config, CircuitBreakerConfig):
             raise TypeError(f"CircuitBreaker config must be a CircuitBreakerConfig, got {config!r}")
         if config is None:
-            if name is not None:
-                options["name"] = name
-            config = CircuitBreakerConfig(**options)
+            config = (CircuitBreakerConfig(**options) if name is None
+                      else CircuitBreakerConfig(name=name, **options))
         else:
-            changes = dict(options)
+            changes: dict[str, Any] = dict(options)
             if name is not None and name != config.name:
                 changes["name"] = name
             if changes:
