@@ -5,6 +5,9 @@
 * ``proxy`` — a :class:`FaultProxy` in front of ``server`` for network faults
   (refused connections, blackholes, resets).
 * ``clock`` — a :class:`VirtualClock`: backoff and ``Retry-After`` waits cost no time.
+* ``connect`` — parametrized sync/async: ``connect(**transport_options)`` gives a
+  client of the run's kind whose ``request`` is awaitable either way, so sync and
+  async share every case.
 
 Every test starts with empty registries (``tests/conftest.py``).
 """
@@ -13,12 +16,15 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from buttress.fault_proxy import FaultProxy
 from buttress.flaky_server import FlakyServer
+from buttress.http import AsyncResilientTransport, ResilientTransport
 from buttress.testing import VirtualClock
 
 
@@ -69,3 +75,48 @@ def proxy(server: FlakyServer) -> Iterator[FaultProxy]:
 def clock() -> VirtualClock:
     """Virtual time for backoff and Retry-After waits."""
     return VirtualClock()
+
+
+class Driver:
+    """One client of either kind behind one awaitable ``request``."""
+
+    def __init__(self, kind: str, base_url: str, **options: Any) -> None:
+        self.kind = kind
+        if kind == "sync":
+            self.transport: Any = ResilientTransport(**options)
+            self.sync = httpx.Client(base_url=base_url, transport=self.transport, timeout=5.0)
+        else:
+            self.transport = AsyncResilientTransport(**options)
+            self.async_ = httpx.AsyncClient(base_url=base_url, transport=self.transport,
+                                            timeout=5.0)
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if self.kind == "sync":
+            return self.sync.request(method, url, **kwargs)
+        return await self.async_.request(method, url, **kwargs)
+
+    async def close(self) -> None:
+        if self.kind == "sync":
+            self.sync.close()
+        else:
+            await self.async_.aclose()
+
+
+Open = Callable[..., Driver]
+
+
+@pytest.fixture(params=["sync", "async"])
+async def connect(request: pytest.FixtureRequest, server: FlakyServer,
+                  clock: VirtualClock) -> AsyncIterator[Open]:
+    """``connect(**transport_options)``: a client of this run's kind to ``server``."""
+    made: list[Driver] = []
+
+    def open_client(base_url: str | None = None, **options: Any) -> Driver:
+        options.setdefault("clock", clock)
+        driver = Driver(request.param, base_url or server.url, **options)
+        made.append(driver)
+        return driver
+
+    yield open_client
+    for driver in made:
+        await driver.close()

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -19,53 +19,11 @@ import pytest
 from buttress import RetryConfig, deadline
 from buttress.fault_proxy import FaultProxy
 from buttress.flaky_server import HANG, RESET, FlakyServer, Reply
-from buttress.http import AsyncResilientTransport, ResilientTransport
+from buttress.http import ResilientTransport
 from buttress.testing import VirtualClock
 
-
-class Driver:
-    """One client of either kind behind one awaitable ``request``."""
-
-    def __init__(self, kind: str, base_url: str, **options: Any) -> None:
-        self.kind = kind
-        if kind == "sync":
-            self.transport: Any = ResilientTransport(**options)
-            self.sync = httpx.Client(base_url=base_url, transport=self.transport, timeout=5.0)
-        else:
-            self.transport = AsyncResilientTransport(**options)
-            self.async_ = httpx.AsyncClient(base_url=base_url, transport=self.transport,
-                                            timeout=5.0)
-
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        if self.kind == "sync":
-            return self.sync.request(method, url, **kwargs)
-        return await self.async_.request(method, url, **kwargs)
-
-    async def close(self) -> None:
-        if self.kind == "sync":
-            self.sync.close()
-        else:
-            await self.async_.aclose()
-
-
-Open = Callable[..., Driver]
-
-
-@pytest.fixture(params=["sync", "async"])
-async def connect(request: pytest.FixtureRequest, server: FlakyServer,
-                  clock: VirtualClock) -> AsyncIterator[Open]:
-    """``connect(**transport_options)``: a client of this run's kind to ``server``."""
-    made: list[Driver] = []
-
-    def open_client(base_url: str | None = None, **options: Any) -> Driver:
-        options.setdefault("clock", clock)
-        driver = Driver(request.param, base_url or server.url, **options)
-        made.append(driver)
-        return driver
-
-    yield open_client
-    for driver in made:
-        await driver.close()
+if TYPE_CHECKING:
+    from conftest import Open
 
 
 def fast(attempts: int = 3, **options: Any) -> RetryConfig:
