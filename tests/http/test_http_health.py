@@ -113,7 +113,8 @@ def test_close_stops_the_probe_thread(server: FlakyServer, clock: VirtualClock) 
     breaker = make(server, clock).start()
     wait_for_probes(breaker, 1)
     thread = breaker._thread
-    assert thread is not None and thread.is_alive()
+    assert thread is not None
+    assert thread.is_alive()
     breaker.close()
     assert not thread.is_alive()
     clock.advance(300.0)
