@@ -30,6 +30,7 @@ import httpx
 from buttress._core import forksafe
 from buttress._core.clock import Clock
 from buttress._core.errors import CircuitBreakerError
+from buttress._core.logs import redact
 from buttress.breaker import CircuitBreakerConfig
 from buttress.http.hosts import HostBreakers
 from buttress.http.policy import HttpPolicy
@@ -108,10 +109,29 @@ def _without(options: dict[str, Any], *names: str) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in names}
 
 
+def _target(client: httpx.Client | httpx.AsyncClient, path: str,
+            breakers: HostBreakers) -> tuple[str, str | None]:
+    """The URL a health check asks, and its host breaker's state (None: no host,
+    as with ``get_http_client()`` given no ``base_url`` and a relative path)."""
+    url = client.build_request("GET", path).url
+    if not url.host:
+        return str(url), None
+    return str(url), breakers.for_url(url).state.value
+
+
+def _state(breakers: HostBreakers, url: str) -> str:
+    return breakers.for_url(httpx.URL(url)).state.value
+
+
+def _no_host(url: str) -> ValueError:
+    return ValueError(f"{url!r} names no host: give the client a base_url or an absolute URL")
+
+
 def _health(url: str, started: float, response: httpx.Response | None,
             error: BaseException | None, breaker: str) -> dict[str, Any]:
     """The health document: ``status`` is "healthy" for a 2xx answer, else "unhealthy"."""
     elapsed = round(time.perf_counter() - started, 6)
+    url = redact(url)  # health documents get shown: no credentials, no query
     if response is not None:
         healthy = response.is_success
         return {"status": "healthy" if healthy else "unhealthy", "url": url,
@@ -210,14 +230,15 @@ class HttpClient:
         (the host breaker's state), and ``error`` when there was no answer.
         Never raises for a failing dependency."""
         client = self._clients.sync_client()
-        url = str(client.build_request("GET", path).url)
-        breaker = self.breakers.for_url(httpx.URL(url))
         started = time.perf_counter()
+        url, state = _target(client, path, self.breakers)
+        if state is None:
+            return _health(url, started, None, _no_host(url), "unknown")
         try:
             response = client.get(path, timeout=timeout, extensions={"buttress.retry": False})
         except (httpx.HTTPError, CircuitBreakerError) as exc:
-            return _health(url, started, None, exc, breaker.state.value)
-        return _health(url, started, response, None, breaker.state.value)
+            return _health(url, started, None, exc, _state(self.breakers, url))
+        return _health(url, started, response, None, _state(self.breakers, url))
 
     # async
 
@@ -249,15 +270,16 @@ class HttpClient:
                                  timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
         """The async twin of :meth:`health_check`."""
         client = self._clients.async_client()
-        url = str(client.build_request("GET", path).url)
-        breaker = self.breakers.for_url(httpx.URL(url))
         started = time.perf_counter()
+        url, state = _target(client, path, self.breakers)
+        if state is None:
+            return _health(url, started, None, _no_host(url), "unknown")
         try:
             response = await client.get(path, timeout=timeout,
                                         extensions={"buttress.retry": False})
         except (httpx.HTTPError, CircuitBreakerError) as exc:
-            return _health(url, started, None, exc, breaker.state.value)
-        return _health(url, started, response, None, breaker.state.value)
+            return _health(url, started, None, exc, _state(self.breakers, url))
+        return _health(url, started, response, None, _state(self.breakers, url))
 
     # lifecycle
 
