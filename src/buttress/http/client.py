@@ -20,6 +20,7 @@ loop (another ``asyncio.run``), :class:`HttpClient` makes a new one there.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import OrderedDict
 from types import TracebackType
@@ -315,16 +316,22 @@ _shared: OrderedDict[str, HttpClient] = OrderedDict()
 _shared_lock = forksafe.lock()
 
 
-def get_http_client(base_url: str = "", **options: Any) -> HttpClient:
+def get_http_client(base_url: str | None = None, **options: Any) -> HttpClient:
     """A resilient HTTP client for ``base_url`` (see :class:`HttpClient`)::
 
         client = get_http_client(base_url="https://api.example.com")
         response = client.get("/users")
 
+    Without ``base_url``, the ``BUTTRESS_HTTP_BASE_URL`` environment variable
+    gives it (so ``get_http_client().health_check("/health")`` asks the service
+    the deployment names), else relative paths have no host.
+
     Without options, the client is shared: every call for the same ``base_url``
     returns the same one (so calling it per request opens no new connection
     pools); the 32 most recently used are kept. With options, a new client.
     """
+    if base_url is None:
+        base_url = os.environ.get("BUTTRESS_HTTP_BASE_URL", "")
     if options:
         return HttpClient(base_url, **options)
     with _shared_lock:
