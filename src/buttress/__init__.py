@@ -121,6 +121,12 @@ from buttress.timeout import (
 from buttress.transient import is_transient
 
 if TYPE_CHECKING:
+    from buttress.http import AsyncResilientTransport as AsyncResilientTransport
+    from buttress.http import HealthAwareCircuitBreaker as HealthAwareCircuitBreaker
+    from buttress.http import HttpClient as HttpClient
+    from buttress.http import ResilientHttpClient as ResilientHttpClient
+    from buttress.http import ResilientTransport as ResilientTransport
+    from buttress.http import get_http_client as get_http_client
     from buttress.observe.otel import OpenTelemetryTracing as OpenTelemetryTracing
     from buttress.observe.prometheus import PrometheusMetrics as PrometheusMetrics
 
@@ -221,6 +227,12 @@ __all__ = [
 # Optional names: name -> (module, extra). Not in __all__, so that a star import
 # needs no extra either.
 _OPTIONAL: Final = {
+    "AsyncResilientTransport": ("buttress.http", "http"),
+    "HealthAwareCircuitBreaker": ("buttress.http", "http"),
+    "HttpClient": ("buttress.http", "http"),
+    "ResilientHttpClient": ("buttress.http", "http"),
+    "ResilientTransport": ("buttress.http", "http"),
+    "get_http_client": ("buttress.http", "http"),
     "OpenTelemetryTracing": ("buttress.observe.otel", "otel"),
     "PrometheusMetrics": ("buttress.observe.prometheus", "prometheus"),
 }

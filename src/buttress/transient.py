@@ -71,11 +71,17 @@ judged on what could be read.
 
 from __future__ import annotations
 
+import math
 import socket
+import time
 from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Final
 
-__all__ = ["is_transient", "is_transient_database_error", "is_transient_http_error"]
+__all__ = [
+    "is_transient", "is_transient_database_error", "is_transient_http_error",
+    "retry_after_hint", "retry_after_seconds",
+]
 
 TRANSIENT_STATUSES: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
 """HTTP statuses worth another attempt: timeouts, "too early", rate limits and the
@@ -265,3 +271,60 @@ def is_transient_database_error(exc: BaseException) -> bool:
         False
     """
     return _transient(exc, statuses=False)
+
+
+def retry_after_seconds(value: object, now: float | None = None) -> float | None:
+    """The wait a ``Retry-After`` header value asks for, in seconds (never
+    negative), or None when it is missing or unreadable. Both forms of RFC 9110
+    are read: delay-seconds (``"120"``) and an HTTP date (``"Wed, 21 Oct 2026
+    07:28:00 GMT"``), the latter against ``now`` (Unix time; default: the wall
+    clock). Capping is the caller's job (a retry caps hints at ``max_delay``)::
+
+        >>> retry_after_seconds("2.5")
+        2.5
+        >>> retry_after_seconds("Thu, 01 Jan 1970 00:01:40 GMT", now=40.0)
+        60.0
+        >>> retry_after_seconds("soon") is None
+        True
+    """
+    if isinstance(value, bytes):
+        value = value.decode("latin-1")
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT; a naive one is read as such
+        return None
+    wall = time.time() if now is None else now
+    return max(0.0, when.timestamp() - wall)
+
+
+def retry_after_hint(exc: BaseException) -> float | None:
+    """The ``Retry-After`` of the response an exception carries (``.response``
+    with ``.headers``, as ``httpx.HTTPStatusError`` and ``requests.HTTPError``
+    have), in seconds, or None. ``retry_http_request`` uses it as its
+    ``retry_after`` hook, so a 429 or 503 raised by ``raise_for_status()`` waits
+    as long as the server asked (capped at ``max_delay``). An exception's own
+    ``retry_after`` attribute (seconds), when it has one, comes first."""
+    own = _read(exc, "retry_after")
+    if isinstance(own, int | float) and not isinstance(own, bool):
+        return float(own) if own >= 0 else None
+    headers = _read(_read(exc, "response"), "headers")
+    if headers is None:
+        return None
+    try:
+        value = headers.get("Retry-After")  # type: ignore[attr-defined]
+    except Exception:
+        return None
+    return retry_after_seconds(value)

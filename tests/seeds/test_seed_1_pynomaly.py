@@ -31,7 +31,7 @@ Not portable yet (later issues):
 
 * The resilient clients: Resilient Clients, Health Monitoring — Client Health Checks
   (``.health_check()``), Testing — Integration Testing: ``get_database_client``,
-  ``get_redis_client``, ``get_http_client``, ``get_s3_client``
+  ``get_redis_client``, ``get_s3_client`` (``get_http_client``: ``test_seed_1_http.py``)
 * The FastAPI integration: FastAPI Integration — Endpoint Decoration and Middleware
   Integration, Monitoring — Health Endpoints (FastAPI routes built on
   ``get_resilience_health``, which itself is ported above)
