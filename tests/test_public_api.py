@@ -32,6 +32,7 @@ PUBLIC = [
     "CircuitBreakerStats",
     "CircuitState",
     "Clock",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
@@ -112,8 +113,17 @@ PUBLIC = [
 # Loaded on first access (module ``__getattr__``); not in ``__all__``, so a star
 # import works without any extra.
 OPTIONAL = {
+    "DatabaseClient": "sqlalchemy",
+    "get_database_client": "sqlalchemy",
     "OpenTelemetryTracing": "otel",
     "PrometheusMetrics": "prometheus",
+}
+
+# The module each extra's names load.
+EXTRA_MODULES = {
+    "otel": "buttress.observe.otel",
+    "prometheus": "buttress.observe.prometheus",
+    "sqlalchemy": "buttress.stores.database",
 }
 
 OPTIONAL_PACKAGES = ("prometheus_client", "opentelemetry", "typer", "rich", "httpx",
@@ -153,8 +163,7 @@ def test_import_buttress_loads_no_optional_package() -> None:
 def test_an_optional_name_loads_its_module_on_first_access(name: str) -> None:
     code = ("import json, sys\n"
             "import buttress\n"
-            "before = 'buttress.observe' + {'otel': '.otel', 'prometheus': '.prometheus'}"
-            f"[{OPTIONAL[name]!r}] in sys.modules\n"
+            f"before = {EXTRA_MODULES[OPTIONAL[name]]!r} in sys.modules\n"
             f"value = buttress.{name}\n"
             f"print(json.dumps([before, value.__name__, {name!r} in dir(buttress)]))\n")
     assert json.loads(_run(code)) == [False, name, True]
@@ -166,7 +175,8 @@ def test_a_missing_extra_is_named_in_the_import_error(name: str) -> None:
     code = ("import sys\n"
             "class Missing:\n"
             "    def find_spec(self, fullname, path=None, target=None):\n"
-            "        if fullname.partition('.')[0] in ('prometheus_client', 'opentelemetry'):\n"
+            "        if fullname.partition('.')[0] in ('prometheus_client', 'opentelemetry',\n"
+            "                                        'sqlalchemy'):\n"
             "            raise ModuleNotFoundError(f'No module named {fullname!r}', "
             "name=fullname)\n"
             "sys.meta_path.insert(0, Missing())\n"

@@ -31,6 +31,7 @@ from buttress._core.context import CallContext, current_context, deadline, remai
 from buttress._core.errors import (
     ButtressError,
     CircuitBreakerError,
+    CommitOutcomeUnknownError,
     ConfigurationError,
     ConfigurationTypeError,
     DeadlineExceededError,
@@ -123,6 +124,8 @@ from buttress.transient import is_transient
 if TYPE_CHECKING:
     from buttress.observe.otel import OpenTelemetryTracing as OpenTelemetryTracing
     from buttress.observe.prometheus import PrometheusMetrics as PrometheusMetrics
+    from buttress.stores.database import DatabaseClient as DatabaseClient
+    from buttress.stores.database import get_database_client as get_database_client
 
 __version__ = "0.1.0"
 
@@ -141,6 +144,7 @@ __all__ = [
     "CircuitBreakerStats",
     "CircuitState",
     "Clock",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
@@ -221,6 +225,8 @@ __all__ = [
 # Optional names: name -> (module, extra). Not in __all__, so that a star import
 # needs no extra either.
 _OPTIONAL: Final = {
+    "DatabaseClient": ("buttress.stores.database", "sqlalchemy"),
+    "get_database_client": ("buttress.stores.database", "sqlalchemy"),
     "OpenTelemetryTracing": ("buttress.observe.otel", "otel"),
     "PrometheusMetrics": ("buttress.observe.prometheus", "prometheus"),
 }
