@@ -51,7 +51,8 @@ def bin_dir() -> Path:
     return found[-1].parent
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nobody listens on (now): connections to it are refused."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -134,7 +135,7 @@ class PostgresServer:
     def __init__(self, cluster: Cluster, data: Path) -> None:
         self.cluster = cluster
         self.data = data
-        self.port = _free_port()
+        self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data.parent / f"{data.name}.log"
 
