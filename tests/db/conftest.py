@@ -2,8 +2,8 @@
 
 * ``postgres`` — the server the well-behaved tests share, started once per run
   (session scope) and stopped at the end; a test that stopped it gets it back.
-* ``broken_postgres`` — a server of the test's own, for the fault tests that
-  stop, pause or cut it; removed afterwards.
+* ``broken_postgres`` — a second server, for the fault tests that stop, pause
+  or cut it; each such test gets it running.
 * ``clients`` — makes :class:`DatabaseClient` objects and disposes their pools
   after the test.
 * ``clock`` — a :class:`VirtualClock` for the retries' backoff and the breakers'
@@ -21,7 +21,7 @@ import pytest
 
 from buttress.stores.database import DatabaseClient, DatabaseClientConfig
 from buttress.testing import VirtualClock
-from servers.postgres import PostgresServer, own_server, shared_server, shutdown
+from servers.postgres import PostgresServer, shared_server, shutdown, spare_server
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +38,11 @@ def postgres(_postgres_session: None) -> PostgresServer:
 
 @pytest.fixture
 def broken_postgres(_postgres_session: None) -> Iterator[PostgresServer]:
-    """A server of this test's own, which the test may stop, pause or cut."""
-    with own_server() as server:
-        yield server
+    """A server apart from the shared one, which the test may stop, pause or cut
+    (handed to the next such test running again)."""
+    server = spare_server()
+    yield server
+    server.resume()
 
 
 @pytest.fixture

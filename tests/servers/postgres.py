@@ -3,8 +3,9 @@
 It runs the Debian ``postgresql`` package's binaries (``/usr/lib/postgresql/<v>/bin``,
 installed by ``scripts/install-postgres.sh``; ``BUTTRESS_PG_BIN`` overrides the
 directory). ``initdb`` runs once per test process into a temporary directory;
-every server is a copy of that cluster, so a second one (for the tests that
-break their server) costs a copy and a start, not another ``initdb``.
+every server is a copy of that cluster, so the second one (for the tests that
+break their server, :func:`spare_server`) costs a copy and a start, not
+another ``initdb``. Both are stopped, and the cluster deleted, by :func:`shutdown`.
 
 PostgreSQL refuses to run as root, so when the tests run as root the cluster
 belongs to, and the server runs as, the ``postgres`` system user (the package
@@ -30,7 +31,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -266,6 +266,7 @@ def unavailable(reason: str) -> None:
 
 _cluster: Cluster | None = None
 _shared: PostgresServer | None = None
+_spare: PostgresServer | None = None
 
 
 def cluster() -> Cluster:
@@ -293,27 +294,27 @@ def shared_server() -> PostgresServer:
         raise
 
 
+def spare_server() -> PostgresServer:
+    """A second server, for the tests that stop, pause or cut theirs: handed out
+    running and resumed, whatever the previous test left."""
+    global _spare
+    if _spare is None:
+        _spare = cluster().server()
+    _spare.resume()
+    try:
+        return _spare.start()
+    except Exception as exc:
+        unavailable(f"{exc}\n{_spare.log_tail()}")
+        raise
+
+
 def shutdown() -> None:
     """Stop every server of this process and delete the cluster."""
-    global _cluster, _shared
-    if _shared is not None:
-        _shared.close()
-        _shared = None
+    global _cluster, _shared, _spare
+    for server in (_shared, _spare):
+        if server is not None:
+            server.close()
+    _shared = _spare = None
     if _cluster is not None:
         _cluster.remove()
         _cluster = None
-
-
-@contextlib.contextmanager
-def own_server() -> Iterator[PostgresServer]:
-    """A server of its own, for a test that breaks it; removed afterwards."""
-    server = cluster().server()
-    try:
-        server.start()
-    except Exception as exc:
-        server.close()
-        unavailable(f"{exc}\n{server.log_tail()}")
-    try:
-        yield server
-    finally:
-        server.close()
