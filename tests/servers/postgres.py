@@ -21,6 +21,7 @@ backend), :meth:`PostgresServer.terminate_backends` (``pg_terminate_backend``).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import ctypes
 import os
@@ -275,6 +276,7 @@ def cluster() -> Cluster:
     if _cluster is None:
         try:
             _cluster = Cluster()
+            atexit.register(shutdown)  # when no session fixture did it first
         except (OSError, RuntimeError, KeyError, subprocess.SubprocessError) as exc:
             unavailable(str(exc))
     assert _cluster is not None
