@@ -43,7 +43,9 @@ Rules of this module:
 Limits: the server enforces statement timeouts, so a server that hangs without
 closing its connections (SIGSTOP, a frozen VM) blocks a *sync* statement already
 sent until it resumes; new connections give up after ``connect_timeout``
-(libpq's minimum is 2 s). Async sessions need an async driver: psycopg 3 for
+(libpq's minimum is 2 s). An async timeout ends an async statement, after
+psycopg's own attempt to cancel it on the server (up to about 10 s more when
+the server is paused). Async sessions need an async driver: psycopg 3 for
 PostgreSQL, ``aiosqlite`` for SQLite (not a dependency of ``buttress[sqlalchemy]``).
 
 .. versionadded:: 0.2
