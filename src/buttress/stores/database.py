@@ -131,8 +131,10 @@ def _replayable(exc: BaseException) -> bool:
 class DatabaseClientConfig:
     """How a :class:`DatabaseClient` connects, retries and trips (seconds, floats).
 
-    ``name`` names the breaker (shared by every client of that name) and, on
-    PostgreSQL, the connections' ``application_name``. ``connect_timeout``
+    ``name`` names the breaker (shared by every client of that name; not
+    ``"database"``, which ``resilient_context(operation_type="database")`` and
+    the seeds use for breakers of their own) and, on PostgreSQL, the
+    connections' ``application_name``. ``connect_timeout``
     bounds opening one connection; ``statement_timeout`` bounds each statement
     when the call has no shorter deadline (``None``: the server's setting).
     ``max_attempts``/``base_delay``/``max_delay`` drive the retry of opening a
@@ -140,7 +142,7 @@ class DatabaseClientConfig:
     and ``recovery_timeout`` the breaker; ``pool_*`` SQLAlchemy's pool.
     """
 
-    name: str = "database"
+    name: str = "database_client"
     connect_timeout: float = 5.0
     statement_timeout: float | None = 30.0
     max_attempts: int = 3
