@@ -87,7 +87,14 @@ from buttress.transient import (
     is_transient_database_error,
 )
 
-__all__ = ["DatabaseClient", "DatabaseClientConfig", "get_database_client"]
+__all__ = [
+    "AsyncTextSession",
+    "DatabaseClient",
+    "DatabaseClientConfig",
+    "DatabaseFailure",
+    "TextSession",
+    "get_database_client",
+]
 
 R = TypeVar("R")
 
@@ -363,7 +370,7 @@ class DatabaseClient:
 
     # -- sync ------------------------------------------------------------------------
 
-    def _open_once(self, context: CallContext | None) -> Session:
+    def _open_once(self, context: CallContext | None) -> TextSession:
         # Enters the breaker and leaves it entered on success: session() exits it
         # with the outcome of the whole block.
         breaker = self.breaker
@@ -387,7 +394,7 @@ class DatabaseClient:
             raise
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
+    def session(self) -> Iterator[TextSession]:
         """A session in one transaction: committed when the block ends, rolled back
         when it raises. Opening it is retried on transient errors (nothing of
         yours ran yet); the block itself is never re-run. Raises
@@ -439,7 +446,7 @@ class DatabaseClient:
 
     # -- async -----------------------------------------------------------------------
 
-    async def _aopen_once(self, context: CallContext | None) -> AsyncSession:
+    async def _aopen_once(self, context: CallContext | None) -> AsyncTextSession:
         breaker = self.breaker
         breaker.__enter__()  # no breaker timeout is configured: the sync form is exact
         session = self._async_sessions(bind=self.async_engine, info={_CONTEXT_KEY: context})
@@ -461,7 +468,7 @@ class DatabaseClient:
             raise
 
     @contextlib.asynccontextmanager
-    async def async_session(self) -> AsyncIterator[AsyncSession]:
+    async def async_session(self) -> AsyncIterator[AsyncTextSession]:
         """The async twin of :meth:`session` (needs an async driver)::
 
             async with client.async_session() as session:
