@@ -29,9 +29,10 @@ from buttress import (
     OperationTimeoutError,
     RetryExhaustedError,
 )
-from buttress._core.errors import ConfigurationTypeError
+from buttress._core.errors import CommitOutcomeUnknownError, ConfigurationTypeError
 from buttress.cli.demo import DependencyError
 from buttress.observe.health import _CheckFailed
+from buttress.stores.database import DatabaseFailure
 from buttress.timeout import TimeoutPoolExhaustedError
 
 
@@ -69,6 +70,9 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "DependencyError": lambda: DependencyError(503),
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
+    "CommitOutcomeUnknownError": lambda: CommitOutcomeUnknownError(
+        "orders_db", ConnectionResetError(104, "Connection reset by peer")),
+    "DatabaseFailure": lambda: DatabaseFailure("a marker class; never raised"),
 }
 
 

@@ -23,6 +23,13 @@ EXAMPLES = sorted(path.name for path in EXAMPLES_DIR.glob("*.py"))
 # Substrings each example's stdout must contain. Chosen to prove the behaviour
 # the example is about, not incidental formatting (timestamps, ports).
 EXPECTED: dict[str, tuple[str, ...]] = {
+    "database_client.py": (
+        "rolled back: account 1 still has 100",
+        "transfer -> account 2 has 30",
+        "RetryExhaustedError after 3 attempts (OperationalError)",
+        "breaker 'down_db' is open: CircuitBreakerError, server not tried",
+        "health: unhealthy (circuit breaker open)",
+    ),
     "observability.py": (
         'circuit_breaker_state{operation="inventory"} 1.0',
         'resilient_retries_total{operation="fetch_price"} 2.0',

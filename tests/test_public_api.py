@@ -39,6 +39,7 @@ PUBLIC = [
     "CircuitBreakerStats",
     "CircuitState",
     "Clock",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
@@ -125,6 +126,8 @@ OPTIONAL = {
     "ResilientHttpClient": "http",
     "ResilientTransport": "http",
     "get_http_client": "http",
+    "DatabaseClient": "sqlalchemy",
+    "get_database_client": "sqlalchemy",
     "OpenTelemetryTracing": "otel",
     "PrometheusMetrics": "prometheus",
 }
@@ -134,6 +137,7 @@ EXTRAS = {
     "http": ("buttress.http", ("httpx", "httpcore")),
     "otel": ("buttress.observe.otel", ("opentelemetry",)),
     "prometheus": ("buttress.observe.prometheus", ("prometheus_client",)),
+    "sqlalchemy": ("buttress.stores.database", ("sqlalchemy",)),
 }
 
 OPTIONAL_PACKAGES = ("prometheus_client", "opentelemetry", "typer", "rich", "httpx",

@@ -31,6 +31,7 @@ from buttress._core.context import CallContext, current_context, deadline, remai
 from buttress._core.errors import (
     ButtressError,
     CircuitBreakerError,
+    CommitOutcomeUnknownError,
     ConfigurationError,
     ConfigurationTypeError,
     DeadlineExceededError,
@@ -129,6 +130,8 @@ if TYPE_CHECKING:
     from buttress.http import get_http_client as get_http_client
     from buttress.observe.otel import OpenTelemetryTracing as OpenTelemetryTracing
     from buttress.observe.prometheus import PrometheusMetrics as PrometheusMetrics
+    from buttress.stores.database import DatabaseClient as DatabaseClient
+    from buttress.stores.database import get_database_client as get_database_client
 
 __version__ = "0.1.0"
 
@@ -147,6 +150,7 @@ __all__ = [
     "CircuitBreakerStats",
     "CircuitState",
     "Clock",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
@@ -233,6 +237,8 @@ _OPTIONAL: Final = {
     "ResilientHttpClient": ("buttress.http", "http"),
     "ResilientTransport": ("buttress.http", "http"),
     "get_http_client": ("buttress.http", "http"),
+    "DatabaseClient": ("buttress.stores.database", "sqlalchemy"),
+    "get_database_client": ("buttress.stores.database", "sqlalchemy"),
     "OpenTelemetryTracing": ("buttress.observe.otel", "otel"),
     "PrometheusMetrics": ("buttress.observe.prometheus", "prometheus"),
 }

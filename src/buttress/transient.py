@@ -63,6 +63,17 @@ Transient by name:
   connection was invalidated; redis ``ConnectionError`` (also
   ``BusyLoadingError``) and ``TimeoutError``, not ``AuthenticationError``.
 
+Two narrower database classifiers decide what a database client may do after
+an error (:mod:`buttress.stores.database` uses them):
+:func:`is_database_disconnect` (the connection could not be made or is gone:
+libpq-level errors without a SQLSTATE, SQLSTATE class ``08``, the server
+shutting down ``57P01``/``57P02``/``57P03``, a connection SQLAlchemy
+invalidated) and :func:`is_database_conflict` (serialization failure ``40001``,
+deadlock ``40P01``: the server rolled the transaction back; only a replay of
+the *whole* transaction can succeed). A :class:`~buttress.CommitOutcomeUnknownError`
+is never transient: the commit may have gone through, and a replay could apply
+it twice.
+
 None of these functions raises: an exception whose attributes fail to read is
 judged on what could be read.
 
@@ -79,8 +90,9 @@ from email.utils import parsedate_to_datetime
 from typing import Final
 
 __all__ = [
-    "is_transient", "is_transient_database_error", "is_transient_http_error",
-    "retry_after_hint", "retry_after_seconds",
+    "is_database_conflict", "is_database_disconnect", "is_transient",
+    "is_transient_database_error", "is_transient_http_error", "retry_after_hint",
+    "retry_after_seconds",
 ]
 
 TRANSIENT_STATUSES: Final = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -180,6 +192,7 @@ _BY_NAME: Final[dict[tuple[str, str], _Rule]] = {
     ("redis", "ConnectionError"): True,
     ("redis", "TimeoutError"): True,
     ("redis", "AuthenticationError"): False,
+    ("buttress", "CommitOutcomeUnknownError"): False,
 }
 
 
@@ -328,3 +341,89 @@ def retry_after_hint(exc: BaseException) -> float | None:
     except Exception:
         return None
     return retry_after_seconds(value)
+# SQLSTATEs: class 08 is "connection exception"; 57P01 admin shutdown (also what
+# pg_terminate_backend sends), 57P02 crash shutdown, 57P03 cannot connect now.
+_SHUTDOWN_STATES: Final = frozenset({"57P01", "57P02", "57P03"})
+# 40001 serialization_failure, 40P01 deadlock_detected.
+_CONFLICT_STATES: Final = frozenset({"40001", "40P01"})
+# Driver classes whose instances without a SQLSTATE come from the client
+# library itself: refused, reset, timed out or closed connections.
+_DRIVER_CONNECTION_ERRORS: Final = frozenset({
+    ("psycopg", "OperationalError"), ("psycopg2", "OperationalError"),
+    ("asyncpg", "PostgresConnectionError"), ("asyncpg", "ConnectionDoesNotExistError"),
+    ("sqlalchemy", "DisconnectionError"),
+})
+
+
+def _wrapped(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the driver errors it wraps (``.orig``), outermost first."""
+    chain = [exc]
+    while len(chain) <= _WRAPPED_DEPTH:
+        inner = _read(chain[-1], "orig")
+        if not isinstance(inner, BaseException) or inner in chain:
+            break
+        chain.append(inner)
+    return chain
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    code = _read(exc, "sqlstate") or _read(exc, "pgcode")
+    return code if isinstance(code, str) and code else None
+
+
+def _named(exc: BaseException, names: frozenset[tuple[str, str]]) -> bool:
+    for cls in type(exc).__mro__:
+        module = getattr(cls, "__module__", None)
+        if isinstance(module, str) and (module.partition(".")[0], cls.__name__) in names:
+            return True
+    return False
+
+
+def is_database_disconnect(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database connection could not be made or was
+    lost (refused, reset, timed out while connecting, closed by the server, the
+    server shutting down), as opposed to an answer from a working server::
+
+        >>> is_database_disconnect(ConnectionResetError(104, "Connection reset by peer"))
+        True
+        >>> import sqlite3
+        >>> is_database_disconnect(sqlite3.OperationalError("database is locked"))
+        False
+
+    Work on a lost connection was rolled back by the server *unless* the loss
+    happened during COMMIT: then nobody knows (see
+    :class:`~buttress.CommitOutcomeUnknownError`).
+
+    .. versionadded:: 0.2
+    """
+    if not isinstance(exc, Exception):
+        return False
+    for error in _wrapped(exc):
+        if _read(error, "connection_invalidated") is True:
+            return True
+        code = _sqlstate(error)
+        if code is not None:
+            return code.startswith("08") or code in _SHUTDOWN_STATES
+        if _named(error, _DRIVER_CONNECTION_ERRORS):
+            return True
+        if isinstance(error, ConnectionError):
+            return True
+    return False
+
+
+def is_database_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a serialization failure (SQLSTATE ``40001``) or a
+    deadlock (``40P01``): the server rolled the whole transaction back, and
+    running the whole transaction again may succeed (a single statement again
+    can not)::
+
+        >>> class SerializationFailure(Exception):
+        ...     sqlstate = "40001"
+        >>> is_database_conflict(SerializationFailure())
+        True
+
+    .. versionadded:: 0.2
+    """
+    if not isinstance(exc, Exception):
+        return False
+    return any(_sqlstate(error) in _CONFLICT_STATES for error in _wrapped(exc))
