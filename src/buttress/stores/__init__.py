@@ -1,0 +1,1 @@
+"""Resilient clients for data stores: SQL databases, Redis and S3."""
