@@ -114,6 +114,21 @@ PUBLIC = [
 OPTIONAL = {
     "OpenTelemetryTracing": "otel",
     "PrometheusMetrics": "prometheus",
+    "get_redis_client": "redis",
+    "get_s3_client": "s3",
+}
+# Each optional name's module, and the packages its extra brings.
+OPTIONAL_MODULES = {
+    "OpenTelemetryTracing": "buttress.observe.otel",
+    "PrometheusMetrics": "buttress.observe.prometheus",
+    "get_redis_client": "buttress.stores.redis_client",
+    "get_s3_client": "buttress.stores.s3_client",
+}
+EXTRA_PACKAGES = {
+    "otel": ("opentelemetry",),
+    "prometheus": ("prometheus_client",),
+    "redis": ("redis",),
+    "s3": ("boto3", "botocore"),
 }
 
 OPTIONAL_PACKAGES = ("prometheus_client", "opentelemetry", "typer", "rich", "httpx",
@@ -153,8 +168,7 @@ def test_import_buttress_loads_no_optional_package() -> None:
 def test_an_optional_name_loads_its_module_on_first_access(name: str) -> None:
     code = ("import json, sys\n"
             "import buttress\n"
-            "before = 'buttress.observe' + {'otel': '.otel', 'prometheus': '.prometheus'}"
-            f"[{OPTIONAL[name]!r}] in sys.modules\n"
+            f"before = {OPTIONAL_MODULES[name]!r} in sys.modules\n"
             f"value = buttress.{name}\n"
             f"print(json.dumps([before, value.__name__, {name!r} in dir(buttress)]))\n")
     assert json.loads(_run(code)) == [False, name, True]
@@ -166,7 +180,8 @@ def test_a_missing_extra_is_named_in_the_import_error(name: str) -> None:
     code = ("import sys\n"
             "class Missing:\n"
             "    def find_spec(self, fullname, path=None, target=None):\n"
-            "        if fullname.partition('.')[0] in ('prometheus_client', 'opentelemetry'):\n"
+            "        if fullname.partition('.')[0] in "
+            f"{EXTRA_PACKAGES[OPTIONAL[name]]!r}:\n"
             "            raise ModuleNotFoundError(f'No module named {fullname!r}', "
             "name=fullname)\n"
             "sys.meta_path.insert(0, Missing())\n"

@@ -68,6 +68,7 @@ from buttress.transient import is_transient
 __all__ = ["RedisClient", "SyncRedisClient", "get_redis_client"]
 
 _T = TypeVar("_T")
+_Encoder: Any = redis.connection.Encoder  # type: ignore[attr-defined]
 DEFAULT_URL: Final = "redis://localhost:6379/0"
 logger: Final = logging.getLogger("buttress.stores.redis")
 
@@ -79,6 +80,13 @@ def _unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` means "Redis is not there" (answer from the fallback), as
     opposed to an answer from Redis (raise it)."""
     return isinstance(exc, CircuitBreakerError) or is_transient(exc)
+
+
+class _Flushing(ConnectionError):
+    """Another caller is writing the journal back right now."""
+
+
+_FLUSHING: Final = _Flushing("another call is writing back the writes made while Redis was down")
 
 
 def _wrong_type(key: bytes) -> redis.ResponseError:
@@ -116,9 +124,10 @@ class _Core:
     them."""
 
     def __init__(self, url: str, *, name: str | None, max_attempts: int, base_delay: float,
-                 max_delay: float, failure_threshold: int, recovery_timeout: float,
-                 socket_timeout: float, fallback_max_keys: int, decode_responses: bool,
-                 clock: Clock | None, redis_options: dict[str, Any]) -> None:
+                 max_delay: float, jitter: bool | float, failure_threshold: int,
+                 recovery_timeout: float, socket_timeout: float, fallback_max_keys: int,
+                 decode_responses: bool, clock: Clock | None,
+                 redis_options: dict[str, Any]) -> None:
         o = "get_redis_client"
         self.url = validate.text(o, "url", url)
         validate.integer(o, "max_attempts", max_attempts, minimum=1)
@@ -138,10 +147,12 @@ class _Core:
             ignored_exceptions=(redis.AuthenticationError,), clock=self.clock)
         self.retry_config = RetryConfig(
             max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
-            retry_condition=is_transient, reraise=True, name=self.name)
+            jitter=jitter, retry_condition=is_transient, reraise=True, name=self.name)
         self.protect = Pipeline(Retry(self.retry_config, clock=self.clock), self.breaker)
         self.local = LocalStore(maxsize, self.clock)
-        self.encoder = redis.connection.Encoder("utf-8", "strict", decode_responses)
+        # redis-py's own value encoding, so the fallback stores and returns exactly
+        # what Redis would (and refuses what redis-py refuses: dicts, bools, None).
+        self.encoder: Any = _Encoder("utf-8", "strict", decode_responses)
         self.options: dict[str, Any] = {
             "socket_timeout": self.socket_timeout,
             "socket_connect_timeout": self.socket_timeout,
@@ -199,8 +210,9 @@ class _Core:
                        self.name, self.last_error)
 
     def flushed(self, replays: list[Replay], results: list[Any]) -> None:
-        refused = [(r, e) for r, e in zip(_results_by_replay(replays, results), replays,
-                                          strict=True) if r is not None]
+        refused = [(error, replay) for error, replay
+                   in zip(_results_by_replay(replays, results), replays, strict=True)
+                   if error is not None]
         for error, replay in refused:
             self.write_back_failed += 1
             logger.warning("redis %s refused the write-back of %r: %s", self.name, replay.key,
@@ -260,7 +272,7 @@ class SyncRedisClient:
 
     def _run(self, command: Callable[[redis.Redis], _T], local: Callable[[], _T]) -> _T:
         core = self._core
-        if core.local.pending and not self._flush():
+        if core.local.pending and self._flush() is not None:
             return local()
         try:
             result: _T = core.protect.call(command, core.sync_client())
@@ -271,12 +283,13 @@ class SyncRedisClient:
             return local()
         return result
 
-    def _flush(self) -> bool:
-        """Write back the journal; whether Redis took it (False: still down)."""
+    def _flush(self) -> Exception | None:
+        """Write back the journal: None once Redis took it, else why not (Redis
+        still down, or another flush under way)."""
         core = self._core
         replays = core.local.take_pending()
         if replays is None:
-            return False
+            return _FLUSHING
 
         def write_back(client: redis.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=True)
@@ -288,10 +301,10 @@ class SyncRedisClient:
         except BaseException as exc:
             core.local.finish_flush(replays)
             if isinstance(exc, Exception) and _unreachable(exc):
-                return False
+                return exc
             raise
         core.flushed(replays, results)
-        return True
+        return None
 
     def get(self, key: KeyT) -> Any:
         """The value at ``key`` (str with ``decode_responses``, else bytes), or None."""
@@ -346,8 +359,8 @@ class SyncRedisClient:
             _local_write(core, lambda: core.local.hset(k, fields, pending=False))
             return added
 
-        return self._run(remote, lambda: _local(core, lambda: core.local.hset(
-            k, fields, pending=True)))
+        return self._run(remote, lambda: int(_local(core, lambda: core.local.hset(
+            k, fields, pending=True))))
 
     def health_check(self) -> dict[str, Any]:
         """Ping Redis through the breaker (no retry): ``status`` is ``"healthy"``,
@@ -357,9 +370,9 @@ class SyncRedisClient:
         core = self._core
         start = core.clock.monotonic()
         try:
-            if core.local.pending and not self._flush():
-                return core.health(False, CircuitBreakerError(core.name, core.breaker.state,
-                                                              0.0), None)
+            down = self._flush() if core.local.pending else None
+            if down is not None:
+                return core.health(False, down, None)
             core.breaker.call(core.sync_client().ping)
         except Exception as exc:
             return core.health(False, exc, None)
@@ -430,7 +443,7 @@ class RedisClient:
     async def _run(self, command: Callable[[redis.asyncio.Redis], Awaitable[_T]],
                    local: Callable[[], _T]) -> _T:
         core = self._core
-        if core.local.pending and not await self._flush():
+        if core.local.pending and await self._flush() is not None:
             return local()
         try:
             result: _T = await core.protect.acall(command, core.async_client())
@@ -441,11 +454,11 @@ class RedisClient:
             return local()
         return result
 
-    async def _flush(self) -> bool:
+    async def _flush(self) -> Exception | None:
         core = self._core
         replays = core.local.take_pending()
         if replays is None:
-            return False
+            return _FLUSHING
 
         async def write_back(client: redis.asyncio.Redis) -> list[Any]:
             pipe = client.pipeline(transaction=True)
@@ -457,10 +470,10 @@ class RedisClient:
         except BaseException as exc:
             core.local.finish_flush(replays)
             if isinstance(exc, Exception) and _unreachable(exc):
-                return False
+                return exc
             raise
         core.flushed(replays, results)
-        return True
+        return None
 
     async def get(self, key: KeyT) -> Any:
         """The value at ``key`` (str with ``decode_responses``, else bytes), or None."""
@@ -506,7 +519,7 @@ class RedisClient:
         k, f = core.key(key), core.key(field)
 
         async def remote(r: redis.asyncio.Redis) -> Any:
-            return await r.hget(k, f)  # type: ignore[misc]
+            return await r.hget(k, f)
 
         return await self._run(remote, lambda: _local(core, lambda: core.local.hget(k, f)))
 
@@ -518,21 +531,21 @@ class RedisClient:
         k, fields = core.key(key), _fields(core, field, value, mapping)
 
         async def remote(r: redis.asyncio.Redis) -> int:
-            added = int(await r.hset(k, mapping=fields))  # type: ignore[misc,arg-type]
+            added = int(await r.hset(k, mapping=fields))  # type: ignore[arg-type]
             _local_write(core, lambda: core.local.hset(k, fields, pending=False))
             return added
 
-        return await self._run(remote, lambda: _local(core, lambda: core.local.hset(
-            k, fields, pending=True)))
+        return await self._run(remote, lambda: int(_local(core, lambda: core.local.hset(
+            k, fields, pending=True))))
 
     async def health_check(self) -> dict[str, Any]:
         """The async twin of :meth:`SyncRedisClient.health_check`."""
         core = self._core
         start = core.clock.monotonic()
         try:
-            if core.local.pending and not await self._flush():
-                return core.health(False, CircuitBreakerError(core.name, core.breaker.state,
-                                                              0.0), None)
+            down = await self._flush() if core.local.pending else None
+            if down is not None:
+                return core.health(False, down, None)
             await core.breaker.acall(core.async_client().ping)
         except Exception as exc:
             return core.health(False, exc, None)
@@ -565,6 +578,7 @@ def get_redis_client(
     max_attempts: int = 2,
     base_delay: float = 0.1,
     max_delay: float = 1.0,
+    jitter: bool | float = 0.1,
     failure_threshold: int = 3,
     recovery_timeout: float = 15.0,
     socket_timeout: float = 5.0,
@@ -577,10 +591,11 @@ def get_redis_client(
 
     ``url`` defaults to the ``REDIS_URL`` environment variable, else
     ``redis://localhost:6379/0``. The defaults are those of ``cache_resilient``
-    (2 attempts, 0.1 s then up to 1 s between them, the breaker opening after 3
-    failures for 15 s); ``socket_timeout`` (seconds) bounds each attempt, connecting
-    included. ``fallback_max_keys`` bounds the in-memory fallback. Other keywords go
-    to ``redis.Redis.from_url`` (``password=``, ``ssl=``...). ``clock`` (a
+    (2 attempts, 0.1 s then up to 1 s between them, ``jitter`` a fraction of each
+    wait (or False), the breaker opening after 3 failures for 15 s);
+    ``socket_timeout`` (seconds) bounds each attempt, connecting included.
+    ``fallback_max_keys`` bounds the in-memory fallback. Other keywords go to
+    ``redis.Redis.from_url`` (``password=``, ``ssl=``...). ``clock`` (a
     ``VirtualClock`` in tests) drives backoff, the breaker and the fallback's TTLs.
 
     Called with no keyword, it returns one shared client per URL (the seeds call
@@ -596,8 +611,8 @@ def get_redis_client(
         url = os.environ.get("REDIS_URL", DEFAULT_URL)
     shared = (name is None and clock is None and not redis_options
               and (max_attempts, base_delay, max_delay, failure_threshold, recovery_timeout,
-                   socket_timeout, fallback_max_keys, decode_responses)
-              == (2, 0.1, 1.0, 3, 15.0, 5.0, 1024, True))
+                   socket_timeout, fallback_max_keys, decode_responses, jitter)
+              == (2, 0.1, 1.0, 3, 15.0, 5.0, 1024, True, 0.1))
     if shared:
         with _SHARED_LOCK:
             client = _SHARED.get(url)
@@ -605,7 +620,7 @@ def get_redis_client(
                 return client
     client = RedisClient(_Core(
         url, name=name, max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
-        failure_threshold=failure_threshold, recovery_timeout=recovery_timeout,
+        jitter=jitter, failure_threshold=failure_threshold, recovery_timeout=recovery_timeout,
         socket_timeout=socket_timeout, fallback_max_keys=fallback_max_keys,
         decode_responses=decode_responses, clock=clock, redis_options=redis_options))
     if shared:

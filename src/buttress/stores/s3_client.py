@@ -35,9 +35,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import boto3
-from boto3.s3.transfer import TransferConfig
-from botocore.config import Config
+import boto3  # type: ignore[import-untyped]
+from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+from botocore.config import Config  # type: ignore[import-untyped]
 
 from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
@@ -85,8 +85,9 @@ class S3Client:
     """A resilient S3 client (build it with :func:`get_s3_client`)."""
 
     def __init__(self, client: Any, *, name: str, max_attempts: int, base_delay: float,
-                 max_delay: float, failure_threshold: int, recovery_timeout: float,
-                 transfer_config: TransferConfig, clock: Clock | None) -> None:
+                 max_delay: float, jitter: bool | float, failure_threshold: int,
+                 recovery_timeout: float, transfer_config: TransferConfig,
+                 clock: Clock | None) -> None:
         o = "get_s3_client"
         validate.integer(o, "max_attempts", max_attempts, minimum=1)
         validate.integer(o, "failure_threshold", failure_threshold, minimum=1)
@@ -101,7 +102,7 @@ class S3Client:
                                       recovery_timeout=recovery_timeout, clock=self.clock)
         self.retry_config = RetryConfig(
             max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
-            retry_condition=is_transient, reraise=True, name=self.name)
+            jitter=jitter, retry_condition=is_transient, reraise=True, name=self.name)
         self._protect = Pipeline(Retry(self.retry_config, clock=self.clock), self.breaker)
 
     # the two runners: the same pipeline, sync in this thread, async around a thread
@@ -187,6 +188,7 @@ def get_s3_client(
     max_attempts: int = 3,
     base_delay: float = 0.2,
     max_delay: float = 5.0,
+    jitter: bool | float = 0.1,
     failure_threshold: int = 3,
     recovery_timeout: float = 30.0,
     connect_timeout: float = 5.0,
@@ -200,7 +202,8 @@ def get_s3_client(
     ``endpoint_url`` is for S3-compatible servers (MinIO, SeaweedFS, moto); without
     it boto3 finds the endpoint, region and credentials as usual (environment,
     ``~/.aws``, instance roles; ``AWS_ENDPOINT_URL`` too). ``connect_timeout`` and
-    ``read_timeout`` (seconds) bound each attempt's socket waits. The breaker is
+    ``read_timeout`` (seconds) bound each attempt's socket waits; ``jitter`` is the
+    fraction of each wait drawn at random (False: none). The breaker is
     named ``"s3"`` or ``"s3:<endpoint>"`` (``name=`` to choose). Other keywords go to
     ``boto3.client("s3", ...)``.
 
@@ -215,8 +218,9 @@ def get_s3_client(
     validate.number(o, "read_timeout", read_timeout, minimum=0.0, strict_minimum=True)
     shared = (region_name is None and aws_access_key_id is None and name is None
               and clock is None and transfer_config is None and not client_options
-              and (max_attempts, base_delay, max_delay, failure_threshold, recovery_timeout,
-                   connect_timeout, read_timeout) == (3, 0.2, 5.0, 3, 30.0, 5.0, 10.0))
+              and (max_attempts, base_delay, max_delay, jitter, failure_threshold,
+                   recovery_timeout, connect_timeout, read_timeout)
+              == (3, 0.2, 5.0, 0.1, 3, 30.0, 5.0, 10.0))
     if shared:
         with _SHARED_LOCK:
             found = _SHARED.get(endpoint_url)
@@ -235,7 +239,7 @@ def get_s3_client(
         transfer_config = TransferConfig(use_threads=False, num_download_attempts=1)
     client = S3Client(
         boto, name=name or ("s3" if endpoint_url is None else f"s3:{redact(endpoint_url)}"),
-        max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
+        max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay, jitter=jitter,
         failure_threshold=failure_threshold, recovery_timeout=recovery_timeout,
         transfer_config=transfer_config, clock=clock)
     if shared:
