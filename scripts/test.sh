@@ -7,4 +7,5 @@ cd "$(dirname "$0")/.."
 python=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$python" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+bash scripts/install-redis.sh  # redis-server for the store tests (moto comes from pip)
 exec .venv/bin/python -m pytest "$@"

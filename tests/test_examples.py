@@ -23,6 +23,13 @@ EXAMPLES = sorted(path.name for path in EXAMPLES_DIR.glob("*.py"))
 # Substrings each example's stdout must contain. Chosen to prove the behaviour
 # the example is about, not incidental formatting (timestamps, ports).
 EXPECTED: dict[str, tuple[str, ...]] = {
+    "cache_client.py": (
+        "served from memory: hello Ada",
+        "health: degraded (breaker open, 2 writes waiting for Redis)",
+        # redis-server is a test requirement (scripts/install-redis.sh)
+        "health: healthy (breaker closed, 0 writes waiting for Redis)",
+        "Redis holds: hello {'name': 'Ada'} ttl 3599s",
+    ),
     "observability.py": (
         'circuit_breaker_state{operation="inventory"} 1.0',
         'resilient_retries_total{operation="fetch_price"} 2.0',
