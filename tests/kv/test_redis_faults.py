@@ -210,6 +210,25 @@ async def test_a_ttl_that_ran_out_during_the_outage_deletes_the_key_on_recovery(
     client.close()
 
 
+def test_an_outage_logs_one_warning_and_one_recovery_not_one_per_call(
+        proxy: FaultProxy, clock: VirtualClock, caplog: pytest.LogCaptureFixture) -> None:
+    client = through(proxy, clock, failure_threshold=1)
+    proxy.refuse()
+    with caplog.at_level("INFO", logger="buttress.stores.redis"):
+        for n in range(5):
+            client.sync.set(f"k{n}", "v")
+        proxy.restore()
+        clock.advance(RECOVERY)
+        assert client.sync.get("k4") == "v"
+    messages = [r.getMessage() for r in caplog.records if r.name == "buttress.stores.redis"]
+    assert [m.split(" (")[0] for m in messages] == [
+        f"redis {client.name} unreachable",
+        f"redis {client.name}: wrote back 5 key(s) written while it was unreachable",
+        f"redis {client.name} answers again",
+    ]
+    client.close()
+
+
 def test_without_any_server_the_client_still_answers_from_memory(clock: VirtualClock) -> None:
     with FaultProxy("127.0.0.1", 9) as proxy:  # nothing behind it
         proxy.refuse()

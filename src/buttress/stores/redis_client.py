@@ -205,9 +205,16 @@ class _Core:
         return None if raw is None else self.encoder.decode(raw)
 
     def went_down(self, exc: BaseException) -> None:
+        # One warning per outage, not one per call answered from memory.
+        if self.last_error is None:
+            logger.warning("redis %s unreachable (%s): answering from the in-memory fallback",
+                           self.name, describe(exc))
         self.last_error = describe(exc)
-        logger.warning("redis %s unreachable (%s): answering from the in-memory fallback",
-                       self.name, self.last_error)
+
+    def came_back(self) -> None:
+        if self.last_error is not None:
+            self.last_error = None
+            logger.info("redis %s answers again", self.name)
 
     def flushed(self, replays: list[Replay], results: list[Any]) -> None:
         refused = [(error, replay) for error, replay
@@ -219,9 +226,9 @@ class _Core:
                            describe(error))
         self.local.finish_flush([])
         if replays:
-            logger.info("redis %s is back: wrote back %d key(s) written meanwhile",
+            logger.info("redis %s: wrote back %d key(s) written while it was unreachable",
                         self.name, len(replays) - len(refused))
-        self.last_error = None
+        self.came_back()
 
     def health(self, ok: bool, error: BaseException | None, latency: float | None) -> dict[
             str, Any]:
@@ -281,6 +288,8 @@ class SyncRedisClient:
                 raise
             core.went_down(exc)
             return local()
+        if core.last_error is not None:
+            core.came_back()
         return result
 
     def _flush(self) -> Exception | None:
@@ -452,6 +461,8 @@ class RedisClient:
                 raise
             core.went_down(exc)
             return local()
+        if core.last_error is not None:
+            core.came_back()
         return result
 
     async def _flush(self) -> Exception | None:

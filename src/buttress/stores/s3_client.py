@@ -30,6 +30,7 @@ caller asked for async; boto3 has none) and wait between attempts on the loop.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -214,6 +215,9 @@ def get_s3_client(
         client.upload_file("local_file.txt", "bucket", "key")
     """
     o = "get_s3_client"
+    # The endpoint boto3 will use, so that a changed AWS_ENDPOINT_URL gets a new client.
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+        "AWS_ENDPOINT_URL")
     validate.number(o, "connect_timeout", connect_timeout, minimum=0.0, strict_minimum=True)
     validate.number(o, "read_timeout", read_timeout, minimum=0.0, strict_minimum=True)
     shared = (region_name is None and aws_access_key_id is None and name is None
@@ -223,7 +227,7 @@ def get_s3_client(
               == (3, 0.2, 5.0, 0.1, 3, 30.0, 5.0, 10.0))
     if shared:
         with _SHARED_LOCK:
-            found = _SHARED.get(endpoint_url)
+            found = _SHARED.get(endpoint)
             if found is not None:
                 return found
     config = Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
@@ -238,12 +242,12 @@ def get_s3_client(
     if transfer_config is None:
         transfer_config = TransferConfig(use_threads=False, num_download_attempts=1)
     client = S3Client(
-        boto, name=name or ("s3" if endpoint_url is None else f"s3:{redact(endpoint_url)}"),
+        boto, name=name or ("s3" if endpoint is None else f"s3:{redact(endpoint)}"),
         max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay, jitter=jitter,
         failure_threshold=failure_threshold, recovery_timeout=recovery_timeout,
         transfer_config=transfer_config, clock=clock)
     if shared:
         with _SHARED_LOCK:
             if len(_SHARED) < 32:
-                client = _SHARED.setdefault(endpoint_url, client)
+                client = _SHARED.setdefault(endpoint, client)
     return client
