@@ -9,8 +9,10 @@ take wall time, bounded by ``socket_timeout``.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -227,6 +229,76 @@ def test_an_outage_logs_one_warning_and_one_recovery_not_one_per_call(
         f"redis {client.name} answers again",
     ]
     client.close()
+
+
+async def test_a_hash_deleted_and_rewritten_meanwhile_replaces_the_one_in_redis(
+        proxy: FaultProxy, clock: VirtualClock, face: str, raw: redis.Redis) -> None:
+    client = through(proxy, clock, failure_threshold=1)
+    raw.hset("user:1", mapping={"name": "Ann", "plan": "free"})
+    raw.hset("user:2", mapping={"name": "Bob", "plan": "free"})
+    proxy.refuse()
+    await do(client, face, "delete", "user:1")
+    await do(client, face, "hset", "user:1", "name", "Cy")    # a new hash: exactly this
+    await do(client, face, "hset", "user:2", "plan", "pro")   # a field on top of Redis's
+    assert await do(client, face, "hget", "user:2", "name") is None  # unknown here
+    proxy.restore()
+    clock.advance(RECOVERY)
+    assert await do(client, face, "hget", "user:2", "name") == "Bob"
+    assert raw.hgetall("user:1") == {"name": "Cy"}
+    assert raw.hgetall("user:2") == {"name": "Bob", "plan": "pro"}
+    client.close()
+
+
+async def test_concurrent_tasks_during_an_outage_lose_no_write(
+        proxy: FaultProxy, clock: VirtualClock, raw: redis.Redis) -> None:
+    client = through(proxy, clock, failure_threshold=1)
+    proxy.refuse()
+    await asyncio.gather(*(client.set(f"k{n}", str(n)) for n in range(50)))
+    assert (await client.health_check())["fallback"]["pending_writes"] == 50
+    proxy.restore()
+    clock.advance(RECOVERY)
+    # 50 tasks find Redis back at once: one writes the journal back, the others
+    # are answered from memory meanwhile; every value is right either way.
+    values = await asyncio.gather(*(client.get(f"k{n}") for n in range(50)))
+    assert values == [str(n) for n in range(50)]
+    assert (await client.health_check())["status"] == "healthy"
+    assert raw.mget([f"k{n}" for n in range(50)]) == [str(n) for n in range(50)]
+    await client.aclose()
+
+
+def test_concurrent_threads_during_an_outage_lose_no_write(
+        proxy: FaultProxy, clock: VirtualClock, raw: redis.Redis) -> None:
+    client = through(proxy, clock, failure_threshold=1)
+    proxy.refuse()
+
+    def write(n: int) -> None:
+        for m in range(20):
+            client.sync.set(f"t{n}:{m}", str(m))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    proxy.restore()
+    clock.advance(RECOVERY)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: client.sync.get(f"t{n}:0"), range(8)))
+    assert client.sync.health_check()["status"] == "healthy"
+    keys = [f"t{n}:{m}" for n in range(8) for m in range(20)]
+    assert raw.mget(keys) == [str(m) for n in range(8) for m in range(20)]
+    client.close()
+
+
+def test_a_wrong_password_is_raised_not_hidden_by_the_fallback(clock: VirtualClock) -> None:
+    with RedisServer(None, "--requirepass", "right") as secured:
+        url = f"redis://:wrong@127.0.0.1:{secured.port}/0"
+        client = get_redis_client(url, clock=clock, failure_threshold=1)
+        for _ in range(3):
+            with pytest.raises(redis.AuthenticationError):
+                client.sync.get("k")
+        assert client.breaker.state.value == "closed"  # not an outage: ignored
+        health = client.sync.health_check()
+        assert health["status"] == "unhealthy"
+        assert "wrong" not in repr(health)
+        client.close()
 
 
 def test_without_any_server_the_client_still_answers_from_memory(clock: VirtualClock) -> None:

@@ -41,7 +41,8 @@ def _answers_ping(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            answer = sock.recv(64)
+            return answer.startswith(b"+PONG") or answer.startswith(b"-NOAUTH")
     except OSError:
         return False
 
@@ -49,7 +50,7 @@ def _answers_ping(port: int) -> bool:
 class RedisServer:
     """``redis-server`` on 127.0.0.1:``port`` (random unless given)."""
 
-    def __init__(self, executable: str | None = None) -> None:
+    def __init__(self, executable: str | None = None, *extra: str) -> None:
         found = executable or find_redis_server()
         if found is None:
             raise FileNotFoundError("redis-server not found (run scripts/install-redis.sh)")
@@ -57,6 +58,7 @@ class RedisServer:
         self.port = free_port()
         self._dir = Path(tempfile.mkdtemp(prefix="buttress-redis-"))
         self._process: subprocess.Popen[bytes] | None = None
+        self.extra = extra  # more redis-server options ("--requirepass", "s3cret")
 
     @property
     def url(self) -> str:
@@ -71,7 +73,8 @@ class RedisServer:
         self._process = subprocess.Popen(
             [self.executable, "--port", str(self.port), "--bind", "127.0.0.1",
              "--save", "", "--appendonly", "no", "--dir", str(self._dir),
-             "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning"],
+             "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning",
+             *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + START_TIMEOUT
         while not _answers_ping(self.port):

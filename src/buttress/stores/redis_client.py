@@ -19,9 +19,9 @@ What happens when Redis is unreachable (refused, reset, timed out):
   writes this client made (while Redis was up, too: every successful write is
   mirrored there), writes land there, and ``health_check()`` reports
   ``"degraded"``;
-* after ``failure_threshold`` failed commands the breaker opens: commands go
-  straight to the fallback, without touching the network, for
-  ``recovery_timeout`` seconds; then one command probes Redis;
+* after ``failure_threshold`` failed attempts (each attempt is one breaker call)
+  the breaker opens: commands go straight to the fallback, without touching the
+  network, for ``recovery_timeout`` seconds; then one command probes Redis;
 * **values written meanwhile are written back** when Redis answers again, before
   the command that found it back reaches Redis: one ``MULTI``/``EXEC`` with each
   key's latest state (its value and remaining TTL, the hash fields written, or a
