@@ -32,6 +32,8 @@ from buttress import (
 from buttress._core.errors import ConfigurationTypeError
 from buttress.cli.demo import DependencyError
 from buttress.observe.health import _CheckFailed
+from buttress.stores._local import WrongTypeError
+from buttress.stores.redis_client import _Flushing
 from buttress.timeout import TimeoutPoolExhaustedError
 
 
@@ -69,6 +71,8 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "DependencyError": lambda: DependencyError(503),
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
+    "WrongTypeError": lambda: WrongTypeError(b"user:1"),
+    "_Flushing": lambda: _Flushing("another call is writing back"),
 }
 
 
