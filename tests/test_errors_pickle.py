@@ -33,7 +33,7 @@ from buttress._core.errors import ConfigurationTypeError
 from buttress.cli.demo import DependencyError
 from buttress.observe.health import _CheckFailed
 from buttress.stores._local import WrongTypeError
-from buttress.stores.redis_client import _Flushing
+from buttress.stores.redis_client import NotWrittenBack
 from buttress.timeout import TimeoutPoolExhaustedError
 
 
@@ -72,7 +72,7 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
     "WrongTypeError": lambda: WrongTypeError(b"user:1"),
-    "_Flushing": lambda: _Flushing("another call is writing back"),
+    "NotWrittenBack": lambda: NotWrittenBack("another call is writing back"),
 }
 
 

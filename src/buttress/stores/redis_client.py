@@ -82,11 +82,15 @@ def _unreachable(exc: BaseException) -> bool:
     return isinstance(exc, CircuitBreakerError) or is_transient(exc)
 
 
-class _Flushing(ConnectionError):
-    """Another caller is writing the journal back right now."""
+class NotWrittenBack(ConnectionError):
+    """Why the writes made while Redis was down were not written back on this call
+    (so Redis still counts as down for it). Internal: never raised to callers."""
 
 
-_FLUSHING: Final = _Flushing("another call is writing back the writes made while Redis was down")
+_FLUSHING: Final = NotWrittenBack(
+    "another call is writing back the writes made while Redis was down")
+_OPEN: Final = NotWrittenBack(
+    "the circuit breaker is open: Redis is not tried before its recovery timeout ends")
 
 
 def _wrong_type(key: bytes) -> redis.ResponseError:
@@ -296,6 +300,8 @@ class SyncRedisClient:
         """Write back the journal: None once Redis took it, else why not (Redis
         still down, or another flush under way)."""
         core = self._core
+        if core.breaker.is_open:  # not even the journal's replays are built
+            return _OPEN
         replays = core.local.take_pending()
         if replays is None:
             return _FLUSHING
@@ -380,8 +386,9 @@ class SyncRedisClient:
         start = core.clock.monotonic()
         try:
             down = self._flush() if core.local.pending else None
-            if down is not None:
+            if down is not None and down is not _OPEN:
                 return core.health(False, down, None)
+            # An open breaker rejects the ping, with its own message.
             core.breaker.call(core.sync_client().ping)
         except Exception as exc:
             return core.health(False, exc, None)
@@ -467,6 +474,8 @@ class RedisClient:
 
     async def _flush(self) -> Exception | None:
         core = self._core
+        if core.breaker.is_open:  # not even the journal's replays are built
+            return _OPEN
         replays = core.local.take_pending()
         if replays is None:
             return _FLUSHING
@@ -555,7 +564,7 @@ class RedisClient:
         start = core.clock.monotonic()
         try:
             down = await self._flush() if core.local.pending else None
-            if down is not None:
+            if down is not None and down is not _OPEN:
                 return core.health(False, down, None)
             await core.breaker.acall(core.async_client().ping)
         except Exception as exc:
