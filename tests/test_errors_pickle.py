@@ -32,7 +32,9 @@ from buttress import (
 from buttress._core.errors import CommitOutcomeUnknownError, ConfigurationTypeError
 from buttress.cli.demo import DependencyError
 from buttress.observe.health import _CheckFailed
+from buttress.stores._local import WrongTypeError
 from buttress.stores.database import DatabaseFailure
+from buttress.stores.redis_client import NotWrittenBack
 from buttress.timeout import TimeoutPoolExhaustedError
 
 
@@ -73,6 +75,8 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "CommitOutcomeUnknownError": lambda: CommitOutcomeUnknownError(
         "orders_db", ConnectionResetError(104, "Connection reset by peer")),
     "DatabaseFailure": lambda: DatabaseFailure("a marker class; never raised"),
+    "WrongTypeError": lambda: WrongTypeError(b"user:1"),
+    "NotWrittenBack": lambda: NotWrittenBack("another call is writing back"),
 }
 
 

@@ -30,6 +30,13 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "breaker 'down_db' is open: CircuitBreakerError, server not tried",
         "health: unhealthy (circuit breaker open)",
     ),
+    "cache_client.py": (
+        "served from memory: hello Ada",
+        "health: degraded (breaker open, 2 writes waiting for Redis)",
+        # redis-server is a test requirement (scripts/install-redis.sh)
+        "health: healthy (breaker closed, 0 writes waiting for Redis)",
+        "Redis holds: hello {'name': 'Ada'} ttl 35",  # 3599 s left, or a little less
+    ),
     "observability.py": (
         'circuit_breaker_state{operation="inventory"} 1.0',
         'resilient_retries_total{operation="fetch_price"} 2.0',

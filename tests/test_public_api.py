@@ -130,14 +130,17 @@ OPTIONAL = {
     "get_database_client": "sqlalchemy",
     "OpenTelemetryTracing": "otel",
     "PrometheusMetrics": "prometheus",
+    "get_redis_client": "redis",
+    "get_s3_client": "s3",
 }
-
 # extra -> (the module its names live in, the packages it needs)
 EXTRAS = {
     "http": ("buttress.http", ("httpx", "httpcore")),
     "otel": ("buttress.observe.otel", ("opentelemetry",)),
     "prometheus": ("buttress.observe.prometheus", ("prometheus_client",)),
     "sqlalchemy": ("buttress.stores.database", ("sqlalchemy",)),
+    "redis": ("buttress.stores.redis_client", ("redis",)),
+    "s3": ("buttress.stores.s3_client", ("boto3", "botocore")),
 }
 
 OPTIONAL_PACKAGES = ("prometheus_client", "opentelemetry", "typer", "rich", "httpx",

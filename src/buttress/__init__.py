@@ -16,7 +16,8 @@ and cancellation and nearly free on the success path::
     async def charge(amount: int) -> dict: ...
 
 ``import buttress`` loads only the standard library. The names of optional
-integrations (``buttress.PrometheusMetrics``, ``buttress.OpenTelemetryTracing``)
+integrations (``buttress.PrometheusMetrics``, ``buttress.OpenTelemetryTracing``,
+``buttress.get_redis_client``, ``buttress.get_s3_client``)
 load their module, and its extra's packages, on first use; without the extra
 the ``ImportError`` says which to install (``pip install 'buttress[prometheus]'``).
 """
@@ -132,6 +133,8 @@ if TYPE_CHECKING:
     from buttress.observe.prometheus import PrometheusMetrics as PrometheusMetrics
     from buttress.stores.database import DatabaseClient as DatabaseClient
     from buttress.stores.database import get_database_client as get_database_client
+    from buttress.stores.redis_client import get_redis_client as get_redis_client
+    from buttress.stores.s3_client import get_s3_client as get_s3_client
 
 __version__ = "0.1.0"
 
@@ -241,6 +244,8 @@ _OPTIONAL: Final = {
     "get_database_client": ("buttress.stores.database", "sqlalchemy"),
     "OpenTelemetryTracing": ("buttress.observe.otel", "otel"),
     "PrometheusMetrics": ("buttress.observe.prometheus", "prometheus"),
+    "get_redis_client": ("buttress.stores.redis_client", "redis"),
+    "get_s3_client": ("buttress.stores.s3_client", "s3"),
 }
 
 

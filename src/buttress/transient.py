@@ -51,6 +51,9 @@ Transient by name:
   ``ConnectTimeoutError``), ``HTTPClientError`` (``ReadTimeoutError``,
   ``ConnectionClosedError``), and ``ClientError`` with a transient status or a
   throttling code; not ``SSLError``.
+* boto3's transfer wrappers, judged by the error they wrap: ``S3UploadFailedError``
+  (raised while handling a ``ClientError``: its ``__context__``) and
+  ``RetriesExceededError`` (its ``last_exception``), from boto3 or s3transfer.
 * http.client: ``IncompleteRead``.
 * Databases: ``sqlite3.OperationalError`` when the database is busy or locked
   (``SQLITE_BUSY``/``SQLITE_LOCKED``; "no such table" is not transient);
@@ -153,6 +156,19 @@ def _aws_transient(exc: BaseException) -> bool:
     return status in TRANSIENT_STATUSES
 
 
+def _judged_by(attribute: str) -> Callable[[BaseException], bool | None]:
+    """A rule judging an exception by the one it wraps (``__context__``,
+    ``last_exception``): boto3's transfer layer re-raises a ``ClientError`` or a
+    socket error as its own class, keeping the original only there."""
+    def judge(exc: BaseException) -> bool | None:
+        inner = _read(exc, attribute)
+        if isinstance(inner, BaseException) and inner is not exc:
+            return _transient(inner, statuses=True, depth=_WRAPPED_DEPTH - 1)
+        return None
+
+    return judge
+
+
 _Rule = bool | Callable[[BaseException], bool | None]
 
 # (top-level package, class name) -> transient? A callable judges the instance
@@ -177,6 +193,9 @@ _BY_NAME: Final[dict[tuple[str, str], _Rule]] = {
     ("botocore", "HTTPClientError"): True,
     ("botocore", "SSLError"): False,
     ("botocore", "ClientError"): _aws_transient,
+    ("boto3", "S3UploadFailedError"): _judged_by("__context__"),
+    ("boto3", "RetriesExceededError"): _judged_by("last_exception"),
+    ("s3transfer", "RetriesExceededError"): _judged_by("last_exception"),
     ("http", "IncompleteRead"): True,
     ("sqlite3", "OperationalError"): _sqlite_busy,
     ("psycopg", "OperationalError"): _postgres_retryable,
