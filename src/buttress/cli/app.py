@@ -1,4 +1,5 @@
-"""The ``buttress`` typer app: ``buttress demo``, ``buttress version`` and ``--version``.
+"""The ``buttress`` typer app: ``buttress demo``, ``buttress status``, ``buttress version``
+and ``--version``.
 
 Errors name the flag the user typed (``--failure-rate``), never the config
 field behind it (``DemoConfig.failure_rate``): :func:`_flag_error` maps one to
@@ -20,6 +21,7 @@ import buttress
 from buttress._core.errors import ConfigurationError
 from buttress.cli.demo import DemoConfig, build_config, run_demo
 from buttress.cli.display import LiveProgress, print_summary
+from buttress.cli.status import status
 
 __all__ = ["app"]
 
@@ -29,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.command(name="status")(status)
 
 _V = TypeVar("_V")
 _DEFAULT: Final = DemoConfig()
