@@ -193,7 +193,7 @@ def status(
                 if live is not None:
                     live.update(Text(f"error: {exc}", "bold red"), refresh=True)
                 else:
-                    errors.print(f"error: {exc}", style="bold red", highlight=False)
+                    errors.print(f"error: {exc}", style="bold red", highlight=False, soft_wrap=True)
                 continue
             code = _exit_code(document, strict)
             if as_json:
