@@ -35,8 +35,7 @@ Ported in other modules:
 
 Not ported here:
 
-* FastAPI Integration — Endpoint Decoration: needs FastAPI (the FastAPI integration is a
-  later issue); the decorators it stacks under ``@app.get`` are the ones tested here
+* FastAPI Integration — Endpoint Decoration: ported in ``test_seed_1_fastapi.py``
 * Resilient Clients, Client Health Checks, Testing — Integration Testing:
   ``get_database_client``, ``get_redis_client``, ``get_http_client``, ``get_s3_client``
   (later issues)
