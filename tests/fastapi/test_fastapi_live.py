@@ -188,6 +188,16 @@ def test_status_watch_polls_count_times(service: str) -> None:
     assert result.output.count("health/resilience: healthy") == 2
 
 
+def test_status_watch_redraws_one_table_on_a_terminal(service: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # rich draws as on a terminal
+    httpx.get(service + "/orders")
+    result = _status(service, "--watch", "--count", "2", "--interval", "0.01")
+    assert result.exit_code == 1  # unhealthy at the last poll
+    assert "poll 2" in result.output
+    assert "unhealthy" in result.output
+
+
 def test_status_says_when_the_app_can_not_be_reached() -> None:
     with socket.socket() as sock:  # a port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))

@@ -31,7 +31,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-app.command(name="status")(status)
 
 _V = TypeVar("_V")
 _DEFAULT: Final = DemoConfig()
@@ -137,3 +136,6 @@ def demo(
 def version() -> None:
     """Print the installed buttress version."""
     typer.echo(f"buttress {buttress.__version__}")
+
+
+app.command(name="status")(status)
