@@ -6,6 +6,9 @@ request's deadline from a header.
   :func:`~buttress.observe.get_resilience_health` decides (a critical breaker
   open: unhealthy; another breaker open or half-open: degraded), read when the
   response starts, so it reflects what the request itself did to the breakers.
+  It reads every live breaker's state (:func:`~buttress.observe.overall_health`),
+  so its cost grows with the number of breakers; ``status_header=None`` turns
+  it off.
 * ``X-Request-Timeout`` (``timeout_header``): the seconds the client will
   wait, a decimal number (``2.5``). The request runs in a
   :func:`~buttress.deadline` block of that length, so every protected call

@@ -32,7 +32,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
-from buttress._core import validate
+from buttress._core import forksafe, validate
 from buttress._core.errors import ConfigurationError
 from buttress._core.strategy import is_async_callable
 from buttress.observe.health import (
@@ -91,14 +91,16 @@ async def _run_check(name: str, check: HealthCheck, limit: float) -> bool:
 
 def _default_metrics() -> PrometheusMetrics:
     global _shared_metrics
-    if _shared_metrics is None:
-        from buttress.observe.prometheus import PrometheusMetrics
+    with _shared_lock:
+        if _shared_metrics is None:
+            from buttress.observe.prometheus import PrometheusMetrics
 
-        _shared_metrics = PrometheusMetrics().install()
-    return _shared_metrics
+            _shared_metrics = PrometheusMetrics().install()
+        return _shared_metrics
 
 
 _shared_metrics: PrometheusMetrics | None = None
+_shared_lock = forksafe.lock()
 
 
 def _metrics_source(metrics: PrometheusMetrics | None) -> PrometheusMetrics | None:
