@@ -31,6 +31,7 @@ from buttress import (
 )
 from buttress._core.errors import ConfigurationTypeError
 from buttress.cli.demo import DependencyError
+from buttress.cli.status import StatusError
 from buttress.observe.health import _CheckFailed
 from buttress.timeout import TimeoutPoolExhaustedError
 
@@ -69,6 +70,7 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "DependencyError": lambda: DependencyError(503),
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
+    "StatusError": lambda: StatusError("could not reach http://127.0.0.1:1: refused"),
 }
 
 
