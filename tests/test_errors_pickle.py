@@ -31,6 +31,7 @@ from buttress import (
 )
 from buttress._core.errors import CommitOutcomeUnknownError, ConfigurationTypeError
 from buttress.cli.demo import DependencyError
+from buttress.cli.status import StatusError
 from buttress.observe.health import _CheckFailed
 from buttress.stores._local import WrongTypeError
 from buttress.stores.database import DatabaseFailure
@@ -77,6 +78,7 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "DatabaseFailure": lambda: DatabaseFailure("a marker class; never raised"),
     "WrongTypeError": lambda: WrongTypeError(b"user:1"),
     "NotWrittenBack": lambda: NotWrittenBack("another call is writing back"),
+    "StatusError": lambda: StatusError("could not reach http://127.0.0.1:1: refused"),
 }
 
 
