@@ -236,3 +236,18 @@ def test_the_buttress_command_reads_a_live_app(service: str) -> None:
                             capture_output=True, text=True, timeout=60, env=env, check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["total_breakers"] == 3
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("true", pytest.fail.Exception),
+                                             ("", pytest.skip.Exception)])
+def test_a_server_that_can_not_start_fails_under_ci_and_skips_elsewhere(
+        monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]) -> None:
+    import uvicorn
+
+    from _uvicorn import serving
+
+    monkeypatch.setenv("CI", ci)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)
+    with pytest.raises(outcome, match="uvicorn test server did not start: the server thread "
+                                      "ended"), serving(FastAPI()):
+        pass

@@ -5,6 +5,10 @@ the live-server twins are in test_fastapi_live.py)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +28,8 @@ from buttress.fastapi import (
     add_resilience_exception_handlers,
 )
 from buttress.testing import VirtualClock
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _app(clock: VirtualClock, **options: Any) -> FastAPI:
@@ -230,3 +236,14 @@ def test_a_bad_option_names_the_field_and_value(options: dict[str, Any], field: 
     assert caught.value.field == field
     if value is not None:
         assert caught.value.value == value
+
+
+def test_importing_without_fastapi_names_the_extra() -> None:
+    code = ("import sys; sys.modules['fastapi'] = None\n"
+            "try:\n    import buttress.fastapi\n"
+            "except ModuleNotFoundError as exc:\n    print(exc)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False,
+                            env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+    assert result.stdout.strip() == (
+        "buttress.fastapi needs FastAPI: pip install 'buttress[fastapi]'"), result.stderr

@@ -26,6 +26,13 @@ This package imports FastAPI and Starlette; ``import buttress`` never does.
 
 from __future__ import annotations
 
+try:
+    import fastapi as _fastapi  # noqa: F401 - only to name the extra when it is missing
+except ModuleNotFoundError as exc:
+    raise ModuleNotFoundError(
+        "buttress.fastapi needs FastAPI: pip install 'buttress[fastapi]'", name=exc.name,
+    ) from exc
+
 from buttress.fastapi.errors import add_resilience_exception_handlers, retry_after_seconds
 from buttress.fastapi.middleware import (
     STATUS_HEADER,
