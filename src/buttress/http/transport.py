@@ -188,7 +188,10 @@ class ResilientTransport(httpx.BaseTransport):
     def _attempt(self, request: httpx.Request, breaker: CircuitBreaker,
                  timeouts: Any) -> httpx.Response:
         _with_deadline(request, timeouts)
-        response: httpx.Response = breaker.call(self._inner.handle_request, request)
+        # _call_guarded: breaker.call() minus its per-call "is this async?" check
+        # (a tenth of the transport's own cost); the inner callable is known sync.
+        response: httpx.Response = breaker._call_guarded(self._inner.handle_request,
+                                                         (request,), {})
         if self._core.policy.retries_response(response, request):
             # It may be retried away: read it now, so the connection is reused.
             try:
@@ -255,8 +258,8 @@ class AsyncResilientTransport(httpx.AsyncBaseTransport):
     async def _attempt(self, request: httpx.Request, breaker: CircuitBreaker,
                        timeouts: Any) -> httpx.Response:
         _with_deadline(request, timeouts)
-        response: httpx.Response = await breaker.acall(self._inner.handle_async_request,
-                                                       request)
+        response: httpx.Response = await breaker._acall_guarded(
+            self._inner.handle_async_request, (request,), {})
         if self._core.policy.retries_response(response, request):
             # The dispose hook is sync and can not close an async stream:
             # read and close it here (the last one is returned read).
