@@ -157,3 +157,18 @@ def test_bad_policy_options_name_the_field_and_value() -> None:
         HttpPolicy(retry_methods="GET")
     with pytest.raises(ConfigurationError, match=r"HostBreakers\.max_hosts"):
         HostBreakers(max_hosts=0)
+
+
+async def test_a_breaker_template_with_a_fallback_answers_an_open_host(
+        connect: Open, server: FlakyServer) -> None:
+    def cached(error: Exception, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"cached": True})
+
+    server.route("/users", 500, then=500)
+    client = connect(retry=ONCE, circuit_breaker=CircuitBreakerConfig(
+        failure_threshold=2, fallback=cached))
+    for _ in range(2):
+        assert (await client.request("GET", "/users")).status_code == 500
+    response = await client.request("GET", "/users")
+    assert response.json() == {"cached": True}
+    assert server.requests("/users") == 2
