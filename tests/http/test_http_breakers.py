@@ -42,6 +42,19 @@ async def test_a_hanging_host_opens_its_breaker_after_the_threshold_while_anothe
     assert client.transport.breaker_for(other_server.url).state is CircuitState.CLOSED
 
 
+@pytest.mark.wallclock
+async def test_a_blackholed_host_times_out_and_opens_its_breaker(
+        connect: Open, server: FlakyServer, proxy: FaultProxy) -> None:
+    proxy.blackhole()  # connections open, nothing comes back
+    client = connect(f"http://127.0.0.1:{proxy.port}", retry=ONCE, circuit_breaker=THREE)
+    for _ in range(3):
+        with pytest.raises(httpx.TimeoutException):
+            await client.request("GET", "/users", timeout=0.1)
+    with pytest.raises(CircuitBreakerError):
+        await client.request("GET", "/users", timeout=0.1)
+    assert server.requests("/users") == 0
+
+
 async def test_server_errors_open_the_breaker(connect: Open, server: FlakyServer) -> None:
     server.route("/users", 500, then=500)
     client = connect(retry=ONCE, circuit_breaker=THREE)
@@ -144,3 +157,18 @@ def test_bad_policy_options_name_the_field_and_value() -> None:
         HttpPolicy(retry_methods="GET")
     with pytest.raises(ConfigurationError, match=r"HostBreakers\.max_hosts"):
         HostBreakers(max_hosts=0)
+
+
+async def test_a_breaker_template_with_a_fallback_answers_an_open_host(
+        connect: Open, server: FlakyServer) -> None:
+    def cached(error: Exception, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"cached": True})
+
+    server.route("/users", 500, then=500)
+    client = connect(retry=ONCE, circuit_breaker=CircuitBreakerConfig(
+        failure_threshold=2, fallback=cached))
+    for _ in range(2):
+        assert (await client.request("GET", "/users")).status_code == 500
+    response = await client.request("GET", "/users")
+    assert response.json() == {"cached": True}
+    assert server.requests("/users") == 2
