@@ -44,14 +44,16 @@ Invariants:
 from __future__ import annotations
 
 import itertools
-import math
 from typing import Protocol, runtime_checkable
 
 from buttress._core import forksafe, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import ConfigurationError
+from buttress._core.window import Window
 
 __all__ = ["RatioBudget", "RetryBudget", "TokenBucketBudget"]
+
+_REQUESTS, _RETRIES = 0, 1  # the ratio budget's two counts
 
 
 @runtime_checkable
@@ -100,8 +102,8 @@ class TokenBucketBudget:
     .. versionadded:: 0.3
     """
 
-    __slots__ = ("__weakref__", "_earning", "_full", "_lock", "_threshold", "_tokens", "max_tokens",
-                 "token_ratio")
+    __slots__ = ("__weakref__", "_earning", "_full", "_lock", "_threshold", "_tokens",
+                 "max_tokens", "token_ratio")
 
     def __init__(self, max_tokens: float = 10.0, token_ratio: float = 0.1) -> None:
         o = "TokenBucketBudget"
@@ -168,9 +170,8 @@ class RatioBudget:
     .. versionadded:: 0.3
     """
 
-    __slots__ = ("__weakref__", "_counted", "_epoch", "_lock", "_pending", "_requests",
-                 "_retries", "_width", "clock", "min_retries_per_second", "ratio",
-                 "slots", "window")
+    __slots__ = ("__weakref__", "_counted", "_lock", "_pending", "_window", "clock",
+                 "min_retries_per_second", "ratio", "slots", "window")
 
     def __init__(self, ratio: float = 0.2, min_retries_per_second: float = 10.0,
                  window: float = 10.0, *, slots: int = 10, clock: Clock | None = None) -> None:
@@ -187,15 +188,12 @@ class RatioBudget:
         if self.slots > 3600:
             raise ConfigurationError(f"{o}.slots", slots, "<= 3600")
         self.clock = SYSTEM_CLOCK if clock is None else clock
-        self._width = self.window / self.slots
         self._lock = forksafe.lock()
-        self._requests = [0.0] * self.slots
-        self._retries = [0] * self.slots
+        self._window = Window(self.window, self.slots, 2, self.clock.monotonic())
         self._pending = itertools.count()
         # First attempts already moved into the buckets, plus the values the
         # slow path itself drew from the counter to read it.
         self._counted = 0
-        self._epoch = math.floor(self.clock.monotonic() / self._width)
 
     def on_request(self) -> None:
         """Count a first attempt: one C-level counter step, no lock (see the
@@ -211,37 +209,24 @@ class RatioBudget:
     def _advance_locked(self) -> int:
         """Move the window to now and the counted first attempts into it; return
         the index of the current bucket. Called with the lock held."""
-        now_epoch = math.floor(self.clock.monotonic() / self._width)
+        index, steps = self._window.advance(self.clock.monotonic())
         drawn = next(self._pending)  # one more than the requests counted so far
         fresh = drawn - self._counted
         self._counted = drawn + 1
-        steps = now_epoch - self._epoch
-        slots = self.slots
-        if steps > 0:
-            for i in range(1, min(steps, slots) + 1):
-                index = (self._epoch + i) % slots
-                self._requests[index] = 0.0
-                self._retries[index] = 0
-            self._epoch = now_epoch
-        current = now_epoch % slots
         if fresh:
-            # Counted since the last slow-path call, over ``steps`` buckets:
-            # spread evenly across those still in the window.
-            spread = min(steps, slots - 1) + 1 if steps > 0 else 1
-            share = fresh / (steps + 1 if steps > 0 else 1)
-            for i in range(spread):
-                self._requests[(current - i) % slots] += share
-        return current
+            # Counted since the last slow-path call, ``steps`` buckets ago.
+            self._window.spread(_REQUESTS, index, fresh, steps)
+        return index
 
     def try_spend(self) -> bool:
         """True (and the retry counted) when the retries in the window stay within
         ``ratio`` of its first attempts plus the per-second minimum."""
         with self._lock:
             current = self._advance_locked()
-            allowed = (self.ratio * sum(self._requests)
+            allowed = (self.ratio * self._window.total(_REQUESTS)
                        + self.min_retries_per_second * self.window)
-            if sum(self._retries) + 1 <= allowed + 1e-9:
-                self._retries[current] += 1
+            if self._window.total(_RETRIES) + 1 <= allowed + 1e-9:
+                self._window.add(_RETRIES, current)
                 return True
             return False
 
@@ -250,14 +235,14 @@ class RatioBudget:
         """First attempts counted in the window now."""
         with self._lock:
             self._advance_locked()
-            return sum(self._requests)
+            return self._window.total(_REQUESTS)
 
     @property
     def retries(self) -> int:
         """Retries counted in the window now."""
         with self._lock:
             self._advance_locked()
-            return sum(self._retries)
+            return int(self._window.total(_RETRIES))
 
     def __repr__(self) -> str:
         return (f"RatioBudget(ratio={self.ratio:g}, min_retries_per_second="
