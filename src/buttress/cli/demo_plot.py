@@ -1,0 +1,77 @@
+"""``buttress demo --plot FILE.png``: the demo's two phases over time.
+
+Top: the share of calls answered with real data, in time bins, for the bare
+and the protected phase (and the share the fallback answered); the scheduled
+outage is shaded. Bottom: the protected phase's breaker state, from its
+transitions. matplotlib is imported only here, when a plot is asked for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from buttress.breaker import CircuitState
+from buttress.cli.demo import DemoSummary, Outcome, PhaseResult
+from buttress.simulate.plots import new_figure, save
+
+__all__ = ["BINS", "plot_demo", "success_over_time"]
+
+BINS: Final = 30
+_LEVEL: Final = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+
+
+def success_over_time(phase: PhaseResult, width: float,
+                      outcome: Outcome = Outcome.OK) -> tuple[list[float], list[float]]:
+    """Bin starts (seconds into the phase) and the share of the calls ending in each
+    bin of ``width`` seconds that ended with ``outcome`` (bins without calls left
+    out)::
+
+        success_over_time(summary.protected, 0.25)
+    """
+    totals: dict[int, list[int]] = {}
+    for at, ended in phase.timeline:
+        counts = totals.setdefault(int(at / width), [0, 0])
+        counts[0] += 1
+        counts[1] += ended is outcome
+    bins = sorted(totals)
+    return [b * width for b in bins], [totals[b][1] / totals[b][0] for b in bins]
+
+
+def _breaker_steps(phase: PhaseResult, end: float) -> tuple[list[float], list[int]]:
+    times, levels = [0.0], [0]
+    for transition in phase.transitions:
+        times.append(transition.at)
+        levels.append(_LEVEL[transition.new])
+    times.append(end)
+    levels.append(levels[-1])
+    return times, levels
+
+
+def plot_demo(summary: DemoSummary, path: str | Path) -> Path:
+    """Draw ``summary`` (a finished :func:`~buttress.cli.demo.run_demo`) to a PNG."""
+    figure, axes = new_figure(2, size=(10.0, 6.0), sharex=True,
+                              gridspec_kw={"height_ratios": [3, 1]})
+    rate, state = axes[0][0], axes[1][0]
+    bare, protected = summary.bare, summary.protected
+    end = max(bare.wall_time, protected.wall_time)
+    width = max(end / BINS, 1e-3)
+    for phase, label in ((bare, "no protection"), (protected, "buttress")):
+        times, shares = success_over_time(phase, width)
+        rate.step(times, shares, where="post", label=f"{label}: real data", linewidth=2)
+    times, shares = success_over_time(protected, width, Outcome.FALLBACK)
+    rate.step(times, shares, where="post", label="buttress: fallback", linestyle=":")
+    config = summary.config
+    start = config.outage_at / config.rate
+    for ax in (rate, state):
+        ax.axvspan(start, start + config.outage, color="grey", alpha=0.15)
+        ax.grid(alpha=0.3)
+    rate.set(ylabel="share of calls", ylim=(-0.03, 1.03),
+             title=f"buttress demo: {config.failure_rate:.0%} random failures, "
+                   f"{config.outage:g} s outage (shaded)")
+    rate.legend(loc="lower left", fontsize="small")
+    times, levels = _breaker_steps(protected, end)
+    state.step(times, levels, where="post", color="tab:red", linewidth=2)
+    state.set(yticks=[0, 1, 2], yticklabels=["closed", "half-open", "open"],
+              ylim=(-0.3, 2.3), xlabel="seconds into the phase", ylabel="breaker")
+    return save(figure, path)
