@@ -67,3 +67,20 @@ def test_recovery_is_the_first_window_back_at_the_level_after_the_spike() -> Non
     goodput = [10.0, 10.0, 0.0, 0.0, 0.0, 9.0, 10.0, 10.0]
     assert recovery_time(goodput, 10.0, 20.0, 9.0, 20.0) == 30.0
     assert recovery_time(goodput[:5], 10.0, 20.0, 9.0, 20.0) is None
+
+
+def test_import_buttress_simulate_loads_only_the_standard_library() -> None:
+    import json
+    import subprocess
+    import sys
+    code = (
+        "import json, sys\n"
+        "before = set(sys.modules)\n"
+        "import buttress.simulate\n"
+        "new = {m.partition('.')[0] for m in set(sys.modules) - before}\n"
+        "print(json.dumps(sorted(new - set(sys.stdlib_module_names) - {'buttress'})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []

@@ -170,7 +170,7 @@ class PhaseTally:
     """Running counts of one phase; the observer sees it after every call."""
 
     __slots__ = ("breaker_state", "done", "failed", "fell_back", "finished", "latencies",
-                 "phase", "started_at", "succeeded", "total", "transitions")
+                 "outage_start", "phase", "started_at", "succeeded", "total", "transitions")
 
     def __init__(self, phase: str, total: int, breaker: CircuitBreaker | None) -> None:
         self.phase = phase
@@ -179,6 +179,7 @@ class PhaseTally:
         self.latencies: list[float] = []
         # (seconds into the phase, outcome) of every finished call, for --plot.
         self.finished: list[tuple[float, Outcome]] = []
+        self.outage_start: float | None = None  # seconds into the phase
         self.transitions: list[Transition] = []
         self.breaker_state = None if breaker is None else breaker.state
         self.started_at = 0.0
@@ -218,7 +219,8 @@ class PhaseResult:
     without sending. ``server_hits`` is the server's own count of what arrived.
     Latencies (seconds) are per app call, retries and backoff waits included.
     ``timeline`` holds every call's end (seconds into the phase) and outcome,
-    in order (what ``buttress demo --plot`` draws).
+    in order, and ``outage_start`` when the outage began (what ``buttress demo
+    --plot`` draws).
     """
 
     phase: str
@@ -234,6 +236,7 @@ class PhaseResult:
     wall_time: float
     transitions: tuple[Transition, ...]
     timeline: tuple[tuple[float, Outcome], ...] = ()
+    outage_start: float | None = None
 
     @property
     def success_rate(self) -> float:
@@ -405,6 +408,7 @@ def _send_traffic(call: Callable[[], Outcome], tally: PhaseTally, config: DemoCo
         if index == config.outage_at and config.outage > 0.0:
             server.outage(config.outage)
             outage_over = time.monotonic() + config.outage
+            tally.outage_start = outage_over - config.outage - start
         tally.record(*_timed_call(call))
         observer.call_finished(tally)
     wall_time = time.monotonic() - start
@@ -438,6 +442,7 @@ def _run_phase(phase: str, config: DemoConfig, server: FlakyServer, observer: De
         wall_time=wall_time,
         transitions=tuple(tally.transitions),
         timeline=tuple(tally.finished),
+        outage_start=tally.outage_start,
     )
 
 
