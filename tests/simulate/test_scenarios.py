@@ -133,7 +133,9 @@ def test_a_budget_or_a_breaker_ends_the_storm(storm: StormResult) -> None:
         assert row.recovered, policy
         assert row.after == pytest.approx(baseline.after, rel=0.05)
     budget = storm.row(storm.of("backoff + budget"))
-    assert budget.recovery_time == baseline.recovery_time
+    assert budget.recovery_time is not None
+    assert baseline.recovery_time is not None
+    assert budget.recovery_time <= baseline.recovery_time + 10.0
     assert budget.denied > 0
 
 

@@ -158,7 +158,10 @@ class StormResult:
         return [self.row(run) for run in self.runs]
 
     def table(self) -> tuple[str, list[str], list[list[str]]]:
-        """A title, headers and rows."""
+        """A title, headers and rows: goodput (calls/s) before the spike and over
+        the run's last quarter, the recovery, the attempts sent per call after
+        the spike, the answers that came after their client gave up (wasted),
+        the retries a budget refused (denied)."""
         sc = self.scenario
         rows = [[r.policy, f"{r.before:.1f}", f"{r.after:.1f}",
                  "yes" if r.recovered else "NO",
@@ -170,8 +173,7 @@ class StormResult:
                  f"t={sc.spike_start:g} s, {sc.settings.timeout_seconds:g} s timeout, "
                  f"{sc.duration:g} s (seed {self.seed})")
         return title, ["policy", "goodput before", "goodput at end", "recovers",
-                       "recovery (s)", "load after spike", "wasted answers",
-                       "retries denied"], rows
+                       "recovery (s)", "load after", "wasted", "denied"], rows
 
 
 def recovery_time(goodput: Sequence[float], width: float, spike_end: float, level: float,

@@ -38,7 +38,7 @@ class Timeline:
         [0.0, 2.0, 0.0]
     """
 
-    __slots__ = ("counts", "duration", "width")
+    __slots__ = ("_last", "counts", "duration", "width")
 
     def __init__(self, duration: float, width: float = 1.0) -> None:
         self.duration = validate.number("Timeline", "duration", duration, minimum=0.0,
@@ -46,18 +46,21 @@ class Timeline:
         self.width = validate.number("Timeline", "width", width, minimum=0.0,
                                      strict_minimum=True)
         size = max(1, math.ceil(duration / width))
+        self._last = size - 1
         self.counts: dict[str, list[int]] = {name: [0] * size for name in SERIES}
 
     def __len__(self) -> int:
-        return len(self.counts["offered"])
+        return self._last + 1
 
     def index(self, when: float) -> int:
         """The bucket of time ``when``."""
-        return min(int(when / self.width), len(self) - 1)
+        i = int(when / self.width)
+        return i if i < self._last else self._last
 
     def add(self, series: str, when: float, count: int = 1) -> None:
         """Count ``count`` events of ``series`` at time ``when``."""
-        self.counts[series][self.index(when)] += count
+        i = int(when / self.width)  # index(), inlined: this runs several times per call
+        self.counts[series][i if i < self._last else self._last] += count
 
     def sample(self, series: str, when: float, value: int) -> None:
         """Set the sampled value of ``series`` (``queue``, ``open``) at time ``when``."""
