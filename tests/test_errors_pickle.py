@@ -32,6 +32,7 @@ from buttress import (
 from buttress._core.errors import ConfigurationTypeError
 from buttress.cli.demo import DependencyError
 from buttress.observe.health import _CheckFailed
+from buttress.simulate import DependencyError as SimulatedDependencyError
 from buttress.timeout import TimeoutPoolExhaustedError
 
 
@@ -67,6 +68,7 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "BulkheadFullError": lambda: BulkheadFullError("db", 4, 10, waited=True),
     "TimeoutPoolExhaustedError": lambda: TimeoutPoolExhaustedError(64, operation="query"),
     "DependencyError": lambda: DependencyError(503),
+    "simulate.DependencyError": lambda: SimulatedDependencyError("version conflict"),
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
 }

@@ -27,6 +27,7 @@ from buttress._core import validate
 from buttress._core.errors import ConfigurationError
 from buttress.backoff import RetryStrategy
 from buttress.retry import Outcome, RetryConfig, RetryPolicy, RetryState
+from buttress.simulate.client import DependencyError
 from buttress.simulate.engine import EventLoop
 
 __all__ = ["AWS_STRATEGIES", "JitterPoint", "JitterResult", "run_aws_jitter"]
@@ -46,11 +47,8 @@ _NET_MEAN: Final = 0.010
 _NET_SD: Final = 0.002
 
 
-class _Conflict(Exception):
-    """The conditional write lost: somebody else wrote first."""
-
-
-_LOST: Final = Outcome.raised(_Conflict())
+# The conditional write lost: somebody else wrote first.
+_LOST: Final = Outcome.raised(DependencyError("version conflict"))
 
 
 def aws_retry_config(strategy: str, rng: random.Random) -> RetryConfig:
@@ -59,7 +57,7 @@ def aws_retry_config(strategy: str, rng: random.Random) -> RetryConfig:
     kind = _STRATEGY[strategy]
     return RetryConfig(max_attempts=1_000_000, base_delay=0.0 if strategy == "no backoff"
                        else BASE_DELAY, max_delay=MAX_DELAY, strategy=kind, jitter=0.0,
-                       exceptions=(_Conflict,), rng=rng)
+                       exceptions=(DependencyError,), rng=rng)
 
 
 def _contend(clients: int, strategy: str, rng: random.Random) -> tuple[int, float]:
