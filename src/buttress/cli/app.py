@@ -1,4 +1,4 @@
-"""The ``buttress`` typer app: ``buttress demo``, ``buttress simulate``,
+"""The ``buttress`` typer app: ``buttress demo``, ``buttress status``, ``buttress simulate``,
 ``buttress version`` and ``--version``.
 
 Errors name the flag the user typed (``--failure-rate``), never the config
@@ -24,6 +24,7 @@ from buttress._core.errors import ConfigurationError
 from buttress.cli.demo import DemoConfig, DemoSummary, build_config, run_demo
 from buttress.cli.display import LiveProgress, print_summary
 from buttress.cli.simulate import simulate
+from buttress.cli.status import status
 
 __all__ = ["app"]
 
@@ -159,3 +160,6 @@ app.command(name="simulate")(simulate)
 def version() -> None:
     """Print the installed buttress version."""
     typer.echo(f"buttress {buttress.__version__}")
+
+
+app.command(name="status")(status)
