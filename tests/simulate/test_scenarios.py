@@ -160,3 +160,14 @@ def test_a_higher_token_ratio_keeps_retrying_through_ten_percent_random_failures
     assert higher.recovery_time is not None
     assert higher.success[0] > 0.99
     assert grpc.success[0] < higher.success[0] - 0.03
+
+
+def test_buttress_default_jitter_of_a_tenth_leaves_contenders_colliding(
+    jitter: JitterResult,
+) -> None:
+    full = jitter.at("full jitter", 50)
+    default = jitter.at("jitter 0.1 (RetryConfig)", 50)
+    presets = jitter.at("jitter 0.5 (presets)", 50)
+    assert default.time > 2 * full.time
+    assert presets.time < default.time
+    assert presets.calls < default.calls

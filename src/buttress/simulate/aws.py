@@ -10,7 +10,9 @@ article's "calls"); *time* is when the last client succeeded.
 The backoff is buttress's: each client's retries are decided by
 :meth:`buttress.retry.RetryPolicy.decide` with ``base_delay=0.005`` and
 ``max_delay=2.0`` under the strategy compared (no jitter, full, equal and
-decorrelated jitter, and no backoff at all as a baseline). buttress counts
+decorrelated jitter, no backoff at all as a baseline, and buttress's own
+defaults: exponential backoff with jitter 0.1, as ``RetryConfig`` has it, and
+0.5, as the operation presets have it). buttress counts
 its schedule from ``base_delay`` (the article's first wait is ``2 * base``),
 and its decorrelated jitter starts at ``base_delay`` exactly.
 """
@@ -33,13 +35,19 @@ from buttress.simulate.engine import EventLoop
 __all__ = ["AWS_STRATEGIES", "JitterPoint", "JitterResult", "run_aws_jitter"]
 
 AWS_STRATEGIES: Final = ("no backoff", "no jitter", "full jitter", "equal jitter",
-                         "decorrelated jitter")
+                         "decorrelated jitter", "jitter 0.1 (RetryConfig)",
+                         "jitter 0.5 (presets)")
+# Each strategy as buttress spells it: (RetryStrategy, jitter factor). The last two
+# are buttress's own defaults: RetryConfig's exponential backoff with jitter 0.1,
+# and the operation presets' jitter 0.5.
 _STRATEGY: Final = {
-    "no backoff": RetryStrategy.FIXED_DELAY,
-    "no jitter": RetryStrategy.EXPONENTIAL_BACKOFF,
-    "full jitter": RetryStrategy.FULL_JITTER,
-    "equal jitter": RetryStrategy.EQUAL_JITTER,
-    "decorrelated jitter": RetryStrategy.DECORRELATED_JITTER,
+    "no backoff": (RetryStrategy.FIXED_DELAY, 0.0),
+    "no jitter": (RetryStrategy.EXPONENTIAL_BACKOFF, 0.0),
+    "full jitter": (RetryStrategy.FULL_JITTER, 0.0),
+    "equal jitter": (RetryStrategy.EQUAL_JITTER, 0.0),
+    "decorrelated jitter": (RetryStrategy.DECORRELATED_JITTER, 0.0),
+    "jitter 0.1 (RetryConfig)": (RetryStrategy.EXPONENTIAL_BACKOFF, 0.1),
+    "jitter 0.5 (presets)": (RetryStrategy.EXPONENTIAL_BACKOFF, 0.5),
 }
 BASE_DELAY: Final = 0.005
 MAX_DELAY: Final = 2.0
@@ -54,9 +62,9 @@ _LOST: Final = Outcome.raised(DependencyError("version conflict"))
 def aws_retry_config(strategy: str, rng: random.Random) -> RetryConfig:
     """The retry of one contender under ``strategy`` (one of :data:`AWS_STRATEGIES`):
     unlimited attempts in practice, base 5 ms, cap 2 s."""
-    kind = _STRATEGY[strategy]
+    kind, jitter = _STRATEGY[strategy]
     return RetryConfig(max_attempts=1_000_000, base_delay=0.0 if strategy == "no backoff"
-                       else BASE_DELAY, max_delay=MAX_DELAY, strategy=kind, jitter=0.0,
+                       else BASE_DELAY, max_delay=MAX_DELAY, strategy=kind, jitter=jitter,
                        exceptions=(DependencyError,), rng=rng)
 
 

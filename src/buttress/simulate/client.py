@@ -142,7 +142,10 @@ class Client:
         self._timeline = timeline
         self._retry = None if policy.retry is None else RetryPolicy(policy.retry)
         self.breaker = None if policy.breaker is None else BreakerMachine(policy.breaker)
-        self._budget = None if policy.budget is None else policy.budget(loop)
+        # A budget in the RetryConfig itself (one object shared by every client)
+        # is honoured as well: decide() is pure, so the client drives it.
+        shared: RetryBudget | None = getattr(policy.retry, "budget", None)
+        self._budget = shared if policy.budget is None else policy.budget(loop)
         self._timeout = policy.timeout
         name = policy.breaker.name if policy.breaker is not None else "simulated"
         self._rejection = Outcome.raised(
