@@ -52,8 +52,10 @@ def plot_aws_jitter(result: JitterResult, path: str | Path) -> Path:
     clients = result.clients
     for strategy in result.strategies:
         points = [result.at(strategy, n) for n in clients]
-        work.plot(clients, [p.calls for p in points], marker="o", label=strategy)
-        time.plot(clients, [p.time * 1000 for p in points], marker="o", label=strategy)
+        # buttress's own defaults ("jitter 0.1 (RetryConfig)") dashed, the article's solid.
+        style = {"marker": "o", "label": strategy, "linestyle": "--" if "(" in strategy else "-"}
+        work.plot(clients, [p.calls for p in points], **style)
+        time.plot(clients, [p.time * 1000 for p in points], **style)
     work.set(title="Work: writes sent", xlabel="contending clients", ylabel="calls")
     time.set(title="Completion time", xlabel="contending clients", ylabel="ms",
              yscale="log")
