@@ -33,6 +33,7 @@ from buttress._core.errors import CommitOutcomeUnknownError, ConfigurationTypeEr
 from buttress.cli.demo import DependencyError
 from buttress.cli.status import StatusError
 from buttress.observe.health import _CheckFailed
+from buttress.simulate import DependencyError as SimulatedDependencyError
 from buttress.stores._local import WrongTypeError
 from buttress.stores.database import DatabaseFailure
 from buttress.stores.redis_client import NotWrittenBack
@@ -71,6 +72,7 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "BulkheadFullError": lambda: BulkheadFullError("db", 4, 10, waited=True),
     "TimeoutPoolExhaustedError": lambda: TimeoutPoolExhaustedError(64, operation="query"),
     "DependencyError": lambda: DependencyError(503),
+    "simulate.DependencyError": lambda: SimulatedDependencyError("version conflict"),
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
     "CommitOutcomeUnknownError": lambda: CommitOutcomeUnknownError(

@@ -1,5 +1,5 @@
-"""The ``buttress`` typer app: ``buttress demo``, ``buttress status``, ``buttress version``
-and ``--version``.
+"""The ``buttress`` typer app: ``buttress demo``, ``buttress status``, ``buttress simulate``,
+``buttress version`` and ``--version``.
 
 Errors name the flag the user typed (``--failure-rate``), never the config
 field behind it (``DemoConfig.failure_rate``): :func:`_flag_error` maps one to
@@ -8,10 +8,12 @@ the other for every option, so a new option needs no new error handling.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated, Final, TypeVar
 
 import typer
@@ -19,8 +21,9 @@ from rich.console import Console
 
 import buttress
 from buttress._core.errors import ConfigurationError
-from buttress.cli.demo import DemoConfig, build_config, run_demo
+from buttress.cli.demo import DemoConfig, DemoSummary, build_config, run_demo
 from buttress.cli.display import LiveProgress, print_summary
+from buttress.cli.simulate import simulate
 from buttress.cli.status import status
 
 __all__ = ["app"]
@@ -102,6 +105,11 @@ def demo(
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the summary as JSON instead of progress bars and a table.",
     )] = False,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", dir_okay=False,
+        help="Also draw success rate and breaker state over time to this PNG "
+             "(needs matplotlib: buttress[plot]).",
+    )] = None,
 ) -> None:
     """Call a flaky loopback HTTP server bare, then through buttress, and compare.
 
@@ -121,15 +129,31 @@ def demo(
                               seed=typed("seed", seed))
     except (ConfigurationError, TypeError) as exc:
         raise _flag_error(ctx, exc) from exc
+    if plot is not None and importlib.util.find_spec("matplotlib") is None:
+        from buttress.simulate.plots import HINT
+        raise typer.BadParameter(HINT, ctx=ctx, param_hint="'--plot'")
     with _library_logs_silenced():
         if as_json:
             summary = run_demo(config)
             typer.echo(json.dumps(summary.as_dict(), indent=2))
+            _plot(summary, plot)
             return
         console = Console()
         with LiveProgress(console) as progress:
             summary = run_demo(config, progress)
     print_summary(console, summary)
+    if (written := _plot(summary, plot)) is not None:
+        console.print(f"plot written to {written}", highlight=False)
+
+
+def _plot(summary: DemoSummary, path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    from buttress.cli.demo_plot import plot_demo  # matplotlib only when asked for
+    return plot_demo(summary, path)
+
+
+app.command(name="simulate")(simulate)
 
 
 @app.command()

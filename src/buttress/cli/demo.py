@@ -169,14 +169,17 @@ def percentile(values: list[float], q: float) -> float:
 class PhaseTally:
     """Running counts of one phase; the observer sees it after every call."""
 
-    __slots__ = ("breaker_state", "done", "failed", "fell_back", "latencies", "phase",
-                 "started_at", "succeeded", "total", "transitions")
+    __slots__ = ("breaker_state", "done", "failed", "fell_back", "finished", "latencies",
+                 "outage_start", "phase", "started_at", "succeeded", "total", "transitions")
 
     def __init__(self, phase: str, total: int, breaker: CircuitBreaker | None) -> None:
         self.phase = phase
         self.total = total
         self.done = self.succeeded = self.fell_back = self.failed = 0
         self.latencies: list[float] = []
+        # (seconds into the phase, outcome) of every finished call, for --plot.
+        self.finished: list[tuple[float, Outcome]] = []
+        self.outage_start: float | None = None  # seconds into the phase
         self.transitions: list[Transition] = []
         self.breaker_state = None if breaker is None else breaker.state
         self.started_at = 0.0
@@ -190,6 +193,7 @@ class PhaseTally:
         """Count one finished call."""
         self.done += 1
         self.latencies.append(latency)
+        self.finished.append((time.monotonic() - self.started_at, outcome))
         if outcome is Outcome.OK:
             self.succeeded += 1
         elif outcome is Outcome.FALLBACK:
@@ -214,6 +218,9 @@ class PhaseResult:
     ``sent`` of them went out on the wire, ``rejected`` the breaker turned away
     without sending. ``server_hits`` is the server's own count of what arrived.
     Latencies (seconds) are per app call, retries and backoff waits included.
+    ``timeline`` holds every call's end (seconds into the phase) and outcome,
+    in order, and ``outage_start`` when the outage began (what ``buttress demo
+    --plot`` draws).
     """
 
     phase: str
@@ -228,6 +235,8 @@ class PhaseResult:
     p99: float
     wall_time: float
     transitions: tuple[Transition, ...]
+    timeline: tuple[tuple[float, Outcome], ...] = ()
+    outage_start: float | None = None
 
     @property
     def success_rate(self) -> float:
@@ -399,6 +408,7 @@ def _send_traffic(call: Callable[[], Outcome], tally: PhaseTally, config: DemoCo
         if index == config.outage_at and config.outage > 0.0:
             server.outage(config.outage)
             outage_over = time.monotonic() + config.outage
+            tally.outage_start = outage_over - config.outage - start
         tally.record(*_timed_call(call))
         observer.call_finished(tally)
     wall_time = time.monotonic() - start
@@ -431,6 +441,8 @@ def _run_phase(phase: str, config: DemoConfig, server: FlakyServer, observer: De
         p99=percentile(tally.latencies, 0.99),
         wall_time=wall_time,
         transitions=tuple(tally.transitions),
+        timeline=tuple(tally.finished),
+        outage_start=tally.outage_start,
     )
 
 
