@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BulkheadFullError",
     "ButtressError",
+    "ChaosError",
     "CircuitBreakerError",
     "ConfigurationError",
     "ConfigurationTypeError",
@@ -338,3 +339,17 @@ class ThrottledError(ButtressError):
         super().__init__(f"call {what}throttled locally: the dependency accepted "
                          f"{accepts:g} of {requests:g} recent requests (rejection "
                          f"probability {probability:.3f})")
+
+
+class ChaosError(ButtressError, ConnectionError):
+    """The failure a :class:`~buttress.Chaos` strategy injects by default: a
+    :class:`ConnectionError`, so retries, breakers and transient classifiers
+    treat it as a dependency failure. ``name`` is the chaos strategy's.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        what = f" ({name})" if name else ""
+        super().__init__(f"failure injected by chaos{what}")
