@@ -274,7 +274,9 @@ def _check_delays(section: str, merged: Mapping[str, Setting], owner: str | None
 
 
 _TOP_KEYS: Final = ("resilience_enabled", "circuit_breaker_enabled", "operations",
-                    "retry_configs", "circuit_breaker_configs")
+                    "retry_configs", "circuit_breaker_configs",
+                    # read by buttress.config.overload (load_overload)
+                    "retry_budgets", "rate_limiters", "adaptive_throttles", "hedges", "chaos")
 _RETRY_SCALARS: Final = ("max_attempts", "base_delay", "max_delay", "exponential_base",
                          "strategy", "jitter", "deadline", "reraise", "name")
 _RETRY_EXCEPTIONS: Final = ("exceptions", "non_retryable_exceptions")
