@@ -82,12 +82,24 @@ def test_settings_hold_the_pynomaly_defaults_for_every_operation_type() -> None:
     settings = ResilienceSettings()
     assert settings.resilience_enabled is True
     assert settings.circuit_breaker_enabled is True
-    assert settings.database == OperationSettings(30.0, 3, 0.5, 10.0, 2.0, 0.5, 3, 30.0)
-    assert settings.cache == OperationSettings(5.0, 2, 0.1, 1.0, 2.0, 0.5, 3, 15.0)
-    assert settings.api == OperationSettings(60.0, 5, 1.0, 30.0, 2.0, 0.5, 5, 60.0)
-    assert settings.file == OperationSettings(10.0, 3, 0.2, 5.0, 2.0, 0.5, 3, 30.0)
-    assert settings.ml == OperationSettings(300.0, 2, 5.0, 30.0, 2.0, 0.5, 2, 120.0)
-    assert settings.default == OperationSettings(5.0, 3, 1.0, 60.0, 2.0, 0.5, 5, 60.0)
+    assert settings.database == OperationSettings(
+        timeout_seconds=30.0, max_attempts=3, base_delay=0.5, max_delay=10.0, exponential_base=2.0,
+        jitter=0.5, failure_threshold=3, recovery_timeout=30.0)
+    assert settings.cache == OperationSettings(
+        timeout_seconds=5.0, max_attempts=2, base_delay=0.1, max_delay=1.0, exponential_base=2.0,
+        jitter=0.5, failure_threshold=3, recovery_timeout=15.0)
+    assert settings.api == OperationSettings(
+        timeout_seconds=60.0, max_attempts=5, base_delay=1.0, max_delay=30.0, exponential_base=2.0,
+        jitter=0.5, failure_threshold=5, recovery_timeout=60.0)
+    assert settings.file == OperationSettings(
+        timeout_seconds=10.0, max_attempts=3, base_delay=0.2, max_delay=5.0, exponential_base=2.0,
+        jitter=0.5, failure_threshold=3, recovery_timeout=30.0)
+    assert settings.ml == OperationSettings(
+        timeout_seconds=300.0, max_attempts=2, base_delay=5.0, max_delay=30.0, exponential_base=2.0,
+        jitter=0.5, failure_threshold=2, recovery_timeout=120.0)
+    assert settings.default == OperationSettings(
+        timeout_seconds=5.0, max_attempts=3, base_delay=1.0, max_delay=60.0, exponential_base=2.0,
+        jitter=0.5, failure_threshold=5, recovery_timeout=60.0)
     assert get_settings() == settings
 
 
@@ -189,7 +201,9 @@ def test_load_env_with_an_empty_prefix_reads_the_huleedu_variables() -> None:
         "RETRY_MAX_ATTEMPTS": "4", "RETRY_INITIAL_DELAY": "2", "RETRY_MAX_DELAY": "90",
         "CIRCUIT_BREAKER_FAILURE_THRESHOLD": "6", "CIRCUIT_BREAKER_RECOVERY_TIMEOUT": "45"})
     assert settings.circuit_breaker_enabled is False
-    assert settings.default == OperationSettings(30.0, 4, 2.0, 90.0, 2.0, 0.5, 6, 45.0)
+    assert settings.default == OperationSettings(
+        timeout_seconds=30.0, max_attempts=4, base_delay=2.0, max_delay=90.0, exponential_base=2.0,
+        jitter=0.5, failure_threshold=6, recovery_timeout=45.0)
     assert explain()["default.failure_threshold"].origin == "CIRCUIT_BREAKER_FAILURE_THRESHOLD"
 
 

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 
 import buttress
-from buttress import BulkheadConfig, ResilienceSettings, TimeoutConfig
+from buttress import (
+    BulkheadConfig,
+    CircuitBreakerConfig,
+    OperationSettings,
+    ResilienceSettings,
+    RetryConfig,
+    TimeoutConfig,
+)
 
 # Every name ``from buttress import *`` gives. A change here is a change of the
 # public API: add to it, never remove without a deprecation.
@@ -210,6 +217,9 @@ def test_a_timeout_config_takes_only_its_limit_positionally() -> None:
 @pytest.mark.parametrize(("config", "args"), [
     (BulkheadConfig, (5,)),
     (ResilienceSettings, (False,)),
+    (RetryConfig, (3,)),
+    (CircuitBreakerConfig, ("payments",)),
+    (OperationSettings, (5.0,)),
 ])
 def test_configs_take_keyword_arguments_only(config: type, args: tuple[object, ...]) -> None:
     with pytest.raises(TypeError):

@@ -1,6 +1,7 @@
-"""The public decorators keep the decorated function's type: ``mypy --strict``
-checks the expectations in ``tests/typing/decorated.py`` (``assert_type`` on
-calls, ``.resilience``, methods; calls that must be refused carry a
+"""The public decorators keep the decorated function's type and the factories
+type their keywords: ``mypy --strict`` checks the expectations in
+``tests/typing/`` (``decorated.py``: ``assert_type`` on calls, ``.resilience``,
+methods; ``factories.py``: misspelt keywords; calls that must be refused carry a
 ``type: ignore`` that ``--strict`` reports if it is not needed)."""
 
 from __future__ import annotations
@@ -20,6 +21,6 @@ def test_decorated_functions_keep_their_types_under_mypy_strict(
     stdout, stderr, status = api.run([
         "--strict", "--config-file", str(ROOT / "pyproject.toml"),
         "--cache-dir", str(tmp_path / "mypy_cache"), "--no-error-summary",
-        str(ROOT / "tests" / "typing" / "decorated.py"),
+        *(str(path) for path in sorted((ROOT / "tests" / "typing").glob("*.py"))),
     ])
     assert (status, stdout, stderr) == (0, "", "")

@@ -29,11 +29,12 @@ import contextvars
 import functools
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, Unpack
 
 from buttress._core import forksafe, live, operation, validate
 from buttress._core.breaker_machine import (
@@ -45,7 +46,7 @@ from buttress._core.breaker_machine import (
     Transition,
 )
 from buttress._core.breaker_store import BreakerStore, MemoryStore
-from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress._core.errors import CircuitBreakerError, ConfigurationError, OperationTimeoutError
 from buttress._core.events import (
     GLOBAL,
@@ -64,6 +65,9 @@ from buttress._core.strategy import (
     logger,
     should_log,
 )
+from buttress.fallback import Fallback
+from buttress.options import CircuitBreakerOptions, _BreakerTuning
+from buttress.timeout import Timeout
 
 __all__ = [
     "BreakerMachine",
@@ -137,6 +141,7 @@ class CircuitBreakerConfig:
 
     .. versionadded:: 0.2 ``failure_on_result``, ``mode``,
        ``recovery_timeout_multiplier`` and ``max_recovery_timeout``.
+    .. versionchanged:: 0.2 keyword arguments only.
     """
 
     name: str
@@ -162,6 +167,7 @@ class CircuitBreakerConfig:
 
     def __init__(
         self,
+        *,
         name: str = "default",
         failure_threshold: int | None = _UNSET,
         recovery_timeout: float = 30.0,
@@ -177,7 +183,6 @@ class CircuitBreakerConfig:
         failure_exceptions: Any = (Exception,),
         ignored_exceptions: Any = _UNSET,
         fallback: Callable[..., Any] | None = None,
-        *,
         exception_whitelist: Any = _UNSET,
         critical: bool = False,
         failure_on_result: Callable[[Any], bool] | None = None,
@@ -276,7 +281,7 @@ class CircuitBreakerConfig:
         """Alias of ``ignored_exceptions``."""
         return self.ignored_exceptions
 
-    def replace(self, **changes: Any) -> CircuitBreakerConfig:
+    def replace(self, **changes: Unpack[CircuitBreakerOptions]) -> CircuitBreakerConfig:
         """A copy with some fields changed (and validated again)."""
         current = {name: getattr(self, name) for name in self.__dataclass_fields__}
         if current["failure_threshold"] is None and self.failure_rate_threshold is not None:
@@ -411,6 +416,12 @@ _OPEN: Final = CircuitState.OPEN  # a module global: an Enum member read costs 0
 _rejecting: Final = CircuitBreakerError.rejecting
 
 
+def _monotonic_of(clock: Clock) -> Callable[[], float]:
+    """The clock's reading function; for the system clock, ``time.monotonic``
+    itself (a Python frame less on the open breaker's path)."""
+    return time.monotonic if type(clock) is SystemClock else clock.monotonic
+
+
 class CircuitBreaker(Strategy):
     """A circuit breaker, usable every way the seeds use one::
 
@@ -430,8 +441,8 @@ class CircuitBreaker(Strategy):
     """
 
     __slots__ = (
-        "__weakref__", "_count_rejection", "_count_success", "_frames", "_gate", "_lean",
-        "_slow_limit",
+        "__weakref__", "_answer", "_count_rejection", "_count_success", "_frames", "_gate",
+        "_lean", "_limit", "_slow_limit",
         "_store", "_timed", "clock", "config", "events", "name",
     )
 
@@ -446,18 +457,17 @@ class CircuitBreaker(Strategy):
         on_state_change: StateListener | None = None,
         store: Callable[[CircuitBreakerConfig, Callable[[Transition], object]],
                         BreakerStore] | None = None,
-        **options: Any,
+        **options: Unpack[_BreakerTuning],
     ) -> None:
         if isinstance(name, CircuitBreakerConfig):
             name, config = None, name
         if config is not None and not isinstance(config, CircuitBreakerConfig):
             raise TypeError(f"CircuitBreaker config must be a CircuitBreakerConfig, got {config!r}")
         if config is None:
-            if name is not None:
-                options["name"] = name
-            config = CircuitBreakerConfig(**options)
+            config = (CircuitBreakerConfig(**options) if name is None
+                      else CircuitBreakerConfig(name=name, **options))
         else:
-            changes = dict(options)
+            changes: dict[str, Any] = dict(options)
             if name is not None and name != config.name:
                 changes["name"] = name
             if changes:
@@ -479,9 +489,22 @@ class CircuitBreaker(Strategy):
         self._slow_limit = config.slow_call_duration
         # Whether a call's duration is needed (a slow-call rule, a timeout).
         self._timed = config.slow_call_duration is not None or config.timeout is not None
-        # The lean decorator serves calls with no timeout and no result check:
-        # the store's ticket then decides everything else.
-        self._lean = config.timeout is None and config.failure_on_result is None
+        # The lean decorator serves calls with no timeout, no fallback and no result
+        # check: the store's ticket then decides everything else.
+        self._lean = (config.timeout is None and config.failure_on_result is None
+                      and config.fallback is None)
+        # ``timeout=`` and ``fallback=`` are sugar: a Timeout inside the breaker (a
+        # call that runs out of time is a failure) and a Fallback around it that
+        # answers rejections. Both report on this breaker's hub.
+        self._limit: Timeout | None = None
+        self._answer: Fallback | None = None
+        if config.timeout is not None:
+            self._limit = Timeout(config.timeout, clock=self.clock, operation_name=self.name)
+            self._limit.events = self.events
+        if config.fallback is not None:
+            self._answer = Fallback(fallback=config.fallback, exceptions=CircuitBreakerError,
+                                    name=self.name)
+            self._answer.events = self.events
         for hook in live.observe(self):  # exporters give a new breaker its series
             call_hook(hook, self)
 
@@ -587,10 +610,10 @@ class CircuitBreaker(Strategy):
         # The open fast path: now < gate.open_until decided it, no store call.
         self._count_rejection()
         remaining = until - now
-        targets = self.events.of(CallRejected)
-        if targets:
-            deliver(targets, CallRejected("circuit_breaker", self.name, CircuitState.OPEN,
-                                          remaining))
+        if self.events.active:
+            targets = self.events.of(CallRejected)
+            if targets:
+                deliver(targets, CallRejected("circuit_breaker", self.name, _OPEN, remaining))
         return _rejecting(self.name, _OPEN, remaining, self._gate.tripped_by)
 
     def _rejection(self, now: float) -> CircuitBreakerError:
@@ -650,25 +673,20 @@ class CircuitBreaker(Strategy):
             # verdict on the dependency): the call leaves no mark but its permit.
             self._store.release(epoch, ignored=verdict is _IGNORED)
 
-    def _reject(self, error: CircuitBreakerError, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
-        fallback = self.config.fallback
-        if fallback is None:
-            raise error
-        return fallback(error, *args, **kwargs)
-
     # call paths
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        return self._wrap_sync(fn, None)
-
-    def _wrap_sync(self, fn: Callable[..., Any],
-                   report: Callable[..., Any] | None) -> Callable[..., Any]:
-        if self.config.fallback is not None and is_async_callable(self.config.fallback):
+        if self._answer is not None and is_async_callable(self.config.fallback):
             raise TypeError(
                 f"circuit breaker {self.name!r} has an async fallback "
                 f"{self.config.fallback!r}, which a sync call can not await"
             )
+        inner = fn if self._limit is None else self._limit.wrap(fn)
+        protected = self._wrap_sync(inner, None)
+        return protected if self._answer is None else self._answer.wrap(protected)
+
+    def _wrap_sync(self, fn: Callable[..., Any],
+                   report: Callable[..., Any] | None) -> Callable[..., Any]:
         # ``report`` (decorators only) is ``fn`` under this breaker, reported as
         # one operation; it is taken only while somebody listens, so a call
         # nobody hears costs one attribute read here instead of a wrapper frame.
@@ -676,6 +694,7 @@ class CircuitBreaker(Strategy):
             gate = self._gate
             count_success = self._count_success
             hub = self.events
+            monotonic = _monotonic_of(self.clock)
 
             def protected(*args: Any, **kwargs: Any) -> Any:
                 if report is not None and hub.active:
@@ -692,6 +711,10 @@ class CircuitBreaker(Strategy):
                     else:
                         self._succeeded(ticket, 0.0)
                     return result
+                now = monotonic()
+                until = gate.open_until
+                if now < until:  # open: rejected here, without another frame
+                    raise self._open_rejection(now, until)
                 return self._call_guarded(fn, args, kwargs)
 
             return protected
@@ -709,12 +732,10 @@ class CircuitBreaker(Strategy):
             now = self.clock.monotonic()
             until = gate.open_until
             if now < until:
-                if self.config.fallback is None:
-                    raise self._open_rejection(now, until)  # here: a frame less
-                return self._reject(self._open_rejection(now, until), args, kwargs)
+                raise self._open_rejection(now, until)
             epoch = self._store.admit(now)
             if epoch == REJECT:
-                return self._reject(self._rejection(now), args, kwargs)
+                raise self._rejection(now)
         if not self._timed:
             try:
                 result = fn(*args, **kwargs)
@@ -729,13 +750,7 @@ class CircuitBreaker(Strategy):
         clock = self.clock
         start = clock.monotonic()
         try:
-            if self.config.timeout is None:
-                result = fn(*args, **kwargs)
-            else:
-                from buttress.timeout import call_with_thread_timeout
-
-                result = call_with_thread_timeout(fn, args, kwargs, self.config.timeout,
-                                                  clock, self.name, events=self.events)
+            result = fn(*args, **kwargs)
         except BaseException as exc:
             self._failed(epoch, exc, clock.monotonic() - start)
             raise
@@ -743,7 +758,9 @@ class CircuitBreaker(Strategy):
         return result
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        return self._wrap_async(fn, None)
+        inner = fn if self._limit is None else self._limit.wrap_async(fn)
+        protected = self._wrap_async(inner, None)
+        return protected if self._answer is None else self._answer.wrap_async(protected)
 
     def _wrap_async(self, fn: Callable[..., Awaitable[Any]],
                     report: Callable[..., Awaitable[Any]] | None
@@ -753,6 +770,7 @@ class CircuitBreaker(Strategy):
             gate = self._gate
             count_success = self._count_success
             hub = self.events
+            monotonic = _monotonic_of(self.clock)
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
                 if report is not None and hub.active:
@@ -769,6 +787,10 @@ class CircuitBreaker(Strategy):
                     else:
                         self._succeeded(ticket, 0.0)
                     return result
+                now = monotonic()
+                until = gate.open_until
+                if now < until:
+                    raise self._open_rejection(now, until)
                 return await self._acall_guarded(fn, args, kwargs)
 
             return protected
@@ -786,14 +808,10 @@ class CircuitBreaker(Strategy):
             now = self.clock.monotonic()
             until = gate.open_until
             if now < until:
-                if self.config.fallback is None:
-                    raise self._open_rejection(now, until)
-                result = self._reject(self._open_rejection(now, until), args, kwargs)
-                return (await result) if isinstance(result, Awaitable) else result
+                raise self._open_rejection(now, until)
             epoch = self._store.admit(now)
             if epoch == REJECT:
-                result = self._reject(self._rejection(now), args, kwargs)
-                return (await result) if isinstance(result, Awaitable) else result
+                raise self._rejection(now)
         if not self._timed:
             try:
                 result = await fn(*args, **kwargs)
@@ -808,13 +826,7 @@ class CircuitBreaker(Strategy):
         clock = self.clock
         start = clock.monotonic()
         try:
-            if self.config.timeout is None:
-                result = await fn(*args, **kwargs)
-            else:
-                from buttress.timeout import await_with_timeout
-
-                result = await await_with_timeout(fn(*args, **kwargs), self.config.timeout,
-                                                  clock, self.name, events=self.events)
+            result = await fn(*args, **kwargs)
         except BaseException as exc:
             self._failed(epoch, exc, clock.monotonic() - start)
             raise
@@ -839,13 +851,22 @@ class CircuitBreaker(Strategy):
         """Run ``fn(*args, **kwargs)`` through the breaker (pybreaker's spelling)."""
         if check_call(fn, "CircuitBreaker"):
             raise TypeError(f"{fn!r} is a coroutine function: use `await breaker.acall(fn)`")
-        return self._call_guarded(fn, args, kwargs)
+        limit, answer = self._limit, self._answer
+        if limit is None and answer is None:
+            return self._call_guarded(fn, args, kwargs)
+        # An async fallback can not answer a sync call: its rejection is raised.
+        inner = fn if limit is None else limit.wrap(fn)
+        if answer is None or is_async_callable(self.config.fallback):
+            return self._call_guarded(inner, args, kwargs)
+        return answer.wrap(self._wrap_sync(inner, None))(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any,
                     **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         check_call(fn, "CircuitBreaker")
-        return await self._acall_guarded(fn, args, kwargs)
+        if self._limit is None and self._answer is None:
+            return await self._acall_guarded(fn, args, kwargs)
+        return await self.wrap_async(fn)(*args, **kwargs)
 
     def protect(self, fn: F) -> F:
         """Decorate ``fn`` (sync or async) with this breaker; same as ``@breaker``."""
@@ -929,7 +950,7 @@ class CircuitBreaker(Strategy):
         self._exit(exc, judge_overrun=True)
 
     async def __aenter__(self) -> CircuitBreaker:
-        limit = self.config.timeout
+        limit = self._limit
         if limit is None:
             epoch = self._gate.ticket
             frames = self._frames
@@ -938,18 +959,17 @@ class CircuitBreaker(Strategy):
             else:
                 frames.set((epoch, 0.0, None, frames.get()))
             return self
-        timeout = self.clock.timeout(limit)
-        await timeout.__aenter__()
+        await limit.__aenter__()
         try:
-            self._enter(timeout)
+            self._enter(limit)
         except BaseException:
-            await timeout.__aexit__(None, None, None)
+            await limit.__aexit__(None, None, None)
             raise
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        if self.config.timeout is None:
+        if self._limit is None:
             frames = self._frames
             if exc is None and not self._timed and frames is not None:
                 frame = frames.get()
@@ -960,16 +980,15 @@ class CircuitBreaker(Strategy):
             self._exit(exc)
             return
         frame = self._frame()
-        timeout = frame[2] if frame is not None else None
-        if timeout is not None:
+        limit = frame[2] if frame is not None else None
+        if limit is not None:
+            # The timeout ends first: a body it cut short is a failure of the call
+            # (OperationTimeoutError), not a cancellation.
             try:
-                await timeout.__aexit__(exc_type, exc, tb)
-            except TimeoutError as expired:
-                if not timeout.expired():
-                    raise
-                error = OperationTimeoutError(operation=self.name, timeout=self.config.timeout)
+                await limit.__aexit__(exc_type, exc, tb)
+            except OperationTimeoutError as error:
                 self._exit(error)
-                raise error from expired
+                raise
         self._exit(exc)
 
     def __repr__(self) -> str:

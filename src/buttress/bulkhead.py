@@ -36,7 +36,7 @@ import threading
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Unpack
 
 from buttress._core import caller as _caller
 from buttress._core import forksafe, validate
@@ -44,6 +44,7 @@ from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import BulkheadFullError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, deliver
 from buttress._core.strategy import Strategy
+from buttress.options import BulkheadOptions
 
 __all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError"]
 
@@ -100,12 +101,13 @@ class Bulkhead(Strategy):
     order = 50
 
     def __init__(self, config: BulkheadConfig | None = None, *, clock: Clock | None = None,
-                 **options: Any) -> None:
+                 **options: Unpack[BulkheadOptions]) -> None:
         if config is not None and not isinstance(config, BulkheadConfig):
             raise TypeError(f"Bulkhead config must be a BulkheadConfig, got {config!r}")
         self.config = BulkheadConfig(**options) if config is None else config
         if config is not None and options:
-            raise TypeError("pass a BulkheadConfig or keyword options, not both")
+            raise TypeError(
+                f"pass a BulkheadConfig or keyword options, not both: {sorted(options)}")
         self.name = self.config.name
         self.clock = SYSTEM_CLOCK if clock is None else clock
         #: This bulkhead's listener hub: ``bulkhead.events.add(listener, *kinds)``.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 from buttress._core.clock import Clock
 from buttress._core.strategy import check_protectable
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+from buttress.options import CircuitBreakerOptions, _RetryTuning
 from buttress.pipeline import Pipeline
 from buttress.registry import get_circuit_breaker
 from buttress.retry import Retry
@@ -25,7 +26,7 @@ __all__ = [
 F = TypeVar("F", bound=Callable[..., Any])
 
 def _breaker_from(config: CircuitBreakerConfig | None, clock: Clock | None,
-                  options: dict[str, Any]) -> CircuitBreaker:
+                  options: CircuitBreakerOptions) -> CircuitBreaker:
     if config is None:
         config = CircuitBreakerConfig(**options)
     elif options:
@@ -34,7 +35,8 @@ def _breaker_from(config: CircuitBreakerConfig | None, clock: Clock | None,
 
 
 def circuit_breaker(
-    config: CircuitBreakerConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+    config: CircuitBreakerConfig | None = None, /, *, clock: Clock | None = None,
+    **options: Unpack[CircuitBreakerOptions],
 ) -> CircuitBreaker:
     """Decorator protecting a sync or async function with the registered breaker
     named by the config (created on first use, shared by every function naming it)::
@@ -46,7 +48,8 @@ def circuit_breaker(
 
 
 def async_circuit_breaker(
-    config: CircuitBreakerConfig | None = None, /, *, clock: Clock | None = None, **options: Any
+    config: CircuitBreakerConfig | None = None, /, *, clock: Clock | None = None,
+    **options: Unpack[CircuitBreakerOptions],
 ) -> Callable[[F], F]:
     """Like :func:`circuit_breaker`, for coroutine functions only."""
     breaker = _breaker_from(config, clock, options)
@@ -70,12 +73,14 @@ def _retry_with_breaker(retry: Retry, breaker_name: str | None,
 @overload
 def retry_http_request(
     max_attempts: int = 3, base_delay: float = 1.0, max_delay: float = 30.0, *,
-    circuit_breaker: None = None, clock: Clock | None = None, **options: Any,
+    circuit_breaker: None = None, clock: Clock | None = None,
+    **options: Unpack[_RetryTuning],
 ) -> Retry: ...
 @overload
 def retry_http_request(
     max_attempts: int = 3, base_delay: float = 1.0, max_delay: float = 30.0, *,
-    circuit_breaker: str, clock: Clock | None = None, **options: Any,
+    circuit_breaker: str, clock: Clock | None = None,
+    **options: Unpack[_RetryTuning],
 ) -> Pipeline: ...
 def retry_http_request(
     max_attempts: int = 3,
@@ -84,7 +89,7 @@ def retry_http_request(
     *,
     circuit_breaker: str | None = None,
     clock: Clock | None = None,
-    **options: Any,
+    **options: Unpack[_RetryTuning],
 ) -> Retry | Pipeline:
     """Retry an HTTP call on transient failures only (connection errors, timeouts,
     408/425/429/5xx statuses), with jittered exponential backoff, optionally behind
@@ -106,12 +111,14 @@ def retry_http_request(
 @overload
 def retry_database_operation(
     max_attempts: int = 3, base_delay: float = 0.5, max_delay: float = 10.0, *,
-    circuit_breaker: None = None, clock: Clock | None = None, **options: Any,
+    circuit_breaker: None = None, clock: Clock | None = None,
+    **options: Unpack[_RetryTuning],
 ) -> Retry: ...
 @overload
 def retry_database_operation(
     max_attempts: int = 3, base_delay: float = 0.5, max_delay: float = 10.0, *,
-    circuit_breaker: str, clock: Clock | None = None, **options: Any,
+    circuit_breaker: str, clock: Clock | None = None,
+    **options: Unpack[_RetryTuning],
 ) -> Pipeline: ...
 def retry_database_operation(
     max_attempts: int = 3,
@@ -120,7 +127,7 @@ def retry_database_operation(
     *,
     circuit_breaker: str | None = None,
     clock: Clock | None = None,
-    **options: Any,
+    **options: Unpack[_RetryTuning],
 ) -> Retry | Pipeline:
     """Retry a database call on transient errors only (lost connections, timeouts,
     driver ``OperationalError``), with exponential backoff::

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from buttress._core import live
 from buttress._core.errors import ConfigurationError
@@ -34,6 +34,7 @@ from buttress._core.strategy import call_hook
 if TYPE_CHECKING:
     from buttress._core.clock import Clock
     from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+    from buttress.options import _BreakerTuning
 
 __all__ = [
     "clear_circuit_breakers",
@@ -73,7 +74,7 @@ def get_circuit_breaker(
     config: CircuitBreakerConfig | None = None,
     *,
     clock: Clock | None = None,
-    **options: Any,
+    **options: Unpack[_BreakerTuning],
 ) -> CircuitBreaker:
     """The breaker registered under ``name``, created from ``config`` (or keyword
     options) and on ``clock`` on first use::

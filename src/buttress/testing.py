@@ -26,9 +26,10 @@ from typing import Any, Final
 
 from buttress._core import forksafe
 from buttress._core.testmode import TEST_MODE
+from buttress.fault_proxy import FaultProxy
 
 __all__ = [
-    "AsyncScriptedCall", "ScriptedCall", "TimerHandle", "VirtualClock", "is_testing",
+    "AsyncScriptedCall", "FaultProxy", "ScriptedCall", "TimerHandle", "VirtualClock", "is_testing",
     "reset_registries", "set_testing", "testing",
 ]
 

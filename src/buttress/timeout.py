@@ -40,7 +40,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import KW_ONLY, dataclass
 from types import FrameType, TracebackType
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, NamedTuple, TypeVar, Unpack
 
 from buttress._core import validate, workers
 from buttress._core.caller import Caller, run_for
@@ -58,6 +58,7 @@ from buttress._core.strategy import (
 )
 from buttress._core.workers import DEFAULT_MAX_WORKERS, set_max_workers
 from buttress.bulkhead import BulkheadFullError
+from buttress.options import TimeoutOptions
 
 __all__ = [
     "DEFAULT_MAX_WORKERS",
@@ -112,7 +113,7 @@ class TimeoutConfig:
         return cls(message)
 
 
-def _config(value: TimeoutConfig | float | None, options: dict[str, Any]) -> TimeoutConfig:
+def _config(value: TimeoutConfig | float | None, options: TimeoutOptions) -> TimeoutConfig:
     if isinstance(value, TimeoutConfig):
         if options:
             raise TypeError(f"pass either a TimeoutConfig or options, not both: {options!r}")
@@ -522,7 +523,7 @@ class Timeout(Strategy):
         config: TimeoutConfig | float | None = None,
         *,
         clock: Clock | None = None,
-        **options: Any,
+        **options: Unpack[TimeoutOptions],
     ) -> None:
         self.config = _config(config, options)
         self.clock = SYSTEM_CLOCK if clock is None else clock
@@ -612,7 +613,7 @@ def timeout(
     /,
     *,
     clock: Clock | None = None,
-    **options: Any,
+    **options: Unpack[TimeoutOptions],
 ) -> Timeout:
     """Timeout decorator for sync and async functions::
 
@@ -627,7 +628,7 @@ def async_timeout(
     /,
     *,
     clock: Clock | None = None,
-    **options: Any,
+    **options: Unpack[TimeoutOptions],
 ) -> Callable[[F], F]:
     """Timeout decorator for coroutine functions (``TypeError`` for anything else)::
 

@@ -73,7 +73,7 @@ def _suggest(name: str, known: Iterable[str]) -> str:
 # --- the settings object ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class OperationSettings:
     """Timeout, retry and breaker values for one operation type.
 
@@ -85,6 +85,8 @@ class OperationSettings:
                           max_delay=10.0, failure_threshold=3, recovery_timeout=30.0)
 
     ``jitter`` is a factor 0..1 (``True`` means 0.5); validated on construction.
+
+    .. versionchanged:: 0.2 keyword arguments only.
     """
 
     timeout_seconds: float = 5.0

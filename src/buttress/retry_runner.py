@@ -1,0 +1,341 @@
+"""The retry runners: the :class:`Retry` strategy and the loops that act on its policy.
+
+Two short loops drive :class:`~buttress.retry_policy.RetryPolicy`, one sync and
+one async; they are the only code of retrying that sleeps. The success path of
+a decorated call is one ``try`` and the call. :class:`Attempt` is the same loop
+turned inside out, for ``for attempt in retry.attempts(): with attempt: ...``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from types import TracebackType
+from typing import Any, TypeVar, Unpack
+
+from buttress._core import operation
+from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.context import CURRENT, RetryContext
+from buttress._core.strategy import Strategy, check_protectable, operation_name
+from buttress.options import RetryOptions
+from buttress.retry_config import RetryConfig
+from buttress.retry_policy import RetryPolicy, RetryState, _end_operation, _open_operation
+
+__all__ = ["Attempt", "Retry"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _resume_sync(
+    policy: RetryPolicy,
+    clock: Clock,
+    fn: Callable[..., Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    state: RetryState,
+    failure: Exception | None,
+    result: Any,
+) -> Any:
+    """Continue a sync call after its first attempt failed or was rejected."""
+    outer = CURRENT.get()
+    token = None
+    events, judges = policy.events, policy.judges_results
+    try:
+        while True:
+            delay = policy.next_delay(state, failure, result, clock)
+            if delay > 0.0:
+                clock.sleep(delay)
+            state.attempts += 1
+            if token is None:  # from here on the context counts this call's attempts
+                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
+            if events.active:
+                policy.started(state)
+            try:
+                result = fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+                continue
+            failure = None
+            if not judges and not events.active:
+                operation.attempted(state.attempts)  # for an enclosing operation's record
+                return result
+            if policy.finished(state, result, clock):
+                return result
+    finally:
+        if token is not None:
+            CURRENT.reset(token)
+
+
+async def _resume_async(
+    policy: RetryPolicy,
+    clock: Clock,
+    fn: Callable[..., Awaitable[Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    state: RetryState,
+    failure: Exception | None,
+    result: Any,
+) -> Any:
+    """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
+    outer = CURRENT.get()
+    token = None
+    events, judges = policy.events, policy.judges_results
+    try:
+        while True:
+            delay = policy.next_delay(state, failure, result, clock)
+            if delay > 0.0:
+                await clock.async_sleep(delay)
+            state.attempts += 1
+            if token is None:  # from here on the context counts this call's attempts
+                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
+            if events.active:
+                policy.started(state)
+            try:
+                result = await fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+                continue
+            failure = None
+            if not judges and not events.active:
+                operation.attempted(state.attempts)  # for an enclosing operation's record
+                return result
+            if policy.finished(state, result, clock):
+                return result
+    finally:
+        if token is not None:
+            try:  # noqa: SIM105 - as cheap as it gets on the way out
+                CURRENT.reset(token)
+            except ValueError:
+                pass  # closed by the garbage collector, outside the task's context
+
+
+class Attempt:
+    """One attempt of a hand-written retry loop; use it as a context manager.
+
+    Leaving the block with a retryable exception suppresses it (the loop goes on
+    after the wait); a non-retryable exception propagates; giving up raises what
+    the decorator would raise (``RetryExhaustedError``, or the last exception
+    with ``reraise=True``). Cancellation, interrupts and exits always propagate.
+    """
+
+    __slots__ = ("_clock", "_delay", "_finished", "_policy", "_state", "number")
+
+    def __init__(self, number: int, policy: RetryPolicy, state: RetryState, clock: Clock) -> None:
+        self.number = number
+        self._policy = policy
+        self._state = state
+        self._clock = clock
+        self._delay: float | None = None
+        self._finished = False
+
+    def __enter__(self) -> Attempt:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        self._finished = True
+        if exc is None or not isinstance(exc, Exception):
+            return False
+        try:
+            self._delay = self._policy.next_delay(self._state, exc, None, self._clock)
+        except Exception as error:
+            if error is exc:
+                return False  # not retryable: let the original propagate untouched
+            raise
+        return True
+
+    def _next_delay(self) -> float | None:
+        """After the block: the wait before the next attempt, or None when done."""
+        if not self._finished:
+            raise RuntimeError("each attempt of Retry.attempts() must be entered with `with`")
+        if self._delay is None:
+            self._policy.finished(self._state, None, self._clock)
+        return self._delay
+
+
+class Retry(Strategy):
+    """The retry strategy: a decorator, a pipeline stage, or ``retry.call(fn)``.
+
+    Example::
+
+        @Retry(RetryConfig(max_attempts=3, base_delay=0.5))
+        def fetch() -> bytes: ...
+    """
+
+    __slots__ = ("_mode", "clock", "config", "events", "policy")
+
+    order = 20
+    # A retry opens its call's operation itself, on its watched path (only when
+    # somebody listens), and reports its outcome as Succeeded/GaveUp.
+    _measures_itself = True
+
+    def __init__(
+        self,
+        config: RetryConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        _mode: str = "any",
+        **options: Unpack[RetryOptions],
+    ) -> None:
+        if config is not None and not isinstance(config, RetryConfig):
+            raise TypeError(f"retry config must be a RetryConfig, got {config!r}")
+        if config is None:
+            config = RetryConfig(**options)
+        elif options:
+            config = config.replace(**options)
+        self.config = config
+        self.policy = RetryPolicy(config)
+        #: This retry's listener hub: ``retry.events.add(listener, *kinds)``.
+        self.events = self.policy.events
+        self.clock = SYSTEM_CLOCK if clock is None else clock
+        self._mode = _mode
+
+    def _given_name(self) -> str | None:
+        """The name this strategy gives its calls, if any (see :func:`operation_name_of`)."""
+        return self.config.name
+
+    def __call__(self, fn: F) -> F:
+        is_async = check_protectable(fn, "Retry")
+        if self._mode == "async" and not is_async:
+            raise TypeError(
+                f"async_retry needs a coroutine function, got {fn!r}; "
+                "use retry() or retry_sync() for sync functions"
+            )
+        if self._mode == "sync" and is_async:
+            raise TypeError(
+                f"retry_sync needs a plain function, got coroutine function {fn!r}; "
+                "use retry() or async_retry() for async functions"
+            )
+        return super().__call__(fn)
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        policy, clock, events = self.policy, self.clock, self.policy.events
+        name = self.config.name or operation_name(fn)
+        named = operation.Operation(name)
+
+        def retrying_watched(*args: Any, **kwargs: Any) -> Any:
+            state = policy.begin(clock, name, 1, args, kwargs)
+            _open_operation(state, named)
+            try:
+                try:
+                    result = fn(*args, **kwargs)
+                except Exception as exc:
+                    failure = exc
+                else:
+                    if policy.finished(state, result, clock):
+                        return result
+                    return _resume_sync(policy, clock, fn, args, kwargs, state, None, result)
+                return _resume_sync(policy, clock, fn, args, kwargs, state, failure, None)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    policy.interrupted(state, exc, clock)
+                raise
+            finally:
+                _end_operation(state)  # also when a retry_condition raised
+
+        if not policy.is_lean:
+            return retrying_watched
+
+        def retrying(*args: Any, **kwargs: Any) -> Any:
+            if events.active:
+                return retrying_watched(*args, **kwargs)
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+            # Resumed outside the except block so that later failures are not
+            # chained onto this one through __context__.
+            return _resume_sync(policy, clock, fn, args, kwargs,
+                                RetryState(None, 1, name, args, kwargs), failure, None)
+
+        return retrying
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        policy, clock, events = self.policy, self.clock, self.policy.events
+        name = self.config.name or operation_name(fn)
+        named = operation.Operation(name)
+
+        async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
+            state = policy.begin(clock, name, 1, args, kwargs)
+            _open_operation(state, named)
+            try:
+                try:
+                    result = await fn(*args, **kwargs)
+                except Exception as exc:
+                    failure = exc
+                else:
+                    if policy.finished(state, result, clock):
+                        return result
+                    return await _resume_async(policy, clock, fn, args, kwargs, state, None,
+                                               result)
+                return await _resume_async(policy, clock, fn, args, kwargs, state, failure, None)
+            except BaseException as exc:
+                if not isinstance(exc, Exception):
+                    policy.interrupted(state, exc, clock)
+                raise
+            finally:
+                _end_operation(state)  # also when a retry_condition raised
+
+        if not policy.is_lean:
+            return retrying_watched
+
+        async def retrying(*args: Any, **kwargs: Any) -> Any:
+            if events.active:
+                return await retrying_watched(*args, **kwargs)
+            try:
+                return await fn(*args, **kwargs)
+            except Exception as exc:
+                failure = exc
+            return await _resume_async(
+                policy, clock, fn, args, kwargs, RetryState(None, 1, name, args, kwargs),
+                failure, None
+            )
+
+        return retrying
+
+    def attempts(self) -> Iterator[Attempt]:
+        """The retry loop as an iterator, for code that is not a single function::
+
+            for attempt in Retry(max_attempts=3).attempts():
+                with attempt:
+                    response = session.get(url)
+
+        ``retry_on_result`` does not apply here (there is no result to look at).
+        """
+        policy, clock = self.policy, self.clock
+        state = policy.begin(clock, self.config.name, attempts=0)
+        while True:
+            state.attempts += 1
+            policy.started(state)
+            attempt = Attempt(state.attempts, policy, state, clock)
+            yield attempt
+            delay = attempt._next_delay()
+            if delay is None:
+                return
+            if delay > 0.0:
+                clock.sleep(delay)
+
+    async def attempts_async(self) -> AsyncIterator[Attempt]:
+        """The async twin of :meth:`attempts`::
+
+            async for attempt in Retry(max_attempts=3).attempts_async():
+                with attempt:
+                    response = await client.get(url)
+        """
+        policy, clock = self.policy, self.clock
+        state = policy.begin(clock, self.config.name, attempts=0)
+        while True:
+            state.attempts += 1
+            policy.started(state)
+            attempt = Attempt(state.attempts, policy, state, clock)
+            yield attempt
+            delay = attempt._next_delay()
+            if delay is None:
+                return
+            if delay > 0.0:
+                await clock.async_sleep(delay)
+
+    def __repr__(self) -> str:
+        return f"Retry({self.config!r})"
+
+
+# --- the seeds' spellings ----------------------------------------------------------------
