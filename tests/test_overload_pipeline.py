@@ -121,3 +121,30 @@ def test_a_rate_limited_call_finishes_as_rejected() -> None:
     with pytest.raises(RateLimitedError):
         protect.call(lambda: None)
     assert [e.outcome for e in seen] == ["success", "rejected"]
+
+
+def test_metrics_count_limiter_and_throttle_refusals_as_rejections() -> None:
+    from buttress import ResilienceMetrics, ThrottledError
+
+    clock = VirtualClock()
+    metrics = ResilienceMetrics()
+    protect = Pipeline(RateLimiter(rate=1, clock=clock, name="partner"))
+    metrics.install(protect.events)
+    protect.call(lambda: None)
+    for _ in range(3):
+        with pytest.raises(RateLimitedError):
+            protect.call(lambda: None)
+    throttle = AdaptiveThrottle(clock=clock, seed=0, name="search")
+    throttled = Pipeline(throttle)
+    metrics.install(throttled.events)
+    for _ in range(50):
+        throttle.record(False)  # the dependency refused 50 requests
+    refused = 0
+    for _ in range(20):
+        try:
+            throttled.call(lambda: None)
+        except ThrottledError:
+            refused += 1
+    assert metrics.get_metrics("partner")["rejections"] == 3
+    assert metrics.get_metrics("partner")["rejected"] == 3
+    assert metrics.get_metrics("search")["rejections"] == refused > 0
