@@ -151,7 +151,11 @@ class Hedge(Strategy):
         async def lookup(key: str) -> bytes: ...
 
     Use it only for idempotent calls: several attempts may run, and the
-    abandoned ones of a sync call run to their end.
+    abandoned ones of a sync call run to their end. The hedge reports its
+    calls to its ``budget`` (a first attempt, each failure, the success) so
+    that the budget refills; a ``Retry`` around it sharing the same budget
+    reports the same call again, which a token bucket counts twice: give the
+    budget to one of them per call path, or to both knowingly.
 
     .. versionadded:: 0.3
     """
