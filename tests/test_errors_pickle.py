@@ -32,9 +32,13 @@ from buttress import (
     RetryExhaustedError,
     ThrottledError,
 )
-from buttress._core.errors import ConfigurationTypeError
+from buttress._core.errors import CommitOutcomeUnknownError, ConfigurationTypeError
 from buttress.cli.demo import DependencyError
+from buttress.cli.status import StatusError
 from buttress.observe.health import _CheckFailed
+from buttress.stores._local import WrongTypeError
+from buttress.stores.database import DatabaseFailure
+from buttress.stores.redis_client import NotWrittenBack
 from buttress.timeout import TimeoutPoolExhaustedError
 
 
@@ -75,6 +79,12 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "RateLimitedError": lambda: RateLimitedError("partner", 0.25, 4.0, "max_wait"),
     "ThrottledError": lambda: ThrottledError("search", 0.5, 10.0, 2.0),
     "ChaosError": lambda: ChaosError("game-day"),
+    "CommitOutcomeUnknownError": lambda: CommitOutcomeUnknownError(
+        "orders_db", ConnectionResetError(104, "Connection reset by peer")),
+    "DatabaseFailure": lambda: DatabaseFailure("a marker class; never raised"),
+    "WrongTypeError": lambda: WrongTypeError(b"user:1"),
+    "NotWrittenBack": lambda: NotWrittenBack("another call is writing back"),
+    "StatusError": lambda: StatusError("could not reach http://127.0.0.1:1: refused"),
 }
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "ButtressError",
     "ChaosError",
     "CircuitBreakerError",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
@@ -353,3 +354,24 @@ class ChaosError(ButtressError, ConnectionError):
         self.name = name
         what = f" ({name})" if name else ""
         super().__init__(f"failure injected by chaos{what}")
+
+
+class CommitOutcomeUnknownError(ButtressError):
+    """The connection was lost while a COMMIT was in flight: the transaction may
+    or may not have been committed, and nobody can tell from here.
+
+    buttress never retries it (a replay could apply the transaction twice), and
+    the transient classifiers never call it transient. Check the database (an
+    idempotency key, a unique constraint, re-reading what was written) before
+    doing the work again. ``operation`` names the client; the driver's error is
+    the ``__cause__``.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, operation: str | None = None, cause: BaseException | None = None) -> None:
+        self.operation = operation
+        what = f" on {operation!r}" if operation else ""
+        detail = f": {type(cause).__name__}: {cause}".rstrip() if cause is not None else ""
+        super().__init__(f"connection lost during COMMIT{what}; the transaction may or may not "
+                         f"have been committed (not retried){detail}")
