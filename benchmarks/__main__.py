@@ -19,6 +19,7 @@ from pathlib import Path
 from benchmarks import (
     cases_breaker,
     cases_memory,
+    cases_overload,
     cases_pipeline,
     cases_retry,
     cases_threads,
@@ -64,7 +65,7 @@ def _progress(message: str) -> None:
 
 def _per_call_cases(selected: re.Pattern[str]) -> list[Case]:
     every = [*cases_retry.cases(), *cases_breaker.cases(), *cases_breaker.form_cases(),
-             *cases_pipeline.cases()]
+             *cases_pipeline.cases(), *cases_overload.cases()]
     return [case for case in every if selected.search(case.id)]
 
 

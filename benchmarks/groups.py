@@ -9,9 +9,11 @@ __all__ = [
     "BREAKER_CLOSED",
     "BREAKER_FORMS",
     "BREAKER_OPEN",
+    "BUDGET_SUCCESS",
     "GROUPS",
     "MEMORY",
     "PIPELINE",
+    "RATE_LIMIT",
     "RETRY_EXHAUSTED",
     "RETRY_SUCCESS",
     "RETRY_TWO_FAILURES",
@@ -37,6 +39,8 @@ BREAKER_FORMS = "breaker-forms"
 PIPELINE = "pipeline"
 THREADS = "threads"
 MEMORY = "memory"
+BUDGET_SUCCESS = "budget-success"
+RATE_LIMIT = "rate-limit"
 
 GROUPS: tuple[Group, ...] = (
     Group(RETRY_SUCCESS, "a. Success-path retry",
@@ -69,4 +73,15 @@ GROUPS: tuple[Group, ...] = (
           "tracemalloc bytes still allocated after creating the breakers and keeping "
           "them in a list (the list included; names made beforehand; a warm-up "
           "creation runs first)."),
+    Group(BUDGET_SUCCESS, "i. Retry budget, success path",
+          "What a budget adds to a call that succeeds: `TokenBucketBudget.on_success` "
+          "(one comparison while the bucket is full), `RatioBudget.on_request` + "
+          "`on_success` (one counter step), next to an empty method call."),
+    Group(RATE_LIMIT, "j. Uncontended rate-limiter acquire",
+          "A permit that is free (rate and burst 10^9). `hand-written GCRA` is the "
+          "floor: a closure doing the GCRA arithmetic under a lock (and without it); "
+          "buttress is `RateLimiter.try_acquire` / `acquire_async`; limits uses its "
+          "in-memory storage; pyrate-limiter `try_acquire(blocking=False)`; aiolimiter "
+          "`acquire()`. Read the `buttress / peer` column as the peer's cost in "
+          "buttress units; the floor's row gives buttress's cost in floor units."),
 )

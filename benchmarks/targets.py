@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from benchmarks.groups import BREAKER_CLOSED, BREAKER_OPEN, PIPELINE, RETRY_SUCCESS
+from benchmarks.groups import (
+    BREAKER_CLOSED,
+    BREAKER_OPEN,
+    BUDGET_SUCCESS,
+    PIPELINE,
+    RATE_LIMIT,
+    RETRY_SUCCESS,
+)
 from benchmarks.harness import KINDS, Kind, Timings, case_id
 from benchmarks.results import Findings
 
@@ -112,6 +119,17 @@ def _thread_scaling(findings: Findings) -> Target:
     return Target(name, goal, f"{scaling:.1f}x", scaling >= 6.0)
 
 
+def _gcra_floor(timings: Timings) -> Target:
+    name = "uncontended rate-limit acquire vs hand-written GCRA (sync)"
+    goal = "≤ 2x the locked floor's time"
+    ours = case_id(RATE_LIMIT, "sync", BUTTRESS)
+    floor = case_id(RATE_LIMIT, "sync", "hand-written GCRA")
+    if not (timings.has(ours) and timings.has(floor)):
+        return _not_run(name, goal)
+    ratio = timings.ratio(ours, floor)
+    return Target(name, goal, f"{ratio:.2f}x", ratio <= 2.0)
+
+
 def evaluate(findings: Findings) -> list[Target]:
     """Every target, in SPEC order."""
     timings = findings.timings
@@ -131,4 +149,7 @@ def evaluate(findings: Findings) -> list[Target]:
         _pipeline(findings),
         _no_sleep(findings),
         _thread_scaling(findings),
+        _overhead_below(timings, BUDGET_SUCCESS, "sync",
+                        "retry budget success path (token bucket)", 0.1),
+        _gcra_floor(timings),
     ]

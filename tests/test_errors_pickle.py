@@ -22,12 +22,15 @@ import buttress
 from buttress import (
     BulkheadFullError,
     ButtressError,
+    ChaosError,
     CircuitBreakerError,
     CircuitState,
     ConfigurationError,
     DeadlineExceededError,
     OperationTimeoutError,
+    RateLimitedError,
     RetryExhaustedError,
+    ThrottledError,
 )
 from buttress._core.errors import CommitOutcomeUnknownError, ConfigurationTypeError
 from buttress.cli.demo import DependencyError
@@ -75,6 +78,9 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "simulate.DependencyError": lambda: SimulatedDependencyError("version conflict"),
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
+    "RateLimitedError": lambda: RateLimitedError("partner", 0.25, 4.0, "max_wait"),
+    "ThrottledError": lambda: ThrottledError("search", 0.5, 10.0, 2.0),
+    "ChaosError": lambda: ChaosError("game-day"),
     "CommitOutcomeUnknownError": lambda: CommitOutcomeUnknownError(
         "orders_db", ConnectionResetError(104, "Connection reset by peer")),
     "DatabaseFailure": lambda: DatabaseFailure("a marker class; never raised"),

@@ -31,14 +31,17 @@ from buttress._core.clock import SYSTEM_CLOCK, Clock, SystemClock
 from buttress._core.context import CallContext, current_context, deadline, remaining_time
 from buttress._core.errors import (
     ButtressError,
+    ChaosError,
     CircuitBreakerError,
     CommitOutcomeUnknownError,
     ConfigurationError,
     ConfigurationTypeError,
     DeadlineExceededError,
     OperationTimeoutError,
+    RateLimitedError,
     RetryError,
     RetryExhaustedError,
+    ThrottledError,
 )
 from buttress._core.events import Listeners, add_listener, remove_listener
 from buttress._core.strategy import Strategy
@@ -50,7 +53,9 @@ from buttress.breaker import (
     CircuitBreakerStats,
     CircuitState,
 )
+from buttress.budget import RatioBudget, RetryBudget, TokenBucketBudget
 from buttress.bulkhead import Bulkhead, BulkheadConfig, BulkheadFullError
+from buttress.chaos import Chaos, ChaosConfig
 from buttress.config import (
     OperationSettings,
     ResilienceConfig,
@@ -62,6 +67,7 @@ from buttress.config import (
     reset_settings,
     resilience_config,
 )
+from buttress.config.overload import load_overload
 from buttress.decorators import (
     async_circuit_breaker,
     circuit_breaker,
@@ -69,6 +75,7 @@ from buttress.decorators import (
     retry_http_request,
 )
 from buttress.fallback import CachedFallback, Fallback, with_fallback
+from buttress.hedge import Hedge, HedgeConfig
 from buttress.observe import (
     MetricsListener,
     OperationRecord,
@@ -92,6 +99,7 @@ from buttress.presets import (
     resilient,
     resilient_context,
 )
+from buttress.ratelimit import RateLimiter, RateLimiterConfig
 from buttress.registry import (
     clear_circuit_breakers,
     get_all_circuit_breaker_stats,
@@ -112,6 +120,7 @@ from buttress.retry import (
     should_retry,
     with_retry,
 )
+from buttress.throttle import AdaptiveThrottle, AdaptiveThrottleConfig
 from buttress.timeout import (
     Timeout,
     TimeoutConfig,
@@ -140,12 +149,17 @@ __version__ = "0.1.0"
 
 __all__ = [
     "SYSTEM_CLOCK",
+    "AdaptiveThrottle",
+    "AdaptiveThrottleConfig",
     "Bulkhead",
     "BulkheadConfig",
     "BulkheadFullError",
     "ButtressError",
     "CachedFallback",
     "CallContext",
+    "Chaos",
+    "ChaosConfig",
+    "ChaosError",
     "CircuitBreaker",
     "CircuitBreakerConfig",
     "CircuitBreakerError",
@@ -159,6 +173,8 @@ __all__ = [
     "DeadlineExceededError",
     "ExponentialBackoff",
     "Fallback",
+    "Hedge",
+    "HedgeConfig",
     "Listeners",
     "MetricsListener",
     "OperationRecord",
@@ -166,11 +182,16 @@ __all__ = [
     "OperationTimeoutError",
     "Pipeline",
     "PipelineBuilder",
+    "RateLimitedError",
+    "RateLimiter",
+    "RateLimiterConfig",
+    "RatioBudget",
     "Resilience",
     "ResilienceConfig",
     "ResilienceMetrics",
     "ResilienceSettings",
     "Retry",
+    "RetryBudget",
     "RetryConfig",
     "RetryError",
     "RetryExhaustedError",
@@ -178,9 +199,11 @@ __all__ = [
     "RetryStrategy",
     "Strategy",
     "SystemClock",
+    "ThrottledError",
     "Timeout",
     "TimeoutConfig",
     "TimeoutPoolExhaustedError",
+    "TokenBucketBudget",
     "add_listener",
     "api_resilient",
     "async_circuit_breaker",
@@ -206,6 +229,7 @@ __all__ = [
     "health_check_with_circuit_breaker",
     "is_transient",
     "load_env",
+    "load_overload",
     "ml_resilient",
     "pipeline",
     "remaining_time",

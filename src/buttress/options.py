@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypedDict
 
 from buttress.backoff import RetryStrategy
+from buttress.budget import RetryBudget
 
 __all__ = ["BulkheadOptions", "CircuitBreakerOptions", "RetryOptions", "TimeoutOptions"]
 
@@ -50,6 +51,7 @@ class _RetryTuning(TypedDict, total=False):
     retry_predicate: Callable[..., bool] | None
     retry_after_result: Callable[[Any], float | None] | None
     dispose: Callable[[Any], object] | None
+    budget: RetryBudget | None
 
 
 class RetryOptions(_RetryTuning, total=False):

@@ -24,6 +24,7 @@ from buttress._core.spellings import UNSET as _UNSET
 from buttress._core.spellings import pick as _pick
 from buttress._core.strategy import describe
 from buttress.backoff import RetryStrategy, compute_delay, normalise_jitter, normalise_strategy
+from buttress.budget import RetryBudget
 from buttress.options import RetryOptions
 
 __all__ = ["RetryCall", "RetryConfig"]
@@ -118,6 +119,7 @@ class RetryConfig:
     on_success: Callable[[int, float], object] | None
     rng: random.Random | None
     name: str | None
+    budget: RetryBudget | None
 
     def __init__(
         self,
@@ -148,6 +150,7 @@ class RetryConfig:
         retry_predicate: Callable[..., bool] | None = _UNSET,
         retry_after_result: Callable[[Any], float | None] | None = None,
         dispose: Callable[[Any], object] | None = None,
+        budget: RetryBudget | None = None,
     ) -> None:
         o = "RetryConfig"
         base = _pick(o, ("base_delay", "initial_delay"), (base_delay, initial_delay), 0.1)
@@ -200,6 +203,9 @@ class RetryConfig:
             "on_success": validate.optional_callable(o, "on_success", on_success),
             "rng": rng,
             "name": name,
+            "budget": validate.optional_instance(o, "budget", budget, RetryBudget,
+                                                 "a RetryBudget (TokenBucketBudget, "
+                                                 "RatioBudget) or None"),
         }
         validate.boolean(o, "reraise", reraise)
         validate.optional_instance(o, "rng", rng, random.Random, "a random.Random or None")

@@ -88,6 +88,7 @@ class Decision:
     GIVE_UP_KIND: ClassVar[str] = "give_up"
     RAISE_KIND: ClassVar[str] = "raise"
     DEADLINE_KIND: ClassVar[str] = "deadline"
+    BUDGET_KIND: ClassVar[str] = "budget"
 
     GIVE_UP: ClassVar[Decision]
     RAISE: ClassVar[Decision]
@@ -104,8 +105,8 @@ class Decision:
 
     @property
     def reason(self) -> str | None:
-        """Why retrying stops (``"not_retryable"``, ``"exhausted"``, ``"deadline"``),
-        None for a retry."""
+        """Why retrying stops (``"not_retryable"``, ``"exhausted"``, ``"deadline"``,
+        ``"budget"``), None for a retry."""
         return _REASONS.get(self.kind)
 
     def __repr__(self) -> str:
@@ -125,7 +126,7 @@ Decision.GIVE_UP = Decision(Decision.GIVE_UP_KIND)
 Decision.RAISE = Decision(Decision.RAISE_KIND)
 Decision.NOW = Decision(Decision.RETRY)  # retry at once: shared, as it is the common one
 _REASONS: Final = {Decision.RAISE_KIND: "not_retryable", Decision.GIVE_UP_KIND: "exhausted",
-                   Decision.DEADLINE_KIND: "deadline"}
+                   Decision.DEADLINE_KIND: "deadline", Decision.BUDGET_KIND: "budget"}
 _RETRY: Final = Decision.RETRY
 _NUMBER: Final = (int, float)
 
@@ -162,7 +163,7 @@ class RetryPolicy:
     (building an event only for the kinds somebody listens to) and ask it.
     """
 
-    __slots__ = ("_condition", "_condition_call", "_constant", "_dispose",
+    __slots__ = ("_budget", "_condition", "_condition_call", "_constant", "_dispose",
                  "_elapsed_limit", "_exceptions", "_excluded", "_hint_cap", "_hint_of",
                  "_limit", "_reject", "_reject_call", "_result_hint_of", "_tested", "_wait",
                  "_zero", "config", "events", "is_lean", "is_timed", "judges_results")
@@ -174,6 +175,8 @@ class RetryPolicy:
         self.is_timed = config.deadline is not None
         # A lean call needs nothing at all on its success path (when nobody listens).
         self.is_lean = not self.is_timed and config.retry_on_result is None
+        # The retry budget shared with other policies and clients (None: none).
+        self._budget = config.budget
         self.judges_results = config.retry_on_result is not None
         # The seeds' callbacks are listeners like any other.
         if config.on_retry is not None:
@@ -217,6 +220,8 @@ class RetryPolicy:
         """The state of a call that is watched (by a deadline or a listener) from
         its start; reports attempt ``attempts`` as started."""
         watched = self.is_timed or self.events.active
+        if self._budget is not None:
+            self._budget.on_request()
         state = RetryState(clock.monotonic() if watched else None, attempts, name, args, kwargs)
         if attempts:
             self.started(state)
@@ -329,6 +334,7 @@ class RetryPolicy:
         operation.attempted(state.attempts)
         gave_up = self.events.of(GaveUp)
         out_of_time = decision.kind == Decision.DEADLINE_KIND
+        denied = decision.kind == Decision.BUDGET_KIND
         if gave_up:
             deliver(gave_up, GaveUp("retry", state.name, state.attempts, last,
                                     decision.reason or "exhausted",
@@ -340,6 +346,9 @@ class RetryPolicy:
             left = remaining_time()
             why = (f"the call's deadline ran out: the next wait was {decision.delay:g}s"
                    + (f" with {left:g}s left" if left is not None else ""))
+        elif denied:
+            why = ("the retry budget refused the retry (retries across the callers "
+                   "sharing it are over their allowance)")
         if should_log(logging.WARNING):
             logger.warning(
                 "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
@@ -348,7 +357,9 @@ class RetryPolicy:
                 extra={"operation": state.name, "attempts": state.attempts,
                        "outcome": "gave_up"},
             )
-        if self.config.reraise and last is not None:
+        if (self.config.reraise or denied) and last is not None:
+            # A denied retry ends with the dependency's own error: the call was
+            # not exhausted, the budget protected an overloaded dependency.
             if why:
                 last.add_note(f"buttress: retrying stopped after {state.attempts} attempts; "
                               f"{why}")
@@ -398,6 +409,11 @@ class RetryPolicy:
         mode = TEST_MODE
         policy = self if not mode.active else self.under_test(mode.attempts, mode.cap)
         decision = policy.decide(state, Outcome(result, failure), now, left)
+        budget = self._budget
+        if budget is not None and decision is not Decision.RAISE:
+            budget.on_failure()  # a retryable failure, retried or not
+            if decision.kind is _RETRY and not budget.try_spend():
+                decision = Decision(Decision.BUDGET_KIND, decision.delay)
         if decision.kind is not _RETRY:
             raise self.final_error(state, decision, clock)
         delay = state.previous_delay = decision.delay
@@ -412,6 +428,8 @@ class RetryPolicy:
         reported as a success)."""
         if not self.accepts(result, state):
             return False
+        if self._budget is not None:
+            self._budget.on_success()
         _end_operation(state)
         if state.attempts > 1:
             operation.attempted(state.attempts)  # for the enclosing operation's record

@@ -38,7 +38,7 @@ def _resume_sync(
     """Continue a sync call after its first attempt failed or was rejected."""
     outer = CURRENT.get()
     token = None
-    events, judges = policy.events, policy.judges_results
+    events, judges, budget = policy.events, policy.judges_results, policy.config.budget
     try:
         while True:
             delay = policy.next_delay(state, failure, result, clock)
@@ -57,6 +57,8 @@ def _resume_sync(
             failure = None
             if not judges and not events.active:
                 operation.attempted(state.attempts)  # for an enclosing operation's record
+                if budget is not None:
+                    budget.on_success()
                 return result
             if policy.finished(state, result, clock):
                 return result
@@ -78,7 +80,7 @@ async def _resume_async(
     """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
     outer = CURRENT.get()
     token = None
-    events, judges = policy.events, policy.judges_results
+    events, judges, budget = policy.events, policy.judges_results, policy.config.budget
     try:
         while True:
             delay = policy.next_delay(state, failure, result, clock)
@@ -97,6 +99,8 @@ async def _resume_async(
             failure = None
             if not judges and not events.active:
                 operation.attempted(state.attempts)  # for an enclosing operation's record
+                if budget is not None:
+                    budget.on_success()
                 return result
             if policy.finished(state, result, clock):
                 return result
@@ -234,6 +238,25 @@ class Retry(Strategy):
 
         if not policy.is_lean:
             return retrying_watched
+        budget = self.config.budget
+        if budget is not None:
+            on_request, on_success = budget.on_request, budget.on_success
+
+            def retrying_on_budget(*args: Any, **kwargs: Any) -> Any:
+                if events.active:
+                    return retrying_watched(*args, **kwargs)
+                on_request()
+                try:
+                    result = fn(*args, **kwargs)
+                except Exception as exc:
+                    failure = exc
+                else:
+                    on_success()
+                    return result
+                return _resume_sync(policy, clock, fn, args, kwargs,
+                                    RetryState(None, 1, name, args, kwargs), failure, None)
+
+            return retrying_on_budget
 
         def retrying(*args: Any, **kwargs: Any) -> Any:
             if events.active:
@@ -277,6 +300,26 @@ class Retry(Strategy):
 
         if not policy.is_lean:
             return retrying_watched
+        budget = self.config.budget
+        if budget is not None:
+            on_request, on_success = budget.on_request, budget.on_success
+
+            async def retrying_on_budget(*args: Any, **kwargs: Any) -> Any:
+                if events.active:
+                    return await retrying_watched(*args, **kwargs)
+                on_request()
+                try:
+                    result = await fn(*args, **kwargs)
+                except Exception as exc:
+                    failure = exc
+                else:
+                    on_success()
+                    return result
+                return await _resume_async(
+                    policy, clock, fn, args, kwargs, RetryState(None, 1, name, args, kwargs),
+                    failure, None)
+
+            return retrying_on_budget
 
         async def retrying(*args: Any, **kwargs: Any) -> Any:
             if events.active:

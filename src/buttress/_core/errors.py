@@ -24,14 +24,17 @@ if TYPE_CHECKING:
 __all__ = [
     "BulkheadFullError",
     "ButtressError",
+    "ChaosError",
     "CircuitBreakerError",
     "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
     "OperationTimeoutError",
+    "RateLimitedError",
     "RetryError",
     "RetryExhaustedError",
+    "ThrottledError",
 ]
 
 
@@ -288,6 +291,69 @@ class BulkheadFullError(ButtressError):
         why = "waited too long in the queue" if waited else "all permits taken and queue full"
         super().__init__(f"bulkhead {name or ''!s} rejected the call: {why} "
                          f"(max_concurrent={max_concurrent}, max_queue={max_queue})")
+
+
+class RateLimitedError(ButtressError):
+    """A rate limiter refused the call without running it.
+
+    ``retry_after`` is the number of seconds until a permit is free (what an
+    HTTP 429 would put in ``Retry-After``); ``rate`` the permits per second;
+    ``reason`` says why it did not wait: ``"no_wait"`` (the limiter rejects
+    at once), ``"max_wait"`` (the wait would exceed its ``max_wait``) or
+    ``"deadline"`` (the wait would end past the call's deadline).
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, name: str | None, retry_after: float, rate: float,
+                 reason: str = "no_wait") -> None:
+        self.name = name
+        self.retry_after = retry_after
+        self.rate = rate
+        self.reason = reason
+        what = f"rate limiter {name!r}" if name else "rate limiter"
+        why = {"deadline": "; the call's deadline would run out first",
+               "max_wait": "; longer than its max_wait"}.get(reason, "")
+        super().__init__(f"{what} rejected the call: next permit in {retry_after:.6g}s "
+                         f"(rate {rate:g}/s{why})")
+
+
+class ThrottledError(ButtressError):
+    """Adaptive throttling refused the call locally, without sending it: the
+    dependency has been rejecting requests, and sending this one would most
+    likely only add load (Google SRE book, "Handling Overload").
+
+    ``probability`` was the chance of a local rejection when this call was
+    refused; ``requests`` and ``accepts`` the counts of the window it came
+    from.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, name: str | None, probability: float, requests: float,
+                 accepts: float) -> None:
+        self.name = name
+        self.probability = probability
+        self.requests = requests
+        self.accepts = accepts
+        what = f"{name!r} " if name else ""
+        super().__init__(f"call {what}throttled locally: the dependency accepted "
+                         f"{accepts:g} of {requests:g} recent requests (rejection "
+                         f"probability {probability:.3f})")
+
+
+class ChaosError(ButtressError, ConnectionError):
+    """The failure a :class:`~buttress.Chaos` strategy injects by default: a
+    :class:`ConnectionError`, so retries, breakers and transient classifiers
+    treat it as a dependency failure. ``name`` is the chaos strategy's.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, name: str | None = None) -> None:
+        self.name = name
+        what = f" ({name})" if name else ""
+        super().__init__(f"failure injected by chaos{what}")
 
 
 class CommitOutcomeUnknownError(ButtressError):

@@ -31,7 +31,13 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from buttress._core.clock import Clock
-from buttress._core.errors import BulkheadFullError, CircuitBreakerError, RetryExhaustedError
+from buttress._core.errors import (
+    BulkheadFullError,
+    CircuitBreakerError,
+    RateLimitedError,
+    RetryExhaustedError,
+    ThrottledError,
+)
 from buttress._core.events import Event, Listeners, deliver, register_kind
 
 __all__ = [
@@ -108,7 +114,7 @@ def tripped() -> None:
 
 
 # Errors of calls refused without running: an open breaker, a full bulkhead.
-_REJECTIONS: Final = (CircuitBreakerError, BulkheadFullError)
+_REJECTIONS: Final = (CircuitBreakerError, BulkheadFullError, RateLimitedError, ThrottledError)
 
 
 def outcome_of(exc: BaseException) -> str:

@@ -276,7 +276,9 @@ def _check_delays(section: str, merged: Mapping[str, Setting], owner: str | None
 
 
 _TOP_KEYS: Final = ("resilience_enabled", "circuit_breaker_enabled", "operations",
-                    "retry_configs", "circuit_breaker_configs")
+                    "retry_configs", "circuit_breaker_configs",
+                    # read by buttress.config.overload (load_overload)
+                    "retry_budgets", "rate_limiters", "adaptive_throttles", "hedges", "chaos")
 _RETRY_SCALARS: Final = ("max_attempts", "base_delay", "max_delay", "exponential_base",
                          "strategy", "jitter", "deadline", "reraise", "name")
 _RETRY_EXCEPTIONS: Final = ("exceptions", "non_retryable_exceptions")
@@ -286,7 +288,7 @@ _RETRY_ALIASES: Final = {alias: field for alias, field in RETRY_ALIASES.items()
 _RETRY_KEYS: Final = frozenset(_RETRY_SCALARS + _RETRY_EXCEPTIONS) | _RETRY_ALIASES.keys()
 _RETRY_CALLABLES: Final = ("retry_condition", "retry_on_result", "retry_after",
                            "retry_after_result", "dispose", "on_retry",
-                           "on_failure", "on_success", "rng")
+                           "on_failure", "on_success", "rng", "budget")
 _BREAKER_SCALARS: Final = ("name", "failure_threshold", "recovery_timeout", "success_threshold",
                            "half_open_max_calls", "failure_window", "failure_rate_threshold",
                            "minimum_calls", "window_size", "slow_call_duration",

@@ -86,6 +86,8 @@ _REASONS: Final = {
     ("circuit_breaker", CircuitState.OPEN): "circuit_open",
     ("circuit_breaker", CircuitState.HALF_OPEN): "circuit_half_open",
     ("bulkhead", "full"): "bulkhead_full",
+    ("rate_limiter", "limited"): "rate_limited",
+    ("adaptive_throttle", "throttled"): "throttled",
 }
 
 
