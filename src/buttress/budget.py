@@ -138,6 +138,11 @@ class TokenBucketBudget:
         with self._lock:
             self._tokens = max(0, self._tokens - 1000)
 
+    def refill(self) -> None:
+        """Fill the bucket again (between tests, or after an incident)."""
+        with self._lock:
+            self._tokens = self._full
+
     def try_spend(self) -> bool:
         """True while the tokens are above ``max_tokens / 2`` (nothing is taken:
         the failure that led here already paid)."""

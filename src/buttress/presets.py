@@ -46,6 +46,7 @@ Timeouts and threads. A preset never moves a call to another thread unless asked
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from typing import (
     TYPE_CHECKING,
@@ -61,11 +62,12 @@ from typing import (
     overload,
 )
 
-from buttress._core import validate
+from buttress._core import forksafe, validate
 from buttress._core.clock import Clock
 from buttress._core.context import CURRENT, within
 from buttress._core.errors import ConfigurationError, ConfigurationTypeError
 from buttress.breaker import CircuitBreakerConfig
+from buttress.budget import RetryBudget, TokenBucketBudget
 from buttress.config import (
     OPERATION_TYPES,
     Explanation,
@@ -86,6 +88,7 @@ __all__ = [
     "PresetOptions",
     "Resilience",
     "ResilientFunction",
+    "default_budget",
     "api_resilient",
     "cache_resilient",
     "database_resilient",
@@ -102,6 +105,35 @@ _Q = ParamSpec("_Q")
 _S = TypeVar("_S")
 
 _OVERRIDABLE: Final = _OPERATION_FIELDS
+
+#: The default retry budget of an operation: gRPC's retry throttling with 10
+#: tokens and 0.2 earned per success (``buttress simulate budgets`` compares the
+#: alternatives). One per operation name, shared by every pipeline built for it
+#: and kept while one is alive.
+DEFAULT_BUDGET_TOKENS: Final = 10
+DEFAULT_BUDGET_RATIO: Final = 0.2
+_BUDGETS: Final[weakref.WeakValueDictionary[str, TokenBucketBudget]] = \
+    weakref.WeakValueDictionary()
+_BUDGETS_LOCK: Final = forksafe.lock()
+
+
+def default_budget(operation_name: str) -> TokenBucketBudget:
+    """The retry budget the presets give ``operation_name`` (made on first use)."""
+    with _BUDGETS_LOCK:
+        budget = _BUDGETS.get(operation_name)
+        if budget is None:
+            budget = TokenBucketBudget(max_tokens=DEFAULT_BUDGET_TOKENS,
+                                       token_ratio=DEFAULT_BUDGET_RATIO)
+            _BUDGETS[operation_name] = budget
+        return budget
+
+
+def _refill_default_budgets() -> None:
+    """Fill every default budget again (``testing.reset_registries``)."""
+    with _BUDGETS_LOCK:
+        budgets = list(_BUDGETS.values())
+    for budget in budgets:
+        budget.refill()
 
 # What counts as transient, per operation type, when retry_exceptions is not given.
 _TRANSIENT: Final[dict[str, Callable[[Exception], bool]]] = {
@@ -128,6 +160,7 @@ class PresetOptions(TypedDict, total=False):
     enable_retry: bool
     enable_circuit_breaker: bool
     timeout_in_thread: bool
+    retry_budget: RetryBudget | bool
     clock: Clock | None
 
 
@@ -205,7 +238,8 @@ class Resilience(LivePipeline):
     """
 
     __slots__ = ("enable_circuit_breaker", "enable_retry", "enable_timeout", "operation_name",
-                 "operation_type", "overrides", "retry_exceptions", "timeout_in_thread")
+                 "operation_type", "overrides", "retry_budget", "retry_exceptions",
+                 "timeout_in_thread")
 
     def __init__(
         self,
@@ -218,6 +252,7 @@ class Resilience(LivePipeline):
         enable_retry: bool = True,
         enable_circuit_breaker: bool = True,
         timeout_in_thread: bool = False,
+        retry_budget: RetryBudget | bool = True,
         clock: Clock | None = None,
     ) -> None:
         super().__init__(clock)
@@ -247,6 +282,10 @@ class Resilience(LivePipeline):
         self.enable_retry = enable_retry
         self.enable_circuit_breaker = enable_circuit_breaker
         self.timeout_in_thread = timeout_in_thread
+        if not isinstance(retry_budget, bool | RetryBudget):
+            raise ConfigurationError(f"{o}.retry_budget", retry_budget,
+                                     "True (the default budget), False or a RetryBudget")
+        self.retry_budget = retry_budget
 
     def __call__(self, fn: Callable[P, R]) -> ResilientFunction[P, R]:
         return cast("ResilientFunction[P, R]", super().__call__(fn))
@@ -264,7 +303,8 @@ class Resilience(LivePipeline):
             overrides=self.overrides, retry_exceptions=self.retry_exceptions,
             enable_timeout=self.enable_timeout, enable_retry=self.enable_retry,
             enable_circuit_breaker=self.enable_circuit_breaker,
-            timeout_in_thread=self.timeout_in_thread, clock=self.clock)
+            timeout_in_thread=self.timeout_in_thread, retry_budget=self.retry_budget,
+            clock=self.clock)
 
     def _timeout_stage(self, config: TimeoutConfig) -> Timeout:
         if self.timeout_in_thread:
@@ -296,11 +336,13 @@ class Resilience(LivePipeline):
             else:
                 exceptions = (Exception,)
                 condition = _TRANSIENT.get(self.operation_type, is_transient)
+            budget = self.retry_budget
             retry = RetryConfig(
                 max_attempts=value("max_attempts"), base_delay=value("base_delay"),
                 max_delay=value("max_delay"), exponential_base=value("exponential_base"),
                 jitter=value("jitter"), exceptions=exceptions, retry_condition=condition,
-                name=name)
+                name=name, budget=(default_budget(name) if budget is True
+                                   else None if budget is False else budget))
         breaker = (CircuitBreakerConfig(name=name, failure_threshold=value("failure_threshold"),
                                         recovery_timeout=value("recovery_timeout"))
                    if self.enable_circuit_breaker else None)
@@ -332,6 +374,7 @@ def resilient(
     enable_retry: bool = True,
     enable_circuit_breaker: bool = True,
     timeout_in_thread: bool = False,
+    retry_budget: RetryBudget | bool = True,
     clock: Clock | None = None,
 ) -> Resilience:
     """Retry, circuit breaker and timeout for a sync or async function, with the
@@ -347,7 +390,11 @@ def resilient(
     A value left as ``None`` follows the settings, also when they change later.
     ``enable_*=False`` leaves that strategy out. ``timeout_seconds`` cancels async
     calls; a sync call stays in the caller's thread and is not limited unless
-    ``timeout_in_thread=True`` (see the module docstring for the trade-off). ``clock`` (a
+    ``timeout_in_thread=True`` (see the module docstring for the trade-off).
+    ``retry_budget`` caps retries while the dependency fails: by default each
+    operation shares one token-bucket budget (10 tokens, 0.2 earned per success,
+    see :func:`default_budget`), so an outage costs a few retries, then about one
+    attempt per call; ``False`` turns it off, or pass your own budget. ``clock`` (a
     :class:`~buttress.testing.VirtualClock` in tests) drives every wait. Invalid
     values raise :class:`ConfigurationError` naming the argument.
     """
@@ -359,7 +406,7 @@ def resilient(
                    "failure_threshold": failure_threshold, "recovery_timeout": recovery_timeout},
         retry_exceptions=retry_exceptions, enable_timeout=enable_timeout,
         enable_retry=enable_retry, enable_circuit_breaker=enable_circuit_breaker,
-        timeout_in_thread=timeout_in_thread, clock=clock)
+        timeout_in_thread=timeout_in_thread, retry_budget=retry_budget, clock=clock)
     if operation_name is not None:
         built.current()  # fail now on a bad combination, and register the breaker
     return built

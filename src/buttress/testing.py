@@ -264,8 +264,9 @@ class AsyncScriptedCall(ScriptedCall):
 
 def reset_registries() -> None:
     """Forget every named circuit breaker and clear global resilience state:
-    global listeners, in-memory metrics (and their listener), settings, and the
-    HTTP clients ``get_http_client`` shares (when that module was loaded)."""
+    global listeners, in-memory metrics (and their listener), settings, the
+    HTTP clients ``get_http_client`` shares (when that module was loaded), and
+    the presets' default retry budgets (filled again)."""
     import sys
 
     from buttress._core.events import GLOBAL
@@ -281,6 +282,9 @@ def reset_registries() -> None:
     http_clients = sys.modules.get("buttress.http.client")
     if http_clients is not None:
         http_clients._forget_shared()
+    presets = sys.modules.get("buttress.presets")
+    if presets is not None:
+        presets._refill_default_budgets()
 
 
 class TestingMode:
