@@ -1,4 +1,4 @@
-"""Every Python example of the README's HTTP section (``docs/readme/http.md``) runs
+"""Every Python example of the README's HTTP section ("Protecting HTTP calls") runs
 as it is printed, each in its own interpreter, and prints what its comments say."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SECTION = (ROOT / "docs" / "readme" / "http.md").read_text(encoding="utf-8")
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SECTION = README.split("\n## Protecting HTTP calls\n", 1)[1].split("\n## ", 1)[0]
 BLOCKS = re.findall(r"^```python\n(.*?)^```$", SECTION, flags=re.MULTILINE | re.DOTALL)
 
 
