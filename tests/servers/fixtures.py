@@ -8,21 +8,18 @@ Outside CI a server that can not start skips its tests (with the reason); under
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
+from servers import server_unavailable
 from servers.redis import RedisServer
 from servers.s3 import MotoS3, S3Shim
 
 
 def unavailable(what: str, error: BaseException) -> None:
     """Fail under CI, skip elsewhere, naming what could not start and why."""
-    message = f"{what} could not start: {type(error).__name__}: {error}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message + " (CI=true: a missing server is a failure)")
-    pytest.skip(message)
+    server_unavailable(f"{what} could not start: {type(error).__name__}: {error}")
 
 
 @pytest.fixture(scope="session")

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import pytest
+from servers import server_unavailable
 
 PG_VERSION = "15"
 START_TIMEOUT = 30.0  # seconds; a loaded 2-core machine needs a few
@@ -259,10 +259,7 @@ class PostgresServer:
 
 def unavailable(reason: str) -> None:
     """Fail under ``CI=true`` (a missing server must not pass silently), else skip."""
-    message = f"PostgreSQL test server unavailable: {reason}"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
+    server_unavailable(f"PostgreSQL test server unavailable: {reason}")
 
 
 _cluster: Cluster | None = None
