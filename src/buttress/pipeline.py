@@ -1,5 +1,6 @@
 """Composition: several strategies around one call, in the standard order
-fallback → retry → circuit breaker → timeout → (bulkhead) → the call, or in
+fallback → retry → hedge → adaptive throttle → circuit breaker → rate limiter
+→ timeout → (bulkhead) → chaos → the call, or in
 the order the user gives (``Pipeline(..., ordered=True)``, :class:`PipelineBuilder`),
 outermost first.
 
@@ -17,12 +18,18 @@ from typing import Any, Final, TypeVar
 
 from buttress._core import operation
 from buttress._core.clock import SYSTEM_CLOCK, Clock
+from buttress._core.errors import ConfigurationError, ConfigurationTypeError
 from buttress._core.events import Listeners
 from buttress._core.strategy import Strategy, _given_name, check_call, operation_name_of
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+from buttress.budget import RetryBudget
 from buttress.bulkhead import Bulkhead, BulkheadConfig
+from buttress.chaos import Chaos, ChaosConfig
 from buttress.fallback import CachedFallback, Fallback
+from buttress.hedge import Hedge, HedgeConfig
+from buttress.ratelimit import RateLimiter, RateLimiterConfig
 from buttress.retry import Retry, RetryConfig
+from buttress.throttle import AdaptiveThrottle, AdaptiveThrottleConfig
 from buttress.timeout import Timeout, TimeoutConfig
 
 __all__ = ["Pipeline", "PipelineBuilder", "operation_name_of", "pipeline"]
@@ -221,6 +228,11 @@ def pipeline(
     fallback: Fallback | CachedFallback | Callable[..., Any] | None = None,
     fallback_value: Any = _UNSET,
     bulkhead: Bulkhead | BulkheadConfig | int | None = None,
+    rate_limit: RateLimiter | RateLimiterConfig | float | None = None,
+    hedge: Hedge | HedgeConfig | None = None,
+    throttle: AdaptiveThrottle | AdaptiveThrottleConfig | None = None,
+    chaos: Chaos | ChaosConfig | None = None,
+    budget: RetryBudget | None = None,
     clock: Clock | None = None,
 ) -> Pipeline:
     """Build a :class:`Pipeline` from strategies and/or configs::
@@ -231,18 +243,46 @@ def pipeline(
             timeout=2.0,
             fallback_value=None,
             bulkhead=20,
+            rate_limit=100.0,                          # at most 100 calls per second
+            budget=TokenBucketBudget(max_tokens=10),   # shared by the retry (and hedge)
         )
 
     A breaker given by config or name comes from the registry
     (:func:`get_circuit_breaker`), so every pipeline naming it shares one breaker.
     ``bulkhead`` may be a :class:`Bulkhead`, its config, or a number of calls
-    allowed at once. ``clock`` is handed to every strategy built here.
+    allowed at once. ``rate_limit`` may be a :class:`RateLimiter`, its config,
+    or a rate in calls per second (a burst of 1; a call over the rate is
+    refused at once with :class:`RateLimitedError`, whose ``retry_after`` says
+    when a permit is free). ``hedge``, ``throttle`` (adaptive throttling) and
+    ``chaos`` take the strategy or its config: a bare number would be
+    ambiguous (a hedge delay or a quantile? an exception or a latency rate?).
+    ``budget`` is given to the retry and the hedge built here from a config,
+    so that it bounds retries and hedges together (each of them reports the
+    call's outcome to it, so a token bucket then counts an outcome twice:
+    failures drain it twice as fast and successes refill it twice as fast).
+    A :class:`Retry` or :class:`Hedge` passed ready-made must already hold
+    that budget (a different one is refused). ``clock`` is handed to every
+    strategy built here.
+
+    .. versionchanged:: 0.3 ``rate_limit``, ``hedge``, ``throttle``, ``chaos``
+       and ``budget``.
     """
     from buttress.registry import get_circuit_breaker
 
+    if budget is not None and not isinstance(budget, RetryBudget):
+        raise ConfigurationTypeError("pipeline.budget", budget,
+                                     "a retry budget (TokenBucketBudget, RatioBudget)")
+    if budget is not None and retry is None and hedge is None:
+        raise ConfigurationError("pipeline.budget", budget,
+                                 "a retry= or hedge= in the same call to spend it")
     parts: list[Strategy] = list(strategies)
     if retry is not None:
-        parts.append(retry if isinstance(retry, Retry) else Retry(retry, clock=clock))
+        parts.append(_retry_stage(retry, budget, clock))
+    if hedge is not None:
+        parts.append(_hedge_stage(hedge, budget, clock))
+    if throttle is not None:
+        parts.append(_built("throttle", throttle, AdaptiveThrottle, AdaptiveThrottleConfig,
+                            clock))
     if circuit_breaker is not None:
         if isinstance(circuit_breaker, CircuitBreaker):
             parts.append(circuit_breaker)
@@ -250,6 +290,8 @@ def pipeline(
             parts.append(get_circuit_breaker(circuit_breaker.name, circuit_breaker, clock=clock))
         else:
             parts.append(get_circuit_breaker(circuit_breaker, clock=clock))
+    if rate_limit is not None:
+        parts.append(_rate_limit_stage(rate_limit, clock))
     if timeout is not None:
         parts.append(timeout if isinstance(timeout, Timeout) else Timeout(timeout, clock=clock))
     if fallback is not None or fallback_value is not _UNSET:
@@ -270,4 +312,65 @@ def pipeline(
             parts.append(Bulkhead(bulkhead, clock=clock))
         else:
             parts.append(Bulkhead(max_concurrent=bulkhead, clock=clock))
+    if chaos is not None:
+        parts.append(_built("chaos", chaos, Chaos, ChaosConfig, clock))
     return Pipeline(*parts)
+
+
+def _built(keyword: str, value: object, kind: type[Strategy], config_kind: type,
+           clock: Clock | None) -> Strategy:
+    """``value`` itself when it is a ``kind``, else ``kind(value)`` from its config."""
+    if isinstance(value, kind):
+        return value
+    if isinstance(value, config_kind):
+        return kind(value, clock=clock)  # type: ignore[call-arg]
+    raise ConfigurationTypeError(f"pipeline.{keyword}", value,
+                                 f"a {kind.__name__} or {config_kind.__name__}")
+
+
+def _retry_stage(retry: object, budget: RetryBudget | None, clock: Clock | None) -> Retry:
+    if isinstance(retry, Retry):
+        if budget is not None and retry.config.budget is not budget:
+            raise ConfigurationError("pipeline.budget", budget,
+                                     f"the budget the given Retry already holds "
+                                     f"({retry.config.budget!r}); give it to Retry(budget=...)")
+        return retry
+    if not isinstance(retry, RetryConfig):
+        raise ConfigurationTypeError("pipeline.retry", retry, "a Retry or RetryConfig")
+    if budget is not None and retry.budget is not budget:
+        if retry.budget is not None:
+            raise ConfigurationError("pipeline.budget", budget,
+                                     f"the budget of the given RetryConfig ({retry.budget!r}) "
+                                     f"or none")
+        retry = retry.replace(budget=budget)
+    return Retry(retry, clock=clock)
+
+
+def _hedge_stage(hedge: object, budget: RetryBudget | None, clock: Clock | None) -> Hedge:
+    if isinstance(hedge, Hedge):
+        if budget is not None and hedge.budget is not budget:
+            raise ConfigurationError("pipeline.budget", budget,
+                                     f"the budget the given Hedge already holds "
+                                     f"({hedge.budget!r}); give it to Hedge(budget=...)")
+        return hedge
+    if not isinstance(hedge, HedgeConfig):
+        raise ConfigurationTypeError(
+            "pipeline.hedge", hedge, "a Hedge or HedgeConfig (a number would be ambiguous: "
+                                     "HedgeConfig(delay=...) or HedgeConfig(quantile=...))")
+    return Hedge(hedge, budget=budget, clock=clock)
+
+
+def _rate_limit_stage(rate_limit: object, clock: Clock | None) -> RateLimiter:
+    if isinstance(rate_limit, RateLimiter):
+        return rate_limit
+    if isinstance(rate_limit, RateLimiterConfig):
+        return RateLimiter(rate_limit, clock=clock)
+    if isinstance(rate_limit, bool) or not isinstance(rate_limit, int | float):
+        raise ConfigurationTypeError("pipeline.rate_limit", rate_limit,
+                                     "a RateLimiter, RateLimiterConfig or calls per second")
+    try:
+        config = RateLimiterConfig(rate=rate_limit)
+    except ConfigurationError as exc:
+        raise ConfigurationError("pipeline.rate_limit", rate_limit,
+                                 f"calls per second, {exc.expected}") from exc
+    return RateLimiter(config, clock=clock)

@@ -25,6 +25,7 @@ from buttress._core import validate
 from buttress._core.errors import ConfigurationError
 from buttress._core.strategy import redact
 from buttress.breaker import CircuitBreakerConfig
+from buttress.budget import RatioBudget, RetryBudget, TokenBucketBudget
 from buttress.config.schema import (
     _BREAKER_ALIASES,
     _BREAKER_EXCEPTIONS,
@@ -260,12 +261,28 @@ def _exceptions_from_file(value: object, where: _Where, keys: KeyPath) -> tuple[
     return tuple(result)
 
 
-def _build_config(kind: str, entry: Mapping[str, Any], where: _Where,
-                  keys: KeyPath) -> RetryConfig | CircuitBreakerConfig:
+def _named_budget(value: object, budgets: Mapping[str, RetryBudget], where: _Where,
+                  keys: KeyPath) -> RetryBudget:
+    """The budget a retry config names (``budget = "payments"``), from the file's
+    ``retry_budgets`` section."""
+    if not isinstance(value, str):
+        raise where.error(keys, f"must be the name of a budget in retry_budgets, "
+                                f"got {_shown(value)}")
+    budget = budgets.get(value)
+    if budget is None:
+        raise where.error(keys, f"no retry budget named {_shown(value)} in retry_budgets"
+                                f"{_suggest(value, budgets)}; known: "
+                                f"{', '.join(sorted(budgets)) or 'none'}", value)
+    return budget
+
+
+def _build_config(kind: str, entry: Mapping[str, Any], where: _Where, keys: KeyPath,
+                  budgets: Mapping[str, RetryBudget] | None = None,
+                  ) -> RetryConfig | CircuitBreakerConfig:
     """Construct one named config, re-raising its own validation error with the
-    file, line and key added."""
+    file, line and key added. A retry config's ``budget`` names one of ``budgets``."""
     retry = kind == "retry_configs"
-    known = _RETRY_KEYS if retry else _BREAKER_KEYS
+    known = _RETRY_KEYS | {"budget"} if retry else _BREAKER_KEYS
     exception_keys = (_RETRY_EXCEPTIONS if retry else _BREAKER_EXCEPTIONS) + tuple(
         alias for alias, target in (_RETRY_ALIASES if retry else _BREAKER_ALIASES).items()
         if target.endswith("exceptions"))
@@ -274,6 +291,9 @@ def _build_config(kind: str, entry: Mapping[str, Any], where: _Where,
         if key not in known:
             raise where.error((*keys, key), f"unknown key {_shown(key)} = {_shown(value)}"
                                             f"{_suggest(key, known)}")
+        if key == "budget":
+            options[key] = _named_budget(value, budgets or {}, where, (*keys, key))
+            continue
         options[key] = (_exceptions_from_file(value, where, (*keys, key))
                         if key in exception_keys else value)
     if not retry:
@@ -298,6 +318,12 @@ class _FileContent:
     retry: dict[str, RetryConfig]
     breakers: dict[str, CircuitBreakerConfig]
     where: _Where
+    budgets: dict[str, RetryBudget]
+
+
+BudgetsOf = Callable[[Mapping[str, Any], _Where], Mapping[str, RetryBudget]]
+"""Builds the named budgets of a parsed file (its ``retry_budgets`` section):
+given by :mod:`buttress.config.live`, which may import the overload builders."""
 
 
 MAX_FILE_BYTES: Final = 1 << 20
@@ -417,7 +443,7 @@ def _section(data: Mapping[str, Any], name: str, where: _Where,
     return value
 
 
-def _read_file(path: Path) -> _FileContent:
+def _read_file(path: Path, budgets_of: BudgetsOf | None = None) -> _FileContent:
     data, where = _parse(path)
     if not isinstance(data, dict):
         raise ConfigurationError(
@@ -445,6 +471,7 @@ def _read_file(path: Path) -> _FileContent:
             key = f"{section}.{name}"
             checked = _file_value(where, (*keys, name), f"operations.{section}", name, value)
             layer[key] = Setting(key, checked, "file", where.origin((*keys, name)))
+    budgets = dict(budgets_of(data, where)) if budgets_of is not None else {}
     named: dict[str, dict[str, Any]] = {"retry_configs": {}, "circuit_breaker_configs": {}}
     for kind, result in named.items():
         for name, entry in _section(data, kind, where).items():
@@ -452,11 +479,11 @@ def _read_file(path: Path) -> _FileContent:
                 raise where.error((kind, name), "a policy name must not be empty")
             if not isinstance(entry, dict):
                 raise where.error((kind, name), f"must be a table/object, got {_shown(entry)}")
-            result[name] = _build_config(kind, entry, where, (kind, name))
+            result[name] = _build_config(kind, entry, where, (kind, name), budgets)
     breakers: dict[str, CircuitBreakerConfig] = named["circuit_breaker_configs"]
     _check_breaker_names(breakers, lambda key: where.origin(
         ("circuit_breaker_configs", key, "name")))
-    return _FileContent(layer, named["retry_configs"], breakers, where)
+    return _FileContent(layer, named["retry_configs"], breakers, where, budgets)
 
 
 def _file_value(where: _Where, keys: KeyPath, owner: str, name: str, value: object) -> Any:
@@ -480,9 +507,32 @@ def _check_breaker_names(configs: Mapping[str, CircuitBreakerConfig],
             )
 
 
-def _retry_to_dict(name: str, config: RetryConfig) -> dict[str, Any]:
+def _budget_to_dict(budget: RetryBudget) -> dict[str, Any]:
+    """The ``retry_budgets`` entry that builds a budget like ``budget``."""
+    if isinstance(budget, TokenBucketBudget):
+        return {"kind": "token_bucket", "max_tokens": budget.max_tokens,
+                "token_ratio": budget.token_ratio}
+    if isinstance(budget, RatioBudget):
+        return {"kind": "ratio", "ratio": budget.ratio,
+                "min_retries_per_second": budget.min_retries_per_second,
+                "window": budget.window, "slots": budget.slots}
+    raise ConfigurationError(f"retry budget {budget!r} can not be saved to a file (only "
+                             "TokenBucketBudget and RatioBudget can)")
+
+
+def _retry_to_dict(name: str, config: RetryConfig,
+                   budget_names: Mapping[int, str] | None = None) -> dict[str, Any]:
+    """``config`` in the file's shape; its budget is written by name when it is one
+    of the named budgets (``budget_names``: ``id(budget)`` to name)."""
+    budget_name = None
+    if config.budget is not None:
+        budget_name = (budget_names or {}).get(id(config.budget))
+        if budget_name is None:
+            raise ConfigurationError(
+                f"retry_configs.{name}.budget = {config.budget!r} can not be saved to a file: "
+                "only a budget named in retry_budgets can (resilience_config.retry_budgets)")
     for field in _RETRY_CALLABLES:
-        if getattr(config, field) is not None:
+        if field != "budget" and getattr(config, field) is not None:
             raise ConfigurationError(
                 f"retry_configs.{name}.{field} = {getattr(config, field)!r} can not be saved "
                 "to a file (only plain values and exception classes can)")
@@ -499,6 +549,8 @@ def _retry_to_dict(name: str, config: RetryConfig) -> dict[str, Any]:
     if config.non_retryable_exceptions:
         result["non_retryable_exceptions"] = [
             _exception_name(cls) for cls in config.non_retryable_exceptions]
+    if budget_name is not None:
+        result["budget"] = budget_name
     return result
 
 

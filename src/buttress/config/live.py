@@ -16,6 +16,7 @@ from buttress._core import forksafe, validate
 from buttress._core.clock import Clock
 from buttress._core.errors import ConfigurationError
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
+from buttress.budget import RetryBudget
 from buttress.config.env import (
     _CODE_NAMES,
     DEFAULT_ENV_PREFIX,
@@ -23,12 +24,15 @@ from buttress.config.env import (
 )
 from buttress.config.files import (
     _breaker_to_dict,
+    _budget_to_dict,
     _check_breaker_names,
     _FileContent,
     _read_file,
     _retry_to_dict,
     _toml_dumps,
+    _Where,
 )
+from buttress.config.overload import overload_from_env, overload_from_mapping
 from buttress.config.pipelines import LivePipeline, share_store
 from buttress.config.schema import (
     _DEFAULT_LAYER,
@@ -90,6 +94,7 @@ class ResilienceConfig:
         self._env_prefix: str | None = None
         self._file_path: Path | None = None
         self._file_retry: dict[str, RetryConfig] = {}
+        self._file_budgets: dict[str, RetryBudget] = {}
         self._file_breakers: dict[str, CircuitBreakerConfig] = {}
         self._code_retry: dict[str, RetryConfig] = {}
         self._code_breakers: dict[str, CircuitBreakerConfig] = {}
@@ -229,6 +234,17 @@ class ResilienceConfig:
     """Alias of :attr:`retry_configs` (the ``utils.resilience`` seed's attribute)."""
 
     @property
+    def retry_budgets(self) -> Mapping[str, RetryBudget]:
+        """The named retry budgets of the loaded file (its ``retry_budgets``
+        section, fields overridden by ``<prefix>RETRY_BUDGETS__<NAME>__<FIELD>``),
+        which its ``retry_configs`` name with ``budget = "<name>"``. Share one
+        with a hedge or a client: ``Hedge(budget=resilience_config.retry_budgets["api"])``.
+
+        .. versionadded:: 0.3
+        """
+        return MappingProxyType(self._file_budgets)
+
+    @property
     def circuit_breaker_configs(self) -> Mapping[str, CircuitBreakerConfig]:
         """Named breaker configs (from the file, overridden by :meth:`update_config`)."""
         return MappingProxyType({**self._file_breakers, **self._code_breakers})
@@ -291,16 +307,55 @@ class ResilienceConfig:
         levels, integers longer than Python converts, larger than
         :data:`MAX_FILE_BYTES`). A file that cannot be opened raises the
         ``OSError`` of ``open()`` (``FileNotFoundError``, ...), which names it.
+
+        A retry config may name a retry budget of the file's ``retry_budgets``
+        section (``budget = "payments"``), shared by every config naming it and
+        resolved here; the environment's ``<prefix>RETRY_BUDGETS__<NAME>__<FIELD>``
+        variables override its fields (:mod:`buttress.config.overload`). A budget
+        whose kind and fields are unchanged survives a :meth:`reload` (or loading
+        another file) with its tokens: a reload during an outage does not hand
+        out a fresh allowance of retries.
+
+        .. versionchanged:: 0.3 ``retry_configs.<name>.budget``.
         """
         path = Path(path)
-        content = _read_file(path)
+        content = _read_file(path, self._budgets_of)
         with self._lock:
             self._merge(content.settings, self._env_layer, self._code_layer)
             self._check_live_breakers(content)
             self._file_layer = content.settings
-            self._file_retry, self._file_breakers = content.retry, content.breakers
+            self._adopt(content)
             self._file_path = path
             self._bump()
+
+    def _budgets_of(self, data: Mapping[str, Any], where: _Where) -> dict[str, RetryBudget]:
+        """The named budgets of a parsed file, the environment laid over them."""
+        section = {"retry_budgets": data.get("retry_budgets", {})}
+        built = overload_from_mapping(section, _where=where)  # errors name the file line
+        prefix = DEFAULT_ENV_PREFIX if self._env_prefix is None else self._env_prefix
+        start = f"{prefix}RETRY_BUDGETS__"
+        environ = {k: v for k, v in os.environ.items() if k.startswith(start)}
+        if environ:
+            built = overload_from_env(section, environ=environ, prefix=prefix)
+        return built.retry_budgets
+
+    def _adopt(self, content: _FileContent) -> None:
+        """Take the file's named policies; a budget equal in kind and fields to the
+        one of that name already held is kept (with its tokens), and the retry
+        configs naming it use the kept one. Needs the lock."""
+        kept: dict[int, RetryBudget] = {}
+        budgets: dict[str, RetryBudget] = {}
+        for name, budget in content.budgets.items():
+            old = self._file_budgets.get(name)
+            if old is not None and type(old) is type(budget) and (
+                    _budget_to_dict(old) == _budget_to_dict(budget)):
+                kept[id(budget)] = budget = old
+            budgets[name] = budget
+        retry = {name: config.replace(budget=kept[id(config.budget)])
+                 if config.budget is not None and id(config.budget) in kept else config
+                 for name, config in content.retry.items()}
+        self._file_budgets, self._file_retry = budgets, retry
+        self._file_breakers = content.breakers
 
     def _check_live_breakers(self, content: _FileContent) -> None:
         """One breaker name, one config: a file may not redefine a live breaker that
@@ -330,7 +385,7 @@ class ResilienceConfig:
             path, prefix = self._file_path, self._env_prefix
         if path is None and prefix is None:
             raise ConfigurationError("reload(): no file was loaded and no environment read")
-        content = _read_file(path) if path is not None else None
+        content = _read_file(path, self._budgets_of) if path is not None else None
         env = _read_env(prefix, os.environ) if prefix is not None else None
         with self._lock:
             file_layer = content.settings if content is not None else self._file_layer
@@ -338,7 +393,7 @@ class ResilienceConfig:
             self._merge(file_layer, env_layer, self._code_layer)
             if content is not None:
                 self._check_live_breakers(content)
-                self._file_retry, self._file_breakers = content.retry, content.breakers
+                self._adopt(content)
             self._file_layer, self._env_layer = file_layer, env_layer
             self._bump()
 
@@ -380,7 +435,11 @@ class ResilienceConfig:
                 data[key] = setting.value
         if operations:
             data["operations"] = operations
-        data["retry_configs"] = {n: _retry_to_dict(n, c) for n, c in self.retry_configs.items()}
+        if self._file_budgets:
+            data["retry_budgets"] = {n: _budget_to_dict(b) for n, b in self._file_budgets.items()}
+        names = {id(budget): name for name, budget in self._file_budgets.items()}
+        data["retry_configs"] = {n: _retry_to_dict(n, c, names)
+                                 for n, c in self.retry_configs.items()}
         data["circuit_breaker_configs"] = {
             n: _breaker_to_dict(n, c) for n, c in self.circuit_breaker_configs.items()}
         return data
@@ -406,7 +465,7 @@ class ResilienceConfig:
         then runs in a worker thread (the only way to stop waiting for it), so give
         it only to sync functions whose objects may cross threads.
         """
-        return _NamedPolicy(name, retry, circuit_breaker, timeout, clock)
+        return _NamedPolicy(name, retry, circuit_breaker, timeout, clock, self)
 
     def _circuit_breaker(self, config: CircuitBreakerConfig, clock: Clock | None,
                          generation: int, owner: str) -> CircuitBreaker:
@@ -501,8 +560,9 @@ class _NamedPolicy(LivePipeline):
     _eager = False
 
     def __init__(self, name: str | None, retry: str | None, circuit_breaker: str | None,
-                 timeout: float | TimeoutConfig | None, clock: Clock | None) -> None:
-        super().__init__(clock)
+                 timeout: float | TimeoutConfig | None, clock: Clock | None,
+                 store: ResilienceConfig | None = None) -> None:
+        super().__init__(clock, store=store)
         if name is None and retry is None and circuit_breaker is None:
             raise TypeError("protect() needs a policy name, retry= or circuit_breaker=")
         for field, value in (("name", name), ("retry", retry),
@@ -517,7 +577,9 @@ class _NamedPolicy(LivePipeline):
 
     def _assemble(self, settings: ResilienceSettings) -> tuple[
             RetryConfig | None, CircuitBreakerConfig | None, TimeoutConfig | None]:
-        config = resilience_config
+        # The configuration whose protect() made this (not always the shared one).
+        store = self._store
+        config = store if isinstance(store, ResilienceConfig) else resilience_config
         retry = (config.get_retry_config(self.retry_name) if self.retry_name is not None
                  else config.retry_configs.get(self.name) if self.name is not None else None)
         breaker = (config.get_circuit_breaker_config(self.circuit_breaker_name)

@@ -10,6 +10,10 @@ A file::
     max_tokens = 10
     token_ratio = 0.1
 
+    [retry_configs.charge]         # read by ResilienceConfig.load_from_file
+    max_attempts = 3
+    budget = "payments"            # resolved there (resilience_config.retry_budgets)
+
     [rate_limiters.partner]
     rate = 50
     burst = 10

@@ -66,9 +66,9 @@ class _Operation:
     """The counters of one operation name. Changed only under the metrics lock."""
 
     __slots__ = (
-        "attempts", "cancelled", "failures", "fallbacks", "name", "rejected", "rejections",
-        "retried",
-        "retries", "samples", "successes", "time", "timeouts", "total", "trips",
+        "attempts", "cancelled", "failures", "fallbacks", "faults", "hedges", "name",
+        "rejected", "rejections", "retried", "retries", "samples", "successes", "time",
+        "timeouts", "total", "trips",
     )
 
     def __init__(self, name: str, samples: int) -> None:
@@ -85,6 +85,8 @@ class _Operation:
         self.timeouts = 0
         self.fallbacks = 0
         self.trips = 0
+        self.hedges = 0  # hedged attempts started (HedgeStarted)
+        self.faults = 0  # faults chaos injected (FaultInjected)
         self.time = 0.0  # summed measured durations
         self.samples: deque[float] = deque(maxlen=samples)
 
@@ -92,7 +94,8 @@ class _Operation:
         return _Snapshot(
             self.name, self.total, self.successes, self.failures, self.rejected, self.cancelled,
             self.attempts, self.retried, self.retries, self.rejections, self.timeouts,
-            self.fallbacks, self.trips, self.time, list(self.samples),
+            self.fallbacks, self.trips, self.hedges, self.faults, self.time,
+            list(self.samples),
         )
 
 
@@ -111,8 +114,34 @@ class _Snapshot:
     timeouts: int
     fallbacks: int
     trips: int
+    hedges: int
+    faults: int
     time: float
     samples: list[float]
+
+
+def _describe(s: _Snapshot) -> dict[str, Any]:
+    """The per-operation dict of :meth:`ResilienceMetrics.get_metrics`."""
+    return {
+        "name": s.name,
+        "total": s.total,
+        "successes": s.successes,
+        "failures": s.failures,
+        "rejected": s.rejected,
+        "cancelled": s.cancelled,
+        "success_rate": _rate(s.successes, s.total),
+        "retries": s.retries,
+        "retried_operations": s.retried,
+        "average_attempts": s.attempts / s.total if s.total else 0.0,
+        "rejections": s.rejections,
+        "timeouts": s.timeouts,
+        "fallbacks": s.fallbacks,
+        "trips": s.trips,
+        "hedges": s.hedges,
+        "faults": s.faults,
+        "total_time": s.time,
+        "latency": latency_summary(s.samples),
+    }
 
 
 def _rate(successes: int, total: int) -> float:

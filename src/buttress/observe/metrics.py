@@ -10,7 +10,7 @@ Two feeds, usable together or apart:
   (``resilience_metrics.install()``), every protected call is counted once under
   its operation name (``CallFinished``: success, failure, rejected, cancelled),
   with its retries, rejections (open breaker, full bulkhead), timeouts,
-  fallbacks used and breaker trips.
+  fallbacks used, breaker trips, hedged attempts started and faults injected.
 
 ``with_metrics`` alone sees what happens inside the call it wraps (attempts,
 retries and breaker trips are written into the call's operation by the retry
@@ -65,6 +65,8 @@ from buttress._core.events import (
 from buttress._core.operation import CallFinished, outcome_of
 from buttress._core.strategy import is_async_callable, logger, operation_name, redact
 from buttress.bulkhead import BulkheadFullError
+from buttress.chaos import FaultInjected
+from buttress.hedge import HedgeStarted
 from buttress.observe._records import (
     _OUTCOMES,
     CANCELLED,
@@ -74,11 +76,12 @@ from buttress.observe._records import (
     SUCCESS,
     UNKNOWN,
     OperationRecord,
+    _describe,
     _Operation,
     _rate,
     _Snapshot,
-    latency_summary,
 )
+from buttress.observe._records import latency_summary as latency_summary
 from buttress.retry import RetryResult
 
 __all__ = [
@@ -109,7 +112,7 @@ class MetricsListener:
 
     kinds: ClassVar[tuple[type[Event], ...]] = (
         Succeeded, GaveUp, RetryScheduled, CallRejected, TimedOut, FallbackUsed, StateChanged,
-        CallFinished,
+        CallFinished, HedgeStarted, FaultInjected,
     )
 
     def __init__(self, metrics: ResilienceMetrics) -> None:
@@ -124,6 +127,8 @@ class MetricsListener:
             FallbackUsed: self.on_fallback_used,
             StateChanged: self.on_state_changed,
             CallFinished: self.on_call_finished,
+            HedgeStarted: self.on_hedge_started,
+            FaultInjected: self.on_fault_injected,
         }
 
     def _name(self, event: Event) -> str | None:
@@ -211,6 +216,18 @@ class MetricsListener:
         name = self._name(event)
         if name is not None:
             self.metrics._count(name, "fallbacks")
+
+    def on_hedge_started(self, event: HedgeStarted) -> None:
+        """A hedge started another attempt."""
+        name = self._name(event)
+        if name is not None:
+            self.metrics._count(name, "hedges")
+
+    def on_fault_injected(self, event: FaultInjected) -> None:
+        """Chaos injected a fault (latency, an exception or a result)."""
+        name = self._name(event)
+        if name is not None:
+            self.metrics._count(name, "faults")
 
     def on_state_changed(self, event: StateChanged) -> None:
         """Count a breaker's trips (moves to open), under the operation whose call
@@ -384,27 +401,6 @@ class ResilienceMetrics:
                 snapshots.append(op.snapshot())
         return snapshots
 
-    @staticmethod
-    def _describe(s: _Snapshot) -> dict[str, Any]:
-        return {
-            "name": s.name,
-            "total": s.total,
-            "successes": s.successes,
-            "failures": s.failures,
-            "rejected": s.rejected,
-            "cancelled": s.cancelled,
-            "success_rate": _rate(s.successes, s.total),
-            "retries": s.retries,
-            "retried_operations": s.retried,
-            "average_attempts": s.attempts / s.total if s.total else 0.0,
-            "rejections": s.rejections,
-            "timeouts": s.timeouts,
-            "fallbacks": s.fallbacks,
-            "trips": s.trips,
-            "total_time": s.time,
-            "latency": latency_summary(s.samples),
-        }
-
     def get_metrics(self, name: str | None = None) -> dict[str, Any]:
         """The metrics of operation ``name`` (zeros if never seen, or if the name came
         after ``max_operations`` and is counted under ``"__other__"``), or with no name,
@@ -418,7 +414,8 @@ class ResilienceMetrics:
         full bulkhead without calling the dependency), ``cancelled``,
         ``success_rate`` (percent), ``retries``,
         ``retried_operations``, ``average_attempts``, ``rejections``, ``timeouts``,
-        ``fallbacks``, ``trips``, ``total_time`` and ``latency`` (``count``,
+        ``fallbacks``, ``trips``, ``hedges`` (hedged attempts started), ``faults``
+        (faults chaos injected), ``total_time`` and ``latency`` (``count``,
         ``mean``, ``min``, ``max``, ``p50``, ``p95``, ``p99`` in seconds over the
         most recent ``latency_samples`` durations).
         """
@@ -426,10 +423,10 @@ class ResilienceMetrics:
             name = redact(name)
             op = self._ops.get(name)
             if op is None:
-                return self._describe(_Operation(name, 1).snapshot())
+                return _describe(_Operation(name, 1).snapshot())
             with self._lock:
                 snapshot = op.snapshot()
-            return self._describe(snapshot)
+            return _describe(snapshot)
         snapshots = self._snapshots()
         total = sum(s.total for s in snapshots)
         successes = sum(s.successes for s in snapshots)
@@ -452,8 +449,10 @@ class ResilienceMetrics:
             "rejections": sum(s.rejections for s in snapshots),
             "timeouts": sum(s.timeouts for s in snapshots),
             "fallbacks": sum(s.fallbacks for s in snapshots),
+            "hedges": sum(s.hedges for s in snapshots),
+            "faults": sum(s.faults for s in snapshots),
             "folded_records": folded,
-            "operations": {s.name: self._describe(s)
+            "operations": {s.name: _describe(s)
                            for s in sorted(snapshots, key=lambda s: s.name)},
         }
 

@@ -13,6 +13,8 @@ metric                                     labels                   from
 ``resilient_rejections_total``             operation, reason        ``CallRejected``
 ``resilient_timeouts_total``               operation                ``TimedOut``
 ``resilient_fallbacks_total``              operation                ``FallbackUsed``
+``resilient_hedges_total``                 operation, reason        ``HedgeStarted``
+``resilient_faults_injected_total``        operation, fault         ``FaultInjected``
 =========================================  =======================  ===========================
 
 **One label, ``operation``**, names what a series is about in every family: a
@@ -29,10 +31,12 @@ the dependency was not called) or "cancelled". A breaker's state series exists
 from the breaker's creation (breakers created after :meth:`install` included).
 
 Labels only ever hold policy and operation names (redacted like logs, so a URL
-used as a name loses its credentials and query) and a few fixed words; never an
-exception message. The number of distinct names is capped (``max_label_values``,
-500 by default); names beyond the cap are counted under ``"__other__"``, so a
-name built from user input can not grow the registry without bound.
+used as a name loses its credentials and query) and a few fixed words (a
+hedge's ``reason``: "slow" or "failed"; a fault: "latency", "exception" or
+"result"); never an exception message or an injected value. The number of
+distinct names is capped (``max_label_values``, 500 by default); names beyond
+the cap are counted under ``"__other__"``, so a name built from user input can
+not grow the registry without bound.
 
 Multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) works as prometheus_client
 documents it: counters and the histogram are summed over processes, and the
@@ -57,7 +61,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from typing import Literal
+from typing import Final, Literal
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
@@ -73,6 +77,8 @@ from buttress._core.events import (
 )
 from buttress._core.operation import CallFinished, outcome_of
 from buttress.breaker import CircuitBreaker, CircuitState
+from buttress.chaos import FaultInjected
+from buttress.hedge import HedgeStarted
 from buttress.observe._wiring import (
     DEFAULT_BUCKETS,
     OTHER,
@@ -83,6 +89,10 @@ from buttress.observe._wiring import (
 )
 
 __all__ = ["DEFAULT_BUCKETS", "OTHER", "PrometheusMetrics"]
+
+# The fixed words a hedge or fault label may hold (anything else: "other").
+_HEDGE_REASONS: Final = frozenset({"slow", "failed"})
+_FAULTS: Final = frozenset({"latency", "exception", "result"})
 
 MultiprocessMode = Literal["all", "liveall", "min", "livemin", "max", "livemax", "sum",
                            "livesum", "mostrecent", "livemostrecent"]
@@ -128,6 +138,16 @@ class _Families:
         self.fallbacks = Counter(
             "resilient_fallbacks", "Failed calls answered by a fallback.",
             ["operation"], namespace=namespace, registry=registry,
+        )
+        self.hedges = Counter(
+            "resilient_hedges", "Hedged attempts started, by reason (slow: the hedge delay "
+            "passed; failed: an attempt failed).",
+            ["operation", "reason"], namespace=namespace, registry=registry,
+        )
+        self.faults = Counter(
+            "resilient_faults_injected", "Faults injected by chaos, by kind (latency, "
+            "exception, result).", ["operation", "fault"], namespace=namespace,
+            registry=registry,
         )
 
 
@@ -192,6 +212,8 @@ class PrometheusMetrics(HubListener):
             CallRejected: self._rejected,
             TimedOut: self._timed_out,
             FallbackUsed: self._fallback_used,
+            HedgeStarted: self._hedge_started,
+            FaultInjected: self._fault_injected,
         }
 
     def _record_state(self, breaker: CircuitBreaker) -> None:
@@ -240,6 +262,14 @@ class PrometheusMetrics(HubListener):
 
     def _fallback_used(self, event: FallbackUsed) -> None:
         self._m.fallbacks.labels(self._label(event.name)).inc()
+
+    def _hedge_started(self, event: HedgeStarted) -> None:
+        reason = event.reason if event.reason in _HEDGE_REASONS else "other"
+        self._m.hedges.labels(self._label(event.name), reason).inc()
+
+    def _fault_injected(self, event: FaultInjected) -> None:
+        fault = event.fault if event.fault in _FAULTS else "other"
+        self._m.faults.labels(self._label(event.name), fault).inc()
 
     def __repr__(self) -> str:
         return f"PrometheusMetrics(namespace={self.namespace!r}, installed={self._installed})"
