@@ -407,7 +407,20 @@ class _Reporter:
 
 # What ``with breaker:`` remembers between enter and exit, as a tuple (cheaper
 # to build than an object): (epoch, start, async timeout or None, outer frame).
-_Frame = tuple[int, float, Any, Any]
+_Frame = tuple[Any, float, Any, Any]  # (epoch or _Watched, start, timeout, outer frame)
+
+
+class _Watched:
+    """The epoch of a ``with`` block reported as an operation, with its
+    :class:`~buttress._core.operation.Watch`. Never equal to a ticket, so the
+    exit's fast path leaves such a block to ``_exit``."""
+
+    __slots__ = ("epoch", "watch")
+
+    def __init__(self, epoch: int, watch: operation.Watch) -> None:
+        self.epoch = epoch
+        self.watch = watch
+
 _FRAMES_LOCK: Final = forksafe.lock()
 _OPEN: Final = CircuitState.OPEN  # a module global: an Enum member read costs 0.1 us
 _rejecting: Final = CircuitBreakerError.rejecting
@@ -840,13 +853,36 @@ class CircuitBreaker(Strategy):
         """Run ``fn(*args, **kwargs)`` through the breaker (pybreaker's spelling)."""
         if check_call(fn, "CircuitBreaker"):
             raise TypeError(f"{fn!r} is a coroutine function: use `await breaker.acall(fn)`")
+        if self.events.active:
+            return self._call_reported(fn, args, kwargs)
         return self._call_guarded(fn, args, kwargs)
+
+    def _call_reported(self, fn: Callable[..., Any], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
+        """:meth:`call` as one operation, named after the breaker (as a ``with``
+        block is: the function of a call is often a lambda). A method of its own,
+        so that ``call`` itself builds no closure cells."""
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            return self._call_guarded(fn, args, kwargs)
+
+        return operation.measure(guarded, self.events, self.name, self.clock)(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any,
                     **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         check_call(fn, "CircuitBreaker")
+        if self.events.active:
+            return await self._acall_reported(fn, args, kwargs)
         return await self._acall_guarded(fn, args, kwargs)
+
+    async def _acall_reported(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
+                              kwargs: dict[str, Any]) -> Any:
+        """:meth:`acall` as one operation; see :meth:`_call_reported`."""
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            return await self._acall_guarded(fn, args, kwargs)
+
+        return await operation.measure_async(guarded, self.events, self.name, self.clock)(
+            *args, **kwargs)
 
     def protect(self, fn: F) -> F:
         """Decorate ``fn`` (sync or async) with this breaker; same as ``@breaker``."""
@@ -863,6 +899,11 @@ class CircuitBreaker(Strategy):
         return frames
 
     def _enter(self, timeout: Any) -> None:
+        if self.events.active and operation.current() is None:
+            watch = operation.begin(self.events, self.name, self.clock)
+            if watch is not None:
+                self._enter_watched(timeout, watch)
+                return
         gate = self._gate
         epoch = gate.ticket
         if epoch < 0:
@@ -879,6 +920,19 @@ class CircuitBreaker(Strategy):
             frames = self._context()
         frames.set((epoch, start, timeout, frames.get()))
 
+    def _enter_watched(self, timeout: Any, watch: operation.Watch) -> None:
+        """Enter a block reported as one operation (``watch``): its frame holds a
+        :class:`_Watched` for the epoch, so leaving it takes :meth:`_exit`."""
+        try:
+            self._enter(timeout)  # inside the operation now: entered plainly
+        except BaseException as exc:
+            operation.end(watch, exc)  # refused: the block never ran
+            raise
+        frames = self._context()
+        frame = frames.get()
+        assert frame is not None
+        frames.set((_Watched(frame[0], watch), frame[1], frame[2], frame[3]))
+
     def _frame(self) -> _Frame | None:
         return None if self._frames is None else self._frames.get()
 
@@ -887,8 +941,16 @@ class CircuitBreaker(Strategy):
         frame = None if frames is None else frames.get()
         if frame is None or frames is None:
             raise RuntimeError(f"circuit breaker {self.name!r} exited without being entered")
-        frames.set(frame[3])
         epoch = frame[0]
+        if epoch.__class__ is _Watched:
+            # The block is an operation: settle the breaker, then report its end.
+            frames.set((epoch.epoch, frame[1], frame[2], frame[3]))
+            try:
+                self._exit(exc, judge_overrun=judge_overrun)
+            finally:
+                operation.end(epoch.watch, exc)
+            return
+        frames.set(frame[3])
         if not self._timed:
             if exc is None:
                 self._succeeded(epoch, 0.0)
@@ -908,7 +970,7 @@ class CircuitBreaker(Strategy):
     def __enter__(self) -> CircuitBreaker:
         epoch = self._gate.ticket
         frames = self._frames
-        if epoch < 0 or self._timed or frames is None:
+        if epoch < 0 or self._timed or frames is None or self.events.active:
             self._enter(None)
         else:
             # The closed breaker's fast path: _enter inlined.
@@ -934,7 +996,7 @@ class CircuitBreaker(Strategy):
         if limit is None:
             epoch = self._gate.ticket
             frames = self._frames
-            if epoch < 0 or self._timed or frames is None:
+            if epoch < 0 or self._timed or frames is None or self.events.active:
                 self._enter(None)
             else:
                 frames.set((epoch, 0.0, None, frames.get()))
