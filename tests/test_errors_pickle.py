@@ -29,9 +29,13 @@ from buttress import (
     OperationTimeoutError,
     RetryExhaustedError,
 )
-from buttress._core.errors import ConfigurationTypeError
+from buttress._core.errors import CommitOutcomeUnknownError, ConfigurationTypeError
 from buttress.cli.demo import DependencyError
+from buttress.cli.status import StatusError
 from buttress.observe.health import _CheckFailed
+from buttress.stores._local import WrongTypeError
+from buttress.stores.database import DatabaseFailure
+from buttress.stores.redis_client import NotWrittenBack
 from buttress.timeout import TimeoutPoolExhaustedError
 
 
@@ -69,6 +73,12 @@ SAMPLES: dict[str, Callable[[], BaseException]] = {
     "DependencyError": lambda: DependencyError(503),
     "_CheckFailed": lambda: _CheckFailed("check returned False"),
     "Rejected": lambda: Rejected(429, reason="slow down"),
+    "CommitOutcomeUnknownError": lambda: CommitOutcomeUnknownError(
+        "orders_db", ConnectionResetError(104, "Connection reset by peer")),
+    "DatabaseFailure": lambda: DatabaseFailure("a marker class; never raised"),
+    "WrongTypeError": lambda: WrongTypeError(b"user:1"),
+    "NotWrittenBack": lambda: NotWrittenBack("another call is writing back"),
+    "StatusError": lambda: StatusError("could not reach http://127.0.0.1:1: refused"),
 }
 
 

@@ -23,6 +23,20 @@ EXAMPLES = sorted(path.name for path in EXAMPLES_DIR.glob("*.py"))
 # Substrings each example's stdout must contain. Chosen to prove the behaviour
 # the example is about, not incidental formatting (timestamps, ports).
 EXPECTED: dict[str, tuple[str, ...]] = {
+    "database_client.py": (
+        "rolled back: account 1 still has 100",
+        "transfer -> account 2 has 30",
+        "RetryExhaustedError after 3 attempts (OperationalError)",
+        "breaker 'down_db' is open: CircuitBreakerError, server not tried",
+        "health: unhealthy (circuit breaker open)",
+    ),
+    "cache_client.py": (
+        "served from memory: hello Ada",
+        "health: degraded (breaker open, 2 writes waiting for Redis)",
+        # redis-server is a test requirement (scripts/install-redis.sh)
+        "health: healthy (breaker closed, 0 writes waiting for Redis)",
+        "Redis holds: hello {'name': 'Ada'} ttl 35",  # 3599 s left, or a little less
+    ),
     "observability.py": (
         'circuit_breaker_state{operation="inventory"} 1.0',
         'resilient_retries_total{operation="fetch_price"} 2.0',
@@ -55,11 +69,25 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "database.timeout_seconds = 12.5  (env: BUTTRESS_DATABASE_TIMEOUT)",
         "<tmp>/bad.json:4: retry_configs.orders.max_attemps: unknown key 'max_attemps'",
     ),
+    "fastapi_service.py": (
+        "GET /prices/7 -> 200 {'item_id': 7, 'price': 16.99} status=healthy",
+        "GET /stock/7 with X-Request-Timeout: 1.5 -> 200, deadline seen by the endpoint: True",
+        "GET /prices/7 -> 502 retry-after=None status=healthy",
+        "GET /prices/7 -> 503 retry-after=30 status=degraded",
+        "GET /health -> 503 status=unhealthy checks={'pricing': False}",
+        "'pricing': 'open'",
+    ),
     "virtual_time_testing.py": (
         "check_backoff_schedule: ok (virtual time 15s, waits [1.0, 2.0, 4.0, 8.0])",
         "check_breaker_recovery: ok (virtual time 30s, waits [])",
         "all checks passed",
     ),
+}
+
+# Arguments an example needs to run to its end: a server example serves
+# until stopped unless asked for its self-contained demo.
+ARGS: dict[str, tuple[str, ...]] = {
+    "fastapi_service.py": ("--demo",),
 }
 
 TIMEOUT = 30.0
@@ -100,7 +128,8 @@ def test_example_runs_and_prints_what_it_shows(name: str) -> None:
                     "add the output lines that show it works")
     # ResourceWarnings (an unclosed socket or response) are shown, and then
     # fail the run through the empty-stderr check below.
-    result = _run("-W", "default::ResourceWarning", str(EXAMPLES_DIR / name))
+    result = _run("-W", "default::ResourceWarning", str(EXAMPLES_DIR / name),
+                  *ARGS.get(name, ()))
     output = f"--- stdout ---\n{result.stdout}\n--- stderr ---\n{result.stderr}"
     assert result.returncode == 0, output
     assert result.stderr == "", output

@@ -381,6 +381,22 @@ def test_a_sync_call_past_its_timeout_runs_to_its_end_in_the_callers_thread() ->
     assert protected.resilience.timeout_config is not None  # still there for async calls
 
 
+def test_a_sync_call_sees_its_timeout_as_its_deadline_for_the_driver_to_enforce() -> None:
+    from buttress import remaining_time
+
+    clock = VirtualClock()
+    left: list[float | None] = []
+
+    def query() -> None:
+        left.append(remaining_time())
+        clock.sleep(1.5)
+        left.append(remaining_time())
+
+    database_resilient(operation_name="deadline_sync", timeout_seconds=4.0, clock=clock)(query)()
+    assert left == [4.0, 2.5]
+    assert remaining_time() is None  # nothing leaks past the call
+
+
 def test_timeout_in_thread_limits_a_sync_call_from_a_worker_thread_and_retries() -> None:
     clock = VirtualClock()
     seen: list[int] = []

@@ -39,6 +39,7 @@ PUBLIC = [
     "CircuitBreakerStats",
     "CircuitState",
     "Clock",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
@@ -119,8 +120,27 @@ PUBLIC = [
 # Loaded on first access (module ``__getattr__``); not in ``__all__``, so a star
 # import works without any extra.
 OPTIONAL = {
+    "AsyncResilientTransport": "http",
+    "HealthAwareCircuitBreaker": "http",
+    "HttpClient": "http",
+    "ResilientHttpClient": "http",
+    "ResilientTransport": "http",
+    "get_http_client": "http",
+    "DatabaseClient": "sqlalchemy",
+    "get_database_client": "sqlalchemy",
     "OpenTelemetryTracing": "otel",
     "PrometheusMetrics": "prometheus",
+    "get_redis_client": "redis",
+    "get_s3_client": "s3",
+}
+# extra -> (the module its names live in, the packages it needs)
+EXTRAS = {
+    "http": ("buttress.http", ("httpx", "httpcore")),
+    "otel": ("buttress.observe.otel", ("opentelemetry",)),
+    "prometheus": ("buttress.observe.prometheus", ("prometheus_client",)),
+    "sqlalchemy": ("buttress.stores.database", ("sqlalchemy",)),
+    "redis": ("buttress.stores.redis_client", ("redis",)),
+    "s3": ("buttress.stores.s3_client", ("boto3", "botocore")),
 }
 
 OPTIONAL_PACKAGES = ("prometheus_client", "opentelemetry", "typer", "rich", "httpx",
@@ -160,8 +180,7 @@ def test_import_buttress_loads_no_optional_package() -> None:
 def test_an_optional_name_loads_its_module_on_first_access(name: str) -> None:
     code = ("import json, sys\n"
             "import buttress\n"
-            "before = 'buttress.observe' + {'otel': '.otel', 'prometheus': '.prometheus'}"
-            f"[{OPTIONAL[name]!r}] in sys.modules\n"
+            f"before = {EXTRAS[OPTIONAL[name]][0]!r} in sys.modules\n"
             f"value = buttress.{name}\n"
             f"print(json.dumps([before, value.__name__, {name!r} in dir(buttress)]))\n")
     assert json.loads(_run(code)) == [False, name, True]
@@ -173,7 +192,8 @@ def test_a_missing_extra_is_named_in_the_import_error(name: str) -> None:
     code = ("import sys\n"
             "class Missing:\n"
             "    def find_spec(self, fullname, path=None, target=None):\n"
-            "        if fullname.partition('.')[0] in ('prometheus_client', 'opentelemetry'):\n"
+            "        if fullname.partition('.')[0] in "
+            f"{EXTRAS[OPTIONAL[name]][1]!r}:\n"
             "            raise ModuleNotFoundError(f'No module named {fullname!r}', "
             "name=fullname)\n"
             "sys.meta_path.insert(0, Missing())\n"

@@ -34,6 +34,8 @@ from buttress.presets import api_resilient, cache_resilient, database_resilient
 from buttress.retry import is_transient as is_transient_from_retry
 from buttress.testing import ScriptedCall, VirtualClock
 from buttress.transient import (
+    is_database_conflict,
+    is_database_disconnect,
     is_transient,
     is_transient_database_error,
     is_transient_http_error,
@@ -564,3 +566,65 @@ def test_the_docstring_examples_run() -> None:
     result = doctest.testmod(buttress.transient)
     assert result.attempted >= 5
     assert result.failed == 0
+
+
+# --- what a database client may do after an error ---------------------------------------
+
+
+def _psycopg_error(name: str, message: str = "") -> BaseException:
+    errors = pytest.importorskip("psycopg.errors")
+    error: BaseException = getattr(errors, name)(message)
+    return error
+
+
+@pytest.mark.parametrize("name", ["AdminShutdown", "CrashShutdown", "CannotConnectNow",
+                                  "ConnectionFailure", "ConnectionTimeout"])
+def test_a_lost_or_refused_postgres_connection_is_a_disconnect(name: str) -> None:
+    assert is_database_disconnect(_psycopg_error(name))
+
+
+def test_a_libpq_error_without_a_sqlstate_is_a_disconnect() -> None:
+    psycopg = pytest.importorskip("psycopg")
+    lost = psycopg.OperationalError("consuming input failed: server closed the connection")
+    assert is_database_disconnect(lost)
+    assert not is_database_conflict(lost)
+
+
+@pytest.mark.parametrize("name", ["SerializationFailure", "DeadlockDetected"])
+def test_serialization_failures_and_deadlocks_are_conflicts_not_disconnects(name: str) -> None:
+    error = _psycopg_error(name)
+    assert is_database_conflict(error)
+    assert not is_database_disconnect(error)
+
+
+@pytest.mark.parametrize("name", ["UniqueViolation", "QueryCanceled", "UndefinedTable",
+                                  "InvalidPassword"])
+def test_answers_from_a_working_server_are_neither(name: str) -> None:
+    error = _psycopg_error(name)
+    assert not is_database_disconnect(error)
+    assert not is_database_conflict(error)
+
+
+def test_sqlalchemy_wrapped_errors_are_judged_by_the_driver_error() -> None:
+    exc = pytest.importorskip("sqlalchemy.exc")
+    wrapped = exc.OperationalError("COMMIT", {}, _psycopg_error("SerializationFailure"))
+    assert is_database_conflict(wrapped)
+    invalidated = exc.OperationalError("SELECT 1", {}, ValueError("gone"),
+                                       connection_invalidated=True)
+    assert is_database_disconnect(invalidated)
+
+
+def test_sqlite_locks_and_builtin_resets_are_told_apart() -> None:
+    assert not is_database_disconnect(sqlite3.OperationalError("database is locked"))
+    assert is_database_disconnect(ConnectionResetError(104, "Connection reset by peer"))
+    assert not is_database_conflict(ConnectionResetError(104, "Connection reset by peer"))
+
+
+def test_a_commit_of_unknown_outcome_is_never_transient() -> None:
+    lost = ConnectionResetError(104, "Connection reset by peer")
+    error = buttress.CommitOutcomeUnknownError("orders_db", lost)
+    error.__cause__ = lost
+    for classifier in (is_transient, is_transient_database_error, is_transient_http_error,
+                       is_database_disconnect, is_database_conflict):
+        assert not classifier(error), classifier.__name__
+    assert not isinstance(error, ConnectionError | TimeoutError)

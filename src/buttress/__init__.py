@@ -16,7 +16,8 @@ and cancellation and nearly free on the success path::
     async def charge(amount: int) -> dict: ...
 
 ``import buttress`` loads only the standard library. The names of optional
-integrations (``buttress.PrometheusMetrics``, ``buttress.OpenTelemetryTracing``)
+integrations (``buttress.PrometheusMetrics``, ``buttress.OpenTelemetryTracing``,
+``buttress.get_redis_client``, ``buttress.get_s3_client``)
 load their module, and its extra's packages, on first use; without the extra
 the ``ImportError`` says which to install (``pip install 'buttress[prometheus]'``).
 """
@@ -31,6 +32,7 @@ from buttress._core.context import CallContext, current_context, deadline, remai
 from buttress._core.errors import (
     ButtressError,
     CircuitBreakerError,
+    CommitOutcomeUnknownError,
     ConfigurationError,
     ConfigurationTypeError,
     DeadlineExceededError,
@@ -121,8 +123,18 @@ from buttress.timeout import (
 from buttress.transient import is_transient
 
 if TYPE_CHECKING:
+    from buttress.http import AsyncResilientTransport as AsyncResilientTransport
+    from buttress.http import HealthAwareCircuitBreaker as HealthAwareCircuitBreaker
+    from buttress.http import HttpClient as HttpClient
+    from buttress.http import ResilientHttpClient as ResilientHttpClient
+    from buttress.http import ResilientTransport as ResilientTransport
+    from buttress.http import get_http_client as get_http_client
     from buttress.observe.otel import OpenTelemetryTracing as OpenTelemetryTracing
     from buttress.observe.prometheus import PrometheusMetrics as PrometheusMetrics
+    from buttress.stores.database import DatabaseClient as DatabaseClient
+    from buttress.stores.database import get_database_client as get_database_client
+    from buttress.stores.redis_client import get_redis_client as get_redis_client
+    from buttress.stores.s3_client import get_s3_client as get_s3_client
 
 __version__ = "0.1.0"
 
@@ -141,6 +153,7 @@ __all__ = [
     "CircuitBreakerStats",
     "CircuitState",
     "Clock",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
@@ -221,8 +234,18 @@ __all__ = [
 # Optional names: name -> (module, extra). Not in __all__, so that a star import
 # needs no extra either.
 _OPTIONAL: Final = {
+    "AsyncResilientTransport": ("buttress.http", "http"),
+    "HealthAwareCircuitBreaker": ("buttress.http", "http"),
+    "HttpClient": ("buttress.http", "http"),
+    "ResilientHttpClient": ("buttress.http", "http"),
+    "ResilientTransport": ("buttress.http", "http"),
+    "get_http_client": ("buttress.http", "http"),
+    "DatabaseClient": ("buttress.stores.database", "sqlalchemy"),
+    "get_database_client": ("buttress.stores.database", "sqlalchemy"),
     "OpenTelemetryTracing": ("buttress.observe.otel", "otel"),
     "PrometheusMetrics": ("buttress.observe.prometheus", "prometheus"),
+    "get_redis_client": ("buttress.stores.redis_client", "redis"),
+    "get_s3_client": ("buttress.stores.s3_client", "s3"),
 }
 
 

@@ -12,7 +12,11 @@ from buttress.options import CircuitBreakerOptions, _RetryTuning
 from buttress.pipeline import Pipeline
 from buttress.registry import get_circuit_breaker
 from buttress.retry import Retry
-from buttress.transient import is_transient_database_error, is_transient_http_error
+from buttress.transient import (
+    is_transient_database_error,
+    is_transient_http_error,
+    retry_after_hint,
+)
 
 __all__ = [
     "async_circuit_breaker",
@@ -93,7 +97,10 @@ def retry_http_request(
 ) -> Retry | Pipeline:
     """Retry an HTTP call on transient failures only (connection errors, timeouts,
     408/425/429/5xx statuses), with jittered exponential backoff, optionally behind
-    the named circuit breaker::
+    the named circuit breaker. httpx, requests, urllib3 and aiohttp errors are
+    recognised by name (:mod:`buttress.transient`); the ``Retry-After`` of an
+    error's response (``httpx.HTTPStatusError`` from ``raise_for_status()``) sets
+    the wait, capped at ``max_delay``::
 
         @retry_http_request(max_attempts=3, circuit_breaker="payment_api")
         def charge(amount: int) -> dict: ...
@@ -102,6 +109,7 @@ def retry_http_request(
     :class:`~buttress.Pipeline`; either keeps the decorated function's signature.
     """
     options.setdefault("retry_condition", is_transient_http_error)
+    options.setdefault("retry_after", retry_after_hint)
     options.setdefault("strategy", "jittered_exponential")
     retry = Retry(max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
                   clock=clock, **options)

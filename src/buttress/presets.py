@@ -34,7 +34,11 @@ Timeouts and threads. A preset never moves a call to another thread unless asked
   connections) would break there, and an overrunning call would keep running in
   the background while the retry starts another one. Use the client's own
   timeout (``sqlite3.connect(timeout=...)``, the driver's statement timeout,
-  ``httpx``/``requests`` ``timeout=``), which really ends the work;
+  ``httpx``/``requests`` ``timeout=``), which really ends the work. The call's
+  deadline is set all the same: :func:`~buttress.remaining_time` inside it tells
+  how much of ``timeout_seconds`` is left, and the database client
+  (:func:`~buttress.get_database_client`) makes it each transaction's statement
+  timeout;
 * ``timeout_in_thread=True`` asks for the thread: the sync call runs in a worker
   thread and the caller gets :class:`~buttress.OperationTimeoutError` after
   ``timeout_seconds`` (the call itself runs on to its end in the background).
@@ -59,6 +63,7 @@ from typing import (
 
 from buttress._core import validate
 from buttress._core.clock import Clock
+from buttress._core.context import CURRENT, within
 from buttress._core.errors import ConfigurationError, ConfigurationTypeError
 from buttress.breaker import CircuitBreakerConfig
 from buttress.config import (
@@ -163,10 +168,19 @@ class _AsyncOnlyTimeout(Timeout):
     __slots__ = ()
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        # A pass-through of its own (not ``fn`` itself): the pipeline copies the
-        # user's function's metadata onto what each stage returns.
+        # Not enforced on a sync call, but its deadline is set, so that what the
+        # call uses can enforce it where the work happens (the database client's
+        # statement timeout, ``remaining_time()`` passed to an HTTP client).
+        seconds, clock = self.config.timeout_seconds, self.clock
+        operation = self.config.operation_name
+
         def unlimited(*args: Any, **kwargs: Any) -> Any:
-            return fn(*args, **kwargs)
+            call, _, _ = within(CURRENT.get(), seconds, clock, clock.monotonic(), operation)
+            token = CURRENT.set(call)
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                CURRENT.reset(token)
 
         return unlimited
 

@@ -26,9 +26,10 @@ from typing import Any, Final
 
 from buttress._core import forksafe
 from buttress._core.testmode import TEST_MODE
+from buttress.fault_proxy import FaultProxy
 
 __all__ = [
-    "AsyncScriptedCall", "ScriptedCall", "TimerHandle", "VirtualClock", "is_testing",
+    "AsyncScriptedCall", "FaultProxy", "ScriptedCall", "TimerHandle", "VirtualClock", "is_testing",
     "reset_registries", "set_testing", "testing",
 ]
 
@@ -263,7 +264,10 @@ class AsyncScriptedCall(ScriptedCall):
 
 def reset_registries() -> None:
     """Forget every named circuit breaker and clear global resilience state:
-    global listeners, in-memory metrics (and their listener) and settings."""
+    global listeners, in-memory metrics (and their listener), settings, and the
+    HTTP clients ``get_http_client`` shares (when that module was loaded)."""
+    import sys
+
     from buttress._core.events import GLOBAL
     from buttress.config import reset_settings
     from buttress.observe.metrics import resilience_metrics
@@ -274,6 +278,9 @@ def reset_registries() -> None:
     resilience_metrics.reset()
     GLOBAL.clear()
     reset_settings()
+    http_clients = sys.modules.get("buttress.http.client")
+    if http_clients is not None:
+        http_clients._forget_shared()
 
 
 class TestingMode:

@@ -357,3 +357,17 @@ def test_a_listener_that_raises_on_a_start_never_breaks_the_call(
     assert breaker.stats.successful_calls == 2
     assert sum("listener bug" in (r.exc_text or "") or "raised" in r.getMessage()
                for r in caplog.records) == 2
+
+
+async def test_a_breaker_with_a_timeout_reports_its_async_with_block_once(
+        heard: list[Event], virtual_clock: VirtualClock) -> None:
+    breaker = CircuitBreaker("payments", timeout=1.0, clock=virtual_clock)
+    async with breaker:
+        await virtual_clock.async_sleep(0.5)
+    with pytest.raises(TimeoutError):
+        async with breaker:
+            await virtual_clock.async_sleep(5.0)
+    assert [(type(e).__name__, e.name) for e in heard] == [
+        ("CallStarted", "payments"), ("CallFinished", "payments")] * 2
+    assert [e.outcome for e in heard if isinstance(e, CallFinished)] == ["success", "failure"]
+    assert breaker.stats.failed_calls == 1

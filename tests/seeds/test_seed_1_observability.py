@@ -13,11 +13,11 @@ Ported:
 * Testing — Unit Testing (the ``reset_circuits`` fixture with
   ``reset_resilience_state``, and its ``database_resilient`` test)
 
-Not ported here (FastAPI routes; the FastAPI integration is a later issue):
+Ported in ``test_seed_1_fastapi.py`` (FastAPI routes, on a live uvicorn server):
 
 * FastAPI Integration — Middleware Integration (``resilience_middleware`` setting
   ``X-Resilience-Status`` from ``get_resilience_health()["overall_health"]``, and the
-  ``/health`` route with the clients' health checks)
+  ``/health`` route; its clients' health checks belong to the client issues)
 * Monitoring and Observability — Health Endpoints (``/health/resilience``,
   ``/metrics/resilience`` built from ``health["circuit_breakers"]``'s ``state``,
   ``failure_rate``, ``total_calls``)

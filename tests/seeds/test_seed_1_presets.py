@@ -35,11 +35,11 @@ Ported in other modules:
 
 Not ported here:
 
-* FastAPI Integration — Endpoint Decoration: needs FastAPI (the FastAPI integration is a
-  later issue); the decorators it stacks under ``@app.get`` are the ones tested here
+* FastAPI Integration — Endpoint Decoration: ported in ``test_seed_1_fastapi.py``
 * Resilient Clients, Client Health Checks, Testing — Integration Testing:
-  ``get_database_client``, ``get_redis_client``, ``get_http_client``, ``get_s3_client``
-  (later issues)
+  ``get_database_client`` (``test_seed_1_database.py``), ``get_redis_client`` and
+  ``get_s3_client`` (``test_seed_1_cache_storage.py``), ``get_http_client``
+  (``test_seed_1_http.py``)
 
 Documented meaning: ``max_attempts`` counts every call, the first included; only
 transient failures are retried by default (connection errors, timeouts, 5xx/429 for

@@ -26,15 +26,13 @@ Ported in other modules:
 * ``test_seed_1_observability.py``: Health Monitoring — Circuit Breaker Health
   (``get_resilience_health``); Best Practices §4 — Monitor Circuit Breaker Health;
   Testing — Unit Testing (``reset_resilience_state`` + ``database_resilient``)
-
-Not portable yet (later issues):
-
-* The resilient clients: Resilient Clients, Health Monitoring — Client Health Checks
-  (``.health_check()``), Testing — Integration Testing: ``get_database_client``,
-  ``get_redis_client``, ``get_http_client``, ``get_s3_client``
-* The FastAPI integration: FastAPI Integration — Endpoint Decoration and Middleware
-  Integration, Monitoring — Health Endpoints (FastAPI routes built on
-  ``get_resilience_health``, which itself is ported above)
+* ``test_seed_1_fastapi.py``: FastAPI Integration — Endpoint Decoration and Middleware
+  Integration, Monitoring — Health Endpoints
+* The resilient clients (Resilient Clients, Health Monitoring — Client Health Checks,
+  Testing — Integration Testing), against real loopback servers:
+  ``get_database_client`` in ``test_seed_1_database.py``, ``get_redis_client`` and
+  ``get_s3_client`` in ``test_seed_1_cache_storage.py``, ``get_http_client`` in
+  ``test_seed_1_http.py``
 
 Nothing to port:
 

@@ -31,12 +31,12 @@ Ported:
 * Testing — Circuit Breaker Testing, Retry Testing (the seed's own tests, verbatim
   apart from the import and ``clock=clock``)
 
+Ported in ``test_seed_2_http.py``: Health-Aware Operations — Dependency Health Checks
+(``HealthAwareCircuitBreaker``); Integration Patterns — Service Client with Resilience
+(``ResilientHttpClient``).
+
 Not portable yet (missing names, for later issues):
 
-* Health-Aware Operations — Dependency Health Checks: ``HealthAwareCircuitBreaker``
-  (``health_check_url``, ``health_check_interval``, ``is_healthy()``)
-* Integration Patterns — Service Client with Resilience: ``ResilientHttpClient``
-  (``base_url``, ``circuit_breaker_config``, ``retry_config``, ``timeout``)
 * Configuration — Environment Variables (``CIRCUIT_BREAKER_ENABLED``, ``DEFAULT_TIMEOUT``,
   ``RETRY_MAX_ATTEMPTS``, ``CIRCUIT_BREAKER_FAILURE_THRESHOLD``,
   ``CIRCUIT_BREAKER_RECOVERY_TIMEOUT``): no environment loader exists yet

@@ -25,6 +25,7 @@ __all__ = [
     "BulkheadFullError",
     "ButtressError",
     "CircuitBreakerError",
+    "CommitOutcomeUnknownError",
     "ConfigurationError",
     "ConfigurationTypeError",
     "DeadlineExceededError",
@@ -287,3 +288,24 @@ class BulkheadFullError(ButtressError):
         why = "waited too long in the queue" if waited else "all permits taken and queue full"
         super().__init__(f"bulkhead {name or ''!s} rejected the call: {why} "
                          f"(max_concurrent={max_concurrent}, max_queue={max_queue})")
+
+
+class CommitOutcomeUnknownError(ButtressError):
+    """The connection was lost while a COMMIT was in flight: the transaction may
+    or may not have been committed, and nobody can tell from here.
+
+    buttress never retries it (a replay could apply the transaction twice), and
+    the transient classifiers never call it transient. Check the database (an
+    idempotency key, a unique constraint, re-reading what was written) before
+    doing the work again. ``operation`` names the client; the driver's error is
+    the ``__cause__``.
+
+    .. versionadded:: 0.2
+    """
+
+    def __init__(self, operation: str | None = None, cause: BaseException | None = None) -> None:
+        self.operation = operation
+        what = f" on {operation!r}" if operation else ""
+        detail = f": {type(cause).__name__}: {cause}".rstrip() if cause is not None else ""
+        super().__init__(f"connection lost during COMMIT{what}; the transaction may or may not "
+                         f"have been committed (not retried){detail}")

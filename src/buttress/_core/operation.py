@@ -43,7 +43,8 @@ from buttress._core.events import Event, Listeners, deliver, register_kind
 
 __all__ = [
     "CANCELLED", "FAILURE", "REJECTED", "SUCCESS", "CallFinished", "CallStarted", "Operation",
-    "Watch", "begin", "current", "end", "measure", "measure_async", "outcome_of",
+    "Watch", "areport_call", "begin", "current", "end", "enter_block", "measure",
+    "measure_async", "outcome_of", "report_call",
 ]
 
 SUCCESS: Final = "success"
@@ -216,11 +217,32 @@ def measure_async(fn: Callable[..., Awaitable[Any]], hub: Listeners, name: str,
     return measured
 
 
+def report_call(hub: Listeners, name: str, clock: Clock,
+                runner: Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any],
+                fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``runner(fn, args, kwargs)`` (a layer's own ``call``) reported as one
+    operation called ``name``, as :func:`measure` reports a decorated call."""
+    return measure(lambda *a, **k: runner(fn, a, k), hub, name, clock)(*args, **kwargs)
+
+
+async def areport_call(hub: Listeners, name: str, clock: Clock,
+                       runner: Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]],
+                                        Awaitable[Any]],
+                       fn: Callable[..., Any], args: tuple[Any, ...],
+                       kwargs: dict[str, Any]) -> Any:
+    """The async twin of :func:`report_call`."""
+    async def run(*a: Any, **k: Any) -> Any:
+        return await runner(fn, a, k)
+
+    return await measure_async(run, hub, name, clock)(*args, **kwargs)
+
+
 class Watch:
     """The operation of one ``with`` block, opened by :func:`begin` and closed
-    by :func:`end` (a context manager has no function to wrap)."""
+    by :func:`end` (a context manager has no function to wrap). ``held`` is
+    whatever the layer keeps with the block (a breaker's epoch)."""
 
-    __slots__ = ("clock", "op", "start", "targets", "token")
+    __slots__ = ("clock", "held", "op", "start", "targets", "token")
 
     def __init__(self, op: Operation, token: contextvars.Token[Operation | None],
                  start: float, clock: Clock, targets: tuple[Any, ...]) -> None:
@@ -229,6 +251,7 @@ class Watch:
         self.start = start
         self.clock = clock
         self.targets = targets
+        self.held: Any = None
 
 
 def begin(hub: Listeners, name: str, clock: Clock) -> Watch | None:
@@ -247,6 +270,20 @@ def begin(hub: Listeners, name: str, clock: Clock) -> Watch | None:
     if started:
         deliver(started, CallStarted("operation", name, start))
     return Watch(op, token, start, clock, targets)
+
+
+def enter_block(hub: Listeners, name: str, clock: Clock, enter: Callable[[], Any]) -> Watch | None:
+    """:func:`begin`, then the layer's own ``enter()`` inside the operation (a
+    refusal ends it, with that error); None, and nothing run, when the block is
+    not reported."""
+    watch = begin(hub, name, clock)
+    if watch is not None:
+        try:
+            enter()
+        except BaseException as exc:
+            end(watch, exc)
+            raise
+    return watch
 
 
 def end(watch: Watch, exc: BaseException | None) -> None:

@@ -1,4 +1,5 @@
-"""The ``buttress`` typer app: ``buttress demo``, ``buttress version`` and ``--version``.
+"""The ``buttress`` typer app: ``buttress demo``, ``buttress status``, ``buttress version``
+and ``--version``.
 
 Errors name the flag the user typed (``--failure-rate``), never the config
 field behind it (``DemoConfig.failure_rate``): :func:`_flag_error` maps one to
@@ -20,6 +21,7 @@ import buttress
 from buttress._core.errors import ConfigurationError
 from buttress.cli.demo import DemoConfig, build_config, run_demo
 from buttress.cli.display import LiveProgress, print_summary
+from buttress.cli.status import status
 
 __all__ = ["app"]
 
@@ -134,3 +136,6 @@ def demo(
 def version() -> None:
     """Print the installed buttress version."""
     typer.echo(f"buttress {buttress.__version__}")
+
+
+app.command(name="status")(status)

@@ -11,6 +11,7 @@ from buttress.observe.health import (
     get_resilience_health,
     get_resilience_status,
     health_check_with_circuit_breaker,
+    overall_health,
     reset_resilience_state,
 )
 from buttress.observe.metrics import (
@@ -29,6 +30,7 @@ __all__ = [
     "get_resilience_health",
     "get_resilience_status",
     "health_check_with_circuit_breaker",
+    "overall_health",
     "reset_resilience_state",
     "resilience_metrics",
     "with_metrics",

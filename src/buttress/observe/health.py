@@ -36,6 +36,7 @@ __all__ = [
     "get_resilience_health",
     "get_resilience_status",
     "health_check_with_circuit_breaker",
+    "overall_health",
     "reset_resilience_state",
 ]
 
@@ -83,6 +84,25 @@ def get_resilience_status(metrics: ResilienceMetrics | None = None) -> dict[str,
         "circuit_breakers": _breakers(),
         "timestamp": time.time(),
     }
+
+
+def overall_health() -> str:
+    """The ``overall_health`` verdict of :func:`get_resilience_health` alone
+    ("healthy", "degraded" or "unhealthy"), without building the document: for
+    a response header set on every request::
+
+        response.headers["X-Resilience-Status"] = overall_health()
+    """
+    verdict: str = HEALTHY
+    for breaker in all_circuit_breakers().values():
+        state = breaker.state
+        if state is CircuitState.OPEN:
+            if breaker.config.critical:
+                return UNHEALTHY
+            verdict = DEGRADED
+        elif state is CircuitState.HALF_OPEN:
+            verdict = DEGRADED
+    return verdict
 
 
 def get_resilience_health() -> dict[str, Any]:
