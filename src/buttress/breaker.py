@@ -574,7 +574,9 @@ class CircuitBreaker(Strategy):
         if self.events.active:
             return await operation.areport_call(self.events, self.name, self.clock,
                                                 self._acall_sugared, fn, args, kwargs)
-        return await self._acall_sugared(fn, args, kwargs)
+        if self._limit is None and self._answer is None:
+            return await self._acall_guarded(fn, args, kwargs)
+        return await self.wrap_async(fn)(*args, **kwargs)
 
     async def _acall_sugared(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
                              kwargs: dict[str, Any]) -> Any:
