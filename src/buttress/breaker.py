@@ -549,15 +549,9 @@ class CircuitBreaker(Strategy):
         """Run ``fn(*args, **kwargs)`` through the breaker (pybreaker's spelling)."""
         if check_call(fn, "CircuitBreaker"):
             raise TypeError(f"{fn!r} is a coroutine function: use `await breaker.acall(fn)`")
-        if self.events.active:  # one operation, named after the breaker
-            return operation.report_call(self.events, self.name, self.clock,
-                                         self._call_sugared, fn, args, kwargs)
-        if self._limit is None and self._answer is None:
-            return self._call_guarded(fn, args, kwargs)
-        return self._call_sugared(fn, args, kwargs)
-
-    def _call_sugared(self, fn: Callable[..., Any], args: tuple[Any, ...],
-                      kwargs: dict[str, Any]) -> Any:
+        if self.events.active and operation.current() is None:  # one operation, as a block
+            return operation.report_call(self.events, self.name, self.clock, self.call, fn,
+                                         args, kwargs)
         limit, answer = self._limit, self._answer
         if limit is None and answer is None:
             return self._call_guarded(fn, args, kwargs)
@@ -571,15 +565,9 @@ class CircuitBreaker(Strategy):
                     **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         check_call(fn, "CircuitBreaker")
-        if self.events.active:
-            return await operation.areport_call(self.events, self.name, self.clock,
-                                                self._acall_sugared, fn, args, kwargs)
-        if self._limit is None and self._answer is None:
-            return await self._acall_guarded(fn, args, kwargs)
-        return await self.wrap_async(fn)(*args, **kwargs)
-
-    async def _acall_sugared(self, fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...],
-                             kwargs: dict[str, Any]) -> Any:
+        if self.events.active and operation.current() is None:
+            return await operation.areport_call(self.events, self.name, self.clock, self.acall,
+                                                fn, args, kwargs)
         if self._limit is None and self._answer is None:
             return await self._acall_guarded(fn, args, kwargs)
         return await self.wrap_async(fn)(*args, **kwargs)

@@ -217,22 +217,20 @@ def measure_async(fn: Callable[..., Awaitable[Any]], hub: Listeners, name: str,
     return measured
 
 
-def report_call(hub: Listeners, name: str, clock: Clock,
-                runner: Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]], Any],
+def report_call(hub: Listeners, name: str, clock: Clock, call: Callable[..., Any],
                 fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``runner(fn, args, kwargs)`` (a layer's own ``call``) reported as one
-    operation called ``name``, as :func:`measure` reports a decorated call."""
-    return measure(lambda *a, **k: runner(fn, a, k), hub, name, clock)(*args, **kwargs)
+    """``call(fn, *args, **kwargs)`` (a layer's own ``call``, which finds the
+    operation open and so does not report again) as one operation called
+    ``name``, as :func:`measure` reports a decorated call."""
+    return measure(lambda *a, **k: call(fn, *a, **k), hub, name, clock)(*args, **kwargs)
 
 
 async def areport_call(hub: Listeners, name: str, clock: Clock,
-                       runner: Callable[[Callable[..., Any], tuple[Any, ...], dict[str, Any]],
-                                        Awaitable[Any]],
-                       fn: Callable[..., Any], args: tuple[Any, ...],
-                       kwargs: dict[str, Any]) -> Any:
+                       call: Callable[..., Awaitable[Any]], fn: Callable[..., Any],
+                       args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The async twin of :func:`report_call`."""
     async def run(*a: Any, **k: Any) -> Any:
-        return await runner(fn, a, k)
+        return await call(fn, *a, **k)
 
     return await measure_async(run, hub, name, clock)(*args, **kwargs)
 
