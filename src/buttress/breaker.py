@@ -549,9 +549,9 @@ class CircuitBreaker(Strategy):
         """Run ``fn(*args, **kwargs)`` through the breaker (pybreaker's spelling)."""
         if check_call(fn, "CircuitBreaker"):
             raise TypeError(f"{fn!r} is a coroutine function: use `await breaker.acall(fn)`")
-        if self.events.active and operation.current() is None:  # one operation, as a block
-            return operation.report_call(self.events, self.name, self.clock, self.call, fn,
-                                         args, kwargs)
+        if self.events.active and operation.current() is None and operation.heard(self.events):
+            return operation.report_call(  # one operation, named after the breaker
+                self.events, self.name, self.clock, self.call, fn, args, kwargs)
         limit, answer = self._limit, self._answer
         if limit is None and answer is None:
             return self._call_guarded(fn, args, kwargs)
@@ -565,7 +565,7 @@ class CircuitBreaker(Strategy):
                     **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         check_call(fn, "CircuitBreaker")
-        if self.events.active and operation.current() is None:
+        if self.events.active and operation.current() is None and operation.heard(self.events):
             return await operation.areport_call(self.events, self.name, self.clock, self.acall,
                                                 fn, args, kwargs)
         if self._limit is None and self._answer is None:

@@ -43,7 +43,7 @@ from buttress._core.events import Event, Listeners, deliver, register_kind
 
 __all__ = [
     "CANCELLED", "FAILURE", "REJECTED", "SUCCESS", "CallFinished", "CallStarted", "Operation",
-    "Watch", "areport_call", "begin", "current", "end", "enter_block", "measure",
+    "Watch", "areport_call", "begin", "current", "end", "enter_block", "heard", "measure",
     "measure_async", "outcome_of", "report_call",
 ]
 
@@ -215,6 +215,11 @@ def measure_async(fn: Callable[..., Awaitable[Any]], hub: Listeners, name: str,
         return await fn(*args, **kwargs)
 
     return measured
+
+
+def heard(hub: Listeners) -> bool:
+    """Whether anyone on ``hub`` listens for a call's start or end."""
+    return bool(hub.of(CallStarted) or hub.of(CallFinished))
 
 
 def report_call(hub: Listeners, name: str, clock: Clock, call: Callable[..., Any],
