@@ -197,7 +197,7 @@ def test_a_protected_function_keeps_its_pipelines_listeners_hearing() -> None:
     with pytest.raises(buttress.CircuitBreakerError):
         fetch()
     assert [type(event).__name__ for event in heard] == [
-        "StateChanged", "CallRejected", "CallFinished"]
+        "StateChanged", "CallStarted", "CallRejected", "CallFinished"]
     del fetch
     gc.collect()
     assert breaker.events.parents == (GLOBAL,)

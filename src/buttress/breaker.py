@@ -126,7 +126,9 @@ class _Reporter:
 
 # What ``with breaker:`` remembers between enter and exit, as a tuple (cheaper
 # to build than an object): (epoch, start, async timeout or None, outer frame).
-_Frame = tuple[int, float, Any, Any]
+# A block reported as an operation holds its Watch (never equal to a ticket, so
+# the exit's fast path leaves it to _exit) for the epoch, which the Watch holds.
+_Frame = tuple[Any, float, Any, Any]
 _FRAMES_LOCK: Final = forksafe.lock()
 _OPEN: Final = CircuitState.OPEN  # a module global: an Enum member read costs 0.1 us
 _rejecting: Final = CircuitBreakerError.rejecting
@@ -547,6 +549,9 @@ class CircuitBreaker(Strategy):
         """Run ``fn(*args, **kwargs)`` through the breaker (pybreaker's spelling)."""
         if check_call(fn, "CircuitBreaker"):
             raise TypeError(f"{fn!r} is a coroutine function: use `await breaker.acall(fn)`")
+        if self.events.active and operation.current() is None and operation.heard(self.events):
+            return operation.report_call(  # one operation, named after the breaker
+                self.events, self.name, self.clock, self.call, fn, args, kwargs)
         limit, answer = self._limit, self._answer
         if limit is None and answer is None:
             return self._call_guarded(fn, args, kwargs)
@@ -560,6 +565,9 @@ class CircuitBreaker(Strategy):
                     **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` through the breaker."""
         check_call(fn, "CircuitBreaker")
+        if self.events.active and operation.current() is None and operation.heard(self.events):
+            return await operation.areport_call(self.events, self.name, self.clock, self.acall,
+                                                fn, args, kwargs)
         if self._limit is None and self._answer is None:
             return await self._acall_guarded(fn, args, kwargs)
         return await self.wrap_async(fn)(*args, **kwargs)
@@ -579,6 +587,16 @@ class CircuitBreaker(Strategy):
         return frames
 
     def _enter(self, timeout: Any) -> None:
+        if self.events.active and operation.current() is None:
+            watch = operation.enter_block(self.events, self.name, self.clock,
+                                          lambda: self._enter(timeout))  # entered plainly
+            if watch is not None:  # the frame holds the Watch, which holds the epoch
+                entered = self._context()
+                frame = entered.get()
+                assert frame is not None
+                watch.held = frame[0]
+                entered.set((watch, frame[1], frame[2], frame[3]))
+                return
         gate = self._gate
         epoch = gate.ticket
         if epoch < 0:
@@ -603,8 +621,15 @@ class CircuitBreaker(Strategy):
         frame = None if frames is None else frames.get()
         if frame is None or frames is None:
             raise RuntimeError(f"circuit breaker {self.name!r} exited without being entered")
-        frames.set(frame[3])
         epoch = frame[0]
+        if epoch.__class__ is operation.Watch:  # settle the breaker, then end the operation
+            frames.set((epoch.held, frame[1], frame[2], frame[3]))
+            try:
+                self._exit(exc, judge_overrun=judge_overrun)
+            finally:
+                operation.end(epoch, exc)
+            return
+        frames.set(frame[3])
         if not self._timed:
             if exc is None:
                 self._succeeded(epoch, 0.0)
@@ -624,7 +649,7 @@ class CircuitBreaker(Strategy):
     def __enter__(self) -> CircuitBreaker:
         epoch = self._gate.ticket
         frames = self._frames
-        if epoch < 0 or self._timed or frames is None:
+        if epoch < 0 or self._timed or frames is None or self.events.active:
             self._enter(None)
         else:
             # The closed breaker's fast path: _enter inlined.
@@ -650,11 +675,12 @@ class CircuitBreaker(Strategy):
         if limit is None:
             epoch = self._gate.ticket
             frames = self._frames
-            if epoch < 0 or self._timed or frames is None:
+            if epoch < 0 or self._timed or frames is None or self.events.active:
                 self._enter(None)
             else:
                 frames.set((epoch, 0.0, None, frames.get()))
             return self
+        # Its timeout (named after the breaker, on its hub) reports the block.
         await limit.__aenter__()
         try:
             self._enter(limit)

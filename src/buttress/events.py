@@ -25,7 +25,7 @@ from buttress._core.events import (
     register_kind,
     remove_listener,
 )
-from buttress._core.operation import CallFinished
+from buttress._core.operation import CallFinished, CallStarted
 
 __all__ = [
     "GLOBAL",
@@ -33,6 +33,7 @@ __all__ = [
     "AttemptStarted",
     "CallFinished",
     "CallRejected",
+    "CallStarted",
     "Event",
     "FallbackUsed",
     "GaveUp",

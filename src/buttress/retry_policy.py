@@ -27,6 +27,7 @@ from buttress._core.events import (
     Succeeded,
     deliver,
 )
+from buttress._core.operation import CallStarted
 from buttress._core.strategy import describe, logger, should_log
 from buttress._core.testmode import TEST_MODE
 from buttress.backoff import DELAY_CEILING, RetryStrategy, schedule
@@ -470,11 +471,14 @@ def _end_operation(state: RetryState) -> None:
         operation.close_operation(token)
 
 
-def _open_operation(state: RetryState, named: operation.Operation) -> None:
+def _open_operation(state: RetryState, named: operation.Operation, events: Listeners) -> None:
     # ``named`` is shared by every call of one wrapped function: it only names
     # the call for inner layers and listeners (the retry counts its own attempts).
     if operation.current() is None:
         state.operation = operation.open_operation(named)
+        started = events.of(CallStarted)
+        if started and state.start is not None:  # a start is read whenever anyone listens
+            deliver(started, CallStarted("operation", named.name, state.start))
 
 
 class _Hook:

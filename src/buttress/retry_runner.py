@@ -217,8 +217,10 @@ class Retry(Strategy):
         named = operation.Operation(name)
 
         def retrying_watched(*args: Any, **kwargs: Any) -> Any:
-            state = policy.begin(clock, name, 1, args, kwargs)
-            _open_operation(state, named)
+            state = policy.begin(clock, name, 0, args, kwargs)
+            _open_operation(state, named, events)  # CallStarted before AttemptStarted
+            state.attempts = 1
+            policy.started(state)
             try:
                 try:
                     result = fn(*args, **kwargs)
@@ -278,8 +280,10 @@ class Retry(Strategy):
         named = operation.Operation(name)
 
         async def retrying_watched(*args: Any, **kwargs: Any) -> Any:
-            state = policy.begin(clock, name, 1, args, kwargs)
-            _open_operation(state, named)
+            state = policy.begin(clock, name, 0, args, kwargs)
+            _open_operation(state, named, events)  # CallStarted before AttemptStarted
+            state.attempts = 1
+            policy.started(state)
             try:
                 try:
                     result = await fn(*args, **kwargs)

@@ -49,6 +49,9 @@ from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
 from buttress._core.context import CURRENT, NO_ITEMS, CallContext, within
 from buttress._core.errors import ButtressError, DeadlineExceededError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, TimedOut, deliver
+from buttress._core.operation import Watch
+from buttress._core.operation import begin as begin_operation
+from buttress._core.operation import end as end_operation
 from buttress._core.strategy import (
     Strategy,
     is_async_callable,
@@ -502,6 +505,7 @@ class _Block(NamedTuple):
     token: contextvars.Token[CallContext | None]
     seconds: float  # the limit in force: the earlier of its own and the deadline
     own: float | None  # its own limit, when the deadline cut it short
+    watch: Watch | None  # the block's operation, when it reports one
 
 
 class Timeout(Strategy):
@@ -565,16 +569,25 @@ class Timeout(Strategy):
 
     async def __aenter__(self) -> Timeout:
         config, clock = self.config, self.clock
-        own = config.timeout_seconds
-        call, seconds, bound = within(CURRENT.get(), own, clock, clock.monotonic(),
-                                      config.operation_name)
-        if bound and seconds <= 0.0:
-            raise _expired(seconds, config.operation_name, config, self.events, own)
-        limit = clock.timeout(seconds)
-        await limit.__aenter__()
+        watch = None
+        if self.events.active:  # the block is one operation, when it is the outermost layer
+            watch = begin_operation(self.events, config.operation_name or "timeout", clock)
+        try:
+            own = config.timeout_seconds
+            call, seconds, bound = within(CURRENT.get(), own, clock, clock.monotonic(),
+                                          config.operation_name)
+            if bound and seconds <= 0.0:
+                raise _expired(seconds, config.operation_name, config, self.events, own)
+            limit = clock.timeout(seconds)
+            await limit.__aenter__()
+        except BaseException as exc:
+            if watch is not None:
+                end_operation(watch, exc)
+            raise
         token = CURRENT.set(call)
         stack = self._active.get(None)
-        self._active.set([*(stack or ()), _Block(limit, token, seconds, own if bound else None)])
+        self._active.set([*(stack or ()),
+                          _Block(limit, token, seconds, own if bound else None, watch)])
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -585,13 +598,20 @@ class Timeout(Strategy):
         CURRENT.reset(block.token)
         limit = block.limit
         try:
-            await limit.__aexit__(exc_type, exc, tb)
-        except TimeoutError as expired:
-            if not limit.expired():
-                raise
-            config = self.config
-            raise _expired(block.seconds, config.operation_name, config, self.events,
-                           block.own) from expired
+            try:
+                await limit.__aexit__(exc_type, exc, tb)
+            except TimeoutError as expired:
+                if not limit.expired():
+                    raise
+                config = self.config
+                raise _expired(block.seconds, config.operation_name, config, self.events,
+                               block.own) from expired
+        except BaseException as error:
+            if block.watch is not None:
+                end_operation(block.watch, error)
+            raise
+        if block.watch is not None:
+            end_operation(block.watch, exc)
 
     def __repr__(self) -> str:
         return f"Timeout({self.config.timeout_seconds}s)"

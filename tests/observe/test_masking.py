@@ -83,7 +83,9 @@ def test_a_breaker_named_by_a_url_is_masked_in_logs_events_and_health(
     with pytest.raises(ConnectionError):
         breaker.call(ScriptedCall(ConnectionError))
 
-    assert [e.name for e in heard] == ["postgresql://***@host/db?***"]
+    assert [(type(e).__name__, e.name) for e in heard] == [
+        (kind, "postgresql://***@host/db?***")
+        for kind in ("CallStarted", "StateChanged", "CallFinished")]
     assert any("closed -> open" in r.getMessage() for r in caplog.records)
     for record in caplog.records:
         assert _leaks(_record_text(record)) == []

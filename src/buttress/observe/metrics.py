@@ -62,7 +62,7 @@ from buttress._core.events import (
     TimedOut,
     deliver,
 )
-from buttress._core.operation import CallFinished, outcome_of
+from buttress._core.operation import CallFinished, CallStarted, outcome_of
 from buttress._core.strategy import is_async_callable, logger, operation_name, redact
 from buttress.bulkhead import BulkheadFullError
 from buttress.chaos import FaultInjected
@@ -574,6 +574,13 @@ def _record_result(metrics: ResilienceMetrics, name: str, duration: float, resul
     return outcome
 
 
+def _open(name: str, start: float) -> None:
+    """The measured call's ``CallStarted``, for listeners that hear its end."""
+    targets = GLOBAL.of(CallStarted)
+    if targets:
+        deliver(targets, CallStarted("metrics", name, start))
+
+
 def _close(metrics: ResilienceMetrics, op: operation.Operation, token: Any, outcome: str,
            duration: float, attempts: int) -> None:
     """After a measured call: what the inner layers counted, and the one
@@ -602,6 +609,7 @@ def _measure(fn: Callable[..., Any], name: str, metrics: ResilienceMetrics,
             op = operation.Operation(name, metrics)
             token = operation.open_operation(op)
             start = monotonic()
+            _open(name, start)
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as exc:
@@ -624,6 +632,7 @@ def _measure(fn: Callable[..., Any], name: str, metrics: ResilienceMetrics,
         op = operation.Operation(name, metrics)
         token = operation.open_operation(op)
         start = monotonic()
+        _open(name, start)
         try:
             result = fn(*args, **kwargs)
         except BaseException as exc:
