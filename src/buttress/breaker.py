@@ -29,7 +29,6 @@ import contextvars
 import functools
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Final, TypeVar, Unpack
@@ -70,6 +69,8 @@ from buttress.breaker_config import (
     CircuitBreakerState,
     CircuitBreakerStats,
     _mode,
+    _Reporter,
+    _StateHook,
     _verdict,
 )
 from buttress.fallback import Fallback
@@ -82,46 +83,8 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
 StateListener = Callable[["CircuitBreaker", CircuitState, CircuitState], object]
 
-
-class _StateHook:
-    """A ``listener(breaker, old_state, new_state)`` hook as an event listener.
-
-    It lives in the breaker's own hub, so it holds the breaker weakly: a strong
-    reference would make a cycle, and a dropped breaker would keep its registry
-    name (and its memory) until the garbage collector ran."""
-
-    __slots__ = ("breaker", "hook")
-
-    def __init__(self, breaker: CircuitBreaker, hook: StateListener) -> None:
-        self.breaker = weakref.ref(breaker)
-        self.hook = hook
-
-    def __repr__(self) -> str:
-        return repr(self.hook)  # the user's callback, as they wrote it
-
-    def __call__(self, event: StateChanged) -> None:
-        breaker = self.breaker()
-        if breaker is not None:  # it is the one speaking, so it is alive
-            self.hook(breaker, event.old_state, event.new_state)
-
-
-class _Reporter:
-    """The store's ``report`` callback: it holds the breaker weakly, because the
-    breaker holds the store, and a cycle would keep a dropped breaker (and its
-    registry name) alive until the garbage collector ran."""
-
-    __slots__ = ("breaker",)
-
-    def __init__(self, breaker: CircuitBreaker) -> None:
-        self.breaker = weakref.ref(breaker)
-
-    def __call__(self, moved: Transition) -> None:
-        breaker = self.breaker()
-        if breaker is not None:  # it is the one changing, so it is alive
-            breaker._notify(moved)
 
 
 # What ``with breaker:`` remembers between enter and exit, as a tuple (cheaper

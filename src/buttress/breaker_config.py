@@ -1,5 +1,6 @@
-"""What a circuit breaker is configured with, what it reports, and how it
-judges the exception that ended a call.
+"""What a circuit breaker is configured with, what it reports, how it judges
+the exception that ended a call, and the weak hooks that tie a breaker to its
+store and its state listeners.
 
 :class:`CircuitBreakerConfig` validates every field on construction and names
 the bad one; :class:`CircuitBreakerStats` is a consistent snapshot of one
@@ -10,15 +11,20 @@ the configuration loaders import them from here.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Unpack
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from buttress._core import validate
 from buttress._core.breaker_machine import MODES, CircuitState
 from buttress._core.breaker_store import BreakerCounts
 from buttress._core.errors import ConfigurationError, OperationTimeoutError
 from buttress.options import CircuitBreakerOptions
+
+if TYPE_CHECKING:
+    from buttress._core.breaker_machine import Transition
+    from buttress._core.events import StateChanged
 
 __all__ = ["CircuitBreakerConfig", "CircuitBreakerState", "CircuitBreakerStats"]
 
@@ -330,3 +336,46 @@ def _names_group(config: CircuitBreakerConfig, group: ExceptionGroup[Exception])
     """Whether the config names an exception-group class that ``group`` is."""
     return any(issubclass(cls, BaseExceptionGroup) and isinstance(group, cls)
                for cls in (*config.ignored_exceptions, *config.failure_exceptions))
+
+
+# --- hooks ----------------------------------------------------------------------------
+
+
+
+class _StateHook:
+    """A ``listener(breaker, old_state, new_state)`` hook as an event listener.
+
+    It lives in the breaker's own hub, so it holds the breaker weakly: a strong
+    reference would make a cycle, and a dropped breaker would keep its registry
+    name (and its memory) until the garbage collector ran."""
+
+    __slots__ = ("breaker", "hook")
+
+    def __init__(self, breaker: Any, hook: Callable[[Any, CircuitState, CircuitState], object]
+                 ) -> None:
+        self.breaker = weakref.ref(breaker)
+        self.hook = hook
+
+    def __repr__(self) -> str:
+        return repr(self.hook)  # the user's callback, as they wrote it
+
+    def __call__(self, event: StateChanged) -> None:
+        breaker = self.breaker()
+        if breaker is not None:  # it is the one speaking, so it is alive
+            self.hook(breaker, event.old_state, event.new_state)
+
+
+class _Reporter:
+    """The store's ``report`` callback: it holds the breaker weakly, because the
+    breaker holds the store, and a cycle would keep a dropped breaker (and its
+    registry name) alive until the garbage collector ran."""
+
+    __slots__ = ("breaker",)
+
+    def __init__(self, breaker: Any) -> None:
+        self.breaker = weakref.ref(breaker)
+
+    def __call__(self, moved: Transition) -> None:
+        breaker = self.breaker()
+        if breaker is not None:  # it is the one changing, so it is alive
+            breaker._notify(moved)
