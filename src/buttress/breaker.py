@@ -95,6 +95,8 @@ _Frame = tuple[Any, float, Any, Any]
 _FRAMES_LOCK: Final = forksafe.lock()
 _OPEN: Final = CircuitState.OPEN  # a module global: an Enum member read costs 0.1 us
 _rejecting: Final = CircuitBreakerError.rejecting
+_ERROR: Final = CircuitBreakerError
+_new_error: Final = BaseException.__new__  # CircuitBreakerError.rejecting without its frame
 
 
 def _monotonic_of(clock: Clock) -> Callable[[], float]:
@@ -354,6 +356,8 @@ class CircuitBreaker(Strategy):
         if self._lean:
             gate = self._gate
             count_success = self._count_success
+            count_rejection = self._count_rejection
+            name = self.name
             hub = self.events
             monotonic = _monotonic_of(self.clock)
 
@@ -375,7 +379,14 @@ class CircuitBreaker(Strategy):
                 now = monotonic()
                 until = gate.open_until
                 if now < until:  # open: rejected here, without another frame
-                    raise self._open_rejection(now, until)
+                    if hub.active:
+                        raise self._open_rejection(now, until)
+                    # _open_rejection and CircuitBreakerError.rejecting inlined
+                    count_rejection()
+                    cause = gate.tripped_by
+                    if cause is None:
+                        raise _new_error(_ERROR, name, _OPEN, until - now)
+                    raise _new_error(_ERROR, name, _OPEN, until - now, cause) from cause
                 return self._call_guarded(fn, args, kwargs)
 
             return protected
@@ -430,6 +441,8 @@ class CircuitBreaker(Strategy):
         if self._lean:
             gate = self._gate
             count_success = self._count_success
+            count_rejection = self._count_rejection
+            name = self.name
             hub = self.events
             monotonic = _monotonic_of(self.clock)
 
@@ -450,8 +463,14 @@ class CircuitBreaker(Strategy):
                     return result
                 now = monotonic()
                 until = gate.open_until
-                if now < until:
-                    raise self._open_rejection(now, until)
+                if now < until:  # as in _wrap_sync
+                    if hub.active:
+                        raise self._open_rejection(now, until)
+                    count_rejection()
+                    cause = gate.tripped_by
+                    if cause is None:
+                        raise _new_error(_ERROR, name, _OPEN, until - now)
+                    raise _new_error(_ERROR, name, _OPEN, until - now, cause) from cause
                 return await self._acall_guarded(fn, args, kwargs)
 
             return protected
