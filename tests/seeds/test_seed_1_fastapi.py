@@ -18,8 +18,9 @@ Ported:
 * Monitoring and Observability — Health Endpoints (``/health/resilience``,
   ``/metrics/resilience``)
 
-Not ported here: the ``clients`` part of the seed's ``/health`` (``get_database_client``,
-``get_redis_client``, ``get_http_client``, ``get_s3_client``: the client issues).
+The seed's ``/health`` with its ``clients`` part (``get_database_client``,
+``get_redis_client``, ``get_http_client``, ``get_s3_client`` against real servers) is
+ported whole in ``test_seed_1_fastapi_clients.py``.
 
 ``buttress.fastapi`` serves the same routes and header ready-made
 (``ResilienceMiddleware``, ``resilience_router``): ``tests/fastapi/``.
