@@ -4,6 +4,7 @@ call's deadline, the breaker counts only the database's failures, health checks.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -119,14 +120,9 @@ async def test_an_async_session_commits_on_postgresql(
     assert timeout.endswith("ms")
 
 
-def test_async_sessions_on_sqlite_name_the_missing_driver(clients: ClientFactory) -> None:
-    pytest.importorskip("sqlalchemy")
-    try:
-        import aiosqlite  # noqa: F401
-    except ImportError:
-        pass
-    else:
-        pytest.skip("aiosqlite is installed here")
+def test_async_sessions_on_sqlite_name_the_missing_driver(
+        clients: ClientFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "aiosqlite", None)  # as where it is not installed
     with pytest.raises(ImportError, match="pip install aiosqlite"):
         clients("sqlite://").async_engine  # noqa: B018
 

@@ -4,7 +4,6 @@ the live-server twins are in test_fastapi_live.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -182,16 +181,15 @@ def test_an_invalid_request_timeout_is_answered_400_without_running_the_app(
     assert calls == []
 
 
-@pytest.mark.wallclock
-def test_a_short_request_deadline_ends_an_inner_timeout_with_504() -> None:
+def test_a_short_request_deadline_ends_an_inner_timeout_with_504(clock: VirtualClock) -> None:
     app = FastAPI()
-    app.add_middleware(ResilienceMiddleware)
+    app.add_middleware(ResilienceMiddleware, clock=clock)
     add_resilience_exception_handlers(app)
 
     @app.get("/report")
-    @Timeout(10.0, operation_name="report")
+    @Timeout(10.0, operation_name="report", clock=clock)
     async def report() -> None:
-        await asyncio.sleep(5.0)
+        await clock.async_sleep(5.0)
 
     response = TestClient(app).get("/report", headers={"X-Request-Timeout": "0.05"})
     assert response.status_code == 504

@@ -136,7 +136,7 @@ def test_a_failing_check_makes_health_503_unhealthy(prometheus: PrometheusMetric
 @pytest.mark.wallclock
 def test_a_check_slower_than_check_timeout_fails(prometheus: PrometheusMetrics) -> None:
     async def hangs() -> bool:
-        await asyncio.sleep(10.0)
+        await asyncio.Event().wait()  # never set: only check_timeout ends it
         return True
 
     client = _client(metrics=prometheus, checks={"hangs": hangs}, check_timeout=0.05)
