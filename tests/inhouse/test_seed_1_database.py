@@ -58,9 +58,8 @@ def proxy(postgres: PostgresServer) -> Iterator[FaultProxy]:
 def cached_clients() -> Iterator[None]:
     """Close and forget the clients ``get_database_client()`` made in the test."""
     yield
-    for client in list(database._clients.values()):
+    for client in database._clients.clear():
         client.dispose()
-    database._clients.clear()
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections import OrderedDict
 from types import TracebackType
 from typing import Any, Final
 
@@ -32,6 +31,7 @@ from buttress._core import forksafe
 from buttress._core.clock import Clock
 from buttress._core.errors import CircuitBreakerError
 from buttress._core.logs import redact
+from buttress._core.shared import SharedClients
 from buttress.breaker import CircuitBreakerConfig
 from buttress.http.hosts import HostBreakers
 from buttress.http.policy import HttpPolicy
@@ -311,9 +311,7 @@ class HttpClient:
         return f"HttpClient(base_url={self.base_url!r})"
 
 
-_SHARED_LIMIT: Final = 32
-_shared: OrderedDict[str, HttpClient] = OrderedDict()
-_shared_lock = forksafe.lock()
+_shared: SharedClients[str, HttpClient] = SharedClients(32)
 
 
 def get_http_client(base_url: str | None = None, **options: Any) -> HttpClient:
@@ -334,22 +332,13 @@ def get_http_client(base_url: str | None = None, **options: Any) -> HttpClient:
         base_url = os.environ.get("BUTTRESS_HTTP_BASE_URL", "")
     if options:
         return HttpClient(base_url, **options)
-    with _shared_lock:
-        client = _shared.get(base_url)
-        if client is None:
-            client = _shared[base_url] = HttpClient(base_url)
-        _shared.move_to_end(base_url)
-        while len(_shared) > _SHARED_LIMIT:
-            _shared.popitem(last=False)  # its holders keep it; nobody else will get it
-        return client
+    shared_url = base_url
+    return _shared.get(shared_url, lambda: HttpClient(shared_url))
 
 
 def _forget_shared() -> None:
     """Drop the shared clients (tests; :func:`buttress.reset_resilience_state`)."""
-    with _shared_lock:
-        clients = list(_shared.values())
-        _shared.clear()
-    for client in clients:
+    for client in _shared.clear():
         client.close()
 
 

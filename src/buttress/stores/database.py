@@ -77,6 +77,7 @@ from buttress._core import validate
 from buttress._core.clock import Clock
 from buttress._core.context import CallContext, current_context
 from buttress._core.errors import CommitOutcomeUnknownError, ConfigurationError
+from buttress._core.shared import SharedClients
 from buttress.breaker import CircuitBreaker, CircuitBreakerConfig
 from buttress.config import get_settings
 from buttress.registry import get_circuit_breaker
@@ -103,7 +104,7 @@ logger = logging.getLogger("buttress.stores.database")
 _DEFAULT_URL: Final = "sqlite://"
 _URL_VARIABLES: Final = ("BUTTRESS_DATABASE_URL", "DATABASE_URL")
 _CONTEXT_KEY: Final = "buttress.context"  # Session.info: the call context at open
-_CACHE_LIMIT: Final = 32  # clients get_database_client keeps; more are not cached
+_CACHE_LIMIT: Final = 32  # clients get_database_client keeps (the most recently used)
 _LIBPQ_MIN_CONNECT_TIMEOUT: Final = 2  # libpq rounds anything lower up to 2 s
 
 
@@ -552,8 +553,8 @@ class DatabaseClient:
 
 # --- the factory -----------------------------------------------------------------------
 
-_clients: dict[tuple[str, DatabaseClientConfig], DatabaseClient] = {}
-_clients_lock = threading.Lock()
+_clients: SharedClients[tuple[str, DatabaseClientConfig], DatabaseClient] = \
+    SharedClients(_CACHE_LIMIT)
 
 _SETTINGS_FIELDS: Final = {"max_attempts": "max_attempts", "base_delay": "base_delay",
                            "max_delay": "max_delay", "jitter": "jitter",
@@ -594,10 +595,4 @@ def get_database_client(url: str | URL | None = None, *, clock: Clock | None = N
     if clock is not None or engine_options:
         return DatabaseClient(normalised, config, clock=clock, engine_options=engine_options)
     key = (normalised.render_as_string(hide_password=False), config)
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = DatabaseClient(normalised, config)
-            if len(_clients) < _CACHE_LIMIT:
-                _clients[key] = client
-    return client
+    return _clients.get(key, lambda: DatabaseClient(normalised, config))

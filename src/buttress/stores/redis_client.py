@@ -59,6 +59,7 @@ from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError
 from buttress._core.logs import describe, redact
+from buttress._core.shared import SharedClients
 from buttress.breaker import CircuitBreaker
 from buttress.pipeline import Pipeline
 from buttress.retry import Retry, RetryConfig
@@ -586,9 +587,7 @@ class RedisClient:
         return f"RedisClient({self.name!r}, breaker={self.breaker.state.value})"
 
 
-_SHARED: dict[str, RedisClient] = {}
-_SHARED_LIMIT: Final = 32
-_SHARED_LOCK = threading.Lock()
+_SHARED: SharedClients[str, RedisClient] = SharedClients(32)
 
 
 def get_redis_client(
@@ -633,18 +632,14 @@ def get_redis_client(
               and (max_attempts, base_delay, max_delay, failure_threshold, recovery_timeout,
                    socket_timeout, fallback_max_keys, decode_responses, jitter)
               == (2, 0.1, 1.0, 3, 15.0, 5.0, 1024, True, 0.1))
-    if shared:
-        with _SHARED_LOCK:
-            client = _SHARED.get(url)
-            if client is not None:
-                return client
-    client = RedisClient(_Core(
-        url, name=name, max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
-        jitter=jitter, failure_threshold=failure_threshold, recovery_timeout=recovery_timeout,
-        socket_timeout=socket_timeout, fallback_max_keys=fallback_max_keys,
-        decode_responses=decode_responses, clock=clock, redis_options=redis_options))
-    if shared:
-        with _SHARED_LOCK:
-            if len(_SHARED) < _SHARED_LIMIT:  # beyond that, callers keep their own
-                client = _SHARED.setdefault(url, client)
-    return client
+    target = url
+
+    def make() -> RedisClient:
+        return RedisClient(_Core(
+            target, name=name, max_attempts=max_attempts, base_delay=base_delay,
+            max_delay=max_delay, jitter=jitter, failure_threshold=failure_threshold,
+            recovery_timeout=recovery_timeout, socket_timeout=socket_timeout,
+            fallback_max_keys=fallback_max_keys, decode_responses=decode_responses,
+            clock=clock, redis_options=redis_options))
+
+    return _SHARED.get(url, make) if shared else make()

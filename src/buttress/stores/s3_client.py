@@ -31,10 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import boto3  # type: ignore[import-untyped]
 from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
@@ -44,6 +43,7 @@ from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import CircuitBreakerError
 from buttress._core.logs import describe, redact
+from buttress._core.shared import SharedClients
 from buttress.breaker import CircuitBreaker
 from buttress.pipeline import Pipeline
 from buttress.retry import Retry, RetryConfig
@@ -175,8 +175,7 @@ class S3Client:
         return f"S3Client({self.name!r}, breaker={self.breaker.state.value})"
 
 
-_SHARED: dict[str | None, S3Client] = {}
-_SHARED_LOCK: Final = threading.Lock()
+_SHARED: SharedClients[str | None, S3Client] = SharedClients(32)
 
 
 def get_s3_client(
@@ -225,29 +224,23 @@ def get_s3_client(
               and (max_attempts, base_delay, max_delay, jitter, failure_threshold,
                    recovery_timeout, connect_timeout, read_timeout)
               == (3, 0.2, 5.0, 0.1, 3, 30.0, 5.0, 10.0))
-    if shared:
-        with _SHARED_LOCK:
-            found = _SHARED.get(endpoint)
-            if found is not None:
-                return found
-    config = Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
-                    retries={"mode": "standard", "total_max_attempts": 1})
-    given = client_options.pop("config", None)
-    if given is not None:
-        config = given.merge(config)  # ours wins on retries and timeouts
-    boto = boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name,
-                        aws_access_key_id=aws_access_key_id,
-                        aws_secret_access_key=aws_secret_access_key, config=config,
-                        **client_options)
-    if transfer_config is None:
-        transfer_config = TransferConfig(use_threads=False, num_download_attempts=1)
-    client = S3Client(
-        boto, name=name or ("s3" if endpoint is None else f"s3:{redact(endpoint)}"),
-        max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay, jitter=jitter,
-        failure_threshold=failure_threshold, recovery_timeout=recovery_timeout,
-        transfer_config=transfer_config, clock=clock)
-    if shared:
-        with _SHARED_LOCK:
-            if len(_SHARED) < 32:
-                client = _SHARED.setdefault(endpoint, client)
-    return client
+
+    def make() -> S3Client:
+        config = Config(connect_timeout=connect_timeout, read_timeout=read_timeout,
+                        retries={"mode": "standard", "total_max_attempts": 1})
+        given = client_options.pop("config", None)
+        if given is not None:
+            config = given.merge(config)  # ours wins on retries and timeouts
+        boto = boto3.client("s3", endpoint_url=endpoint_url, region_name=region_name,
+                            aws_access_key_id=aws_access_key_id,
+                            aws_secret_access_key=aws_secret_access_key, config=config,
+                            **client_options)
+        transfer = transfer_config or TransferConfig(use_threads=False,
+                                                     num_download_attempts=1)
+        return S3Client(
+            boto, name=name or ("s3" if endpoint is None else f"s3:{redact(endpoint)}"),
+            max_attempts=max_attempts, base_delay=base_delay, max_delay=max_delay,
+            jitter=jitter, failure_threshold=failure_threshold,
+            recovery_timeout=recovery_timeout, transfer_config=transfer, clock=clock)
+
+    return _SHARED.get(endpoint, make) if shared else make()
