@@ -142,9 +142,14 @@ class BreakerBlocks:
             self._failed(epoch, exc, duration)
 
     def __enter__(self) -> Self:
-        epoch = self._gate.ticket
+        gate = self._gate
+        epoch = gate.ticket
         frames = self._frames
         if epoch < 0 or self._timed or frames is None or self.events.active:
+            if epoch < 0:  # an open breaker refuses here, a frame up from _enter
+                now = self.clock.monotonic()
+                if now < gate.open_until and not self.events.active:
+                    raise self._open_rejection(now, gate.open_until)
             self._enter(None)
         else:
             # The closed breaker's fast path: _enter inlined.
@@ -172,9 +177,14 @@ class BreakerBlocks:
     async def __aenter__(self) -> Self:
         limit = self._limit
         if limit is None:
-            epoch = self._gate.ticket
+            gate = self._gate
+            epoch = gate.ticket
             frames = self._frames
             if epoch < 0 or self._timed or frames is None or self.events.active:
+                if epoch < 0:  # as in __enter__
+                    now = self.clock.monotonic()
+                    if now < gate.open_until and not self.events.active:
+                        raise self._open_rejection(now, gate.open_until)
                 self._enter(None)
             else:
                 frame: _Frame = [epoch, 0.0, None, None]
