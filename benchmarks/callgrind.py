@@ -8,12 +8,17 @@ cancels start-up, imports, set-up and a batch's own constant cost.
 
 Two ways to get the two batches' counts:
 
-- *dumps* (the default): one valgrind process per chunk of cases runs each case's
-  batches back to back; ``--dump-before=getppid`` dumps the counters at the marker
-  call the worker makes around every batch, so each batch has a dump of its own and
-  start-up (about a billion instructions, 50 s under callgrind) is paid once per chunk;
+- *dumps* (the default): one valgrind process per chunk of cases forks a child per
+  case, which runs the case's batches back to back (every case starts from the same
+  state); ``--dump-before=getppid`` dumps the counters at the marker
+  calls the worker makes around every batch and around the ``gc.collect(0)`` after
+  it, so each has a dump of its own and start-up (about a billion instructions,
+  50 s under callgrind) is paid once per chunk, not twice per case;
 - *isolated*: two valgrind processes per case, one batch each, and the
   ``Collected`` total of each (``--callgrind-out-file=/dev/null``).
+
+Both leave automatic garbage collection off, as the wall-clock batches do, so the
+two agree; only *dumps* also gives what the collector then takes per call.
 """
 
 from __future__ import annotations
@@ -49,7 +54,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parents[1]
-MARKERS_PER_CASE = 3  # before the first batch, after each of the two
+MARKERS_PER_CASE = 5  # before the first batch; after each of the two, around gc.collect(0)
 
 
 class ValgrindMissing(RuntimeError):
@@ -91,10 +96,17 @@ class Source:
 
 @dataclass
 class Measured:
-    """Instructions per call by case id, and why the other cases have none."""
+    """Instructions per call by case id; what ``gc.collect(0)`` took per call to
+    free what the calls left (dumps only); why the other cases have none."""
 
     per_call: dict[str, float] = field(default_factory=dict)
+    collector: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
+
+    def update(self, other: Measured) -> None:
+        self.per_call.update(other.per_call)
+        self.collector.update(other.collector)
+        self.skipped.update(other.skipped)
 
 
 # --- pure helpers ----------------------------------------------------------------------
@@ -220,35 +232,43 @@ class Runner:
 
     def _dumps_chunk(self, src: Path, cases: list[str]) -> Measured:
         out = Path(tempfile.mkdtemp(prefix="dumps-", dir=self.scratch))
-        prefix = [self.valgrind, "--tool=callgrind", f"--callgrind-out-file={out}/cg.out",
+        # %p: each forked child writes its own dumps, cg.<pid>.1, cg.<pid>.2, ...
+        prefix = [self.valgrind, "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p",
                   f"--dump-before={MARKER}", "--dump-line=no"]
         c = self.counts
         lines, _ = self._worker(src, [*cases, "--warmup", str(c.warmup), "--calls", str(c.n1),
                                       str(c.n2), "--markers"], prefix)
-        dumps = sorted(out.glob("cg.out.*"), key=lambda p: int(p.suffix[1:]))
-        totals = [dump_totals(p.read_text()) for p in dumps]
-        shutil.rmtree(out, ignore_errors=True)
-        return self._assign(lines, totals)
-
-    def _assign(self, lines: list[dict[str, object]], totals: list[int]) -> Measured:
-        """Per-call counts from the dumps: three per case that ran (the first closes
-        the set-up and warm-up, the next two are the N1 and N2 batches)."""
-        ran = [line for line in lines if line["status"] in ("ok", "failed")]
-        if len(totals) != MARKERS_PER_CASE * len(ran):
-            raise RuntimeError(f"expected {MARKERS_PER_CASE * len(ran)} callgrind dumps for "
-                               f"{len(ran)} cases, found {len(totals)}: something else "
-                               f"called {MARKER}()")
-        measured = Measured()
-        for index, line in enumerate(ran):
-            case = str(line["case"])
-            if line["status"] == "failed":
-                measured.skipped[case] = f"failed under callgrind: {line['detail']}"
-                continue
-            first, second = totals[MARKERS_PER_CASE * index + 1:MARKERS_PER_CASE * index + 3]
-            measured.per_call[case] = per_call(first, second, self.counts)
+        totals = {}
         for line in lines:
-            if line["status"] == "skipped":
-                measured.skipped[str(line["case"])] = str(line["detail"])
+            if "pid" in line:
+                dumps = sorted(out.glob(f"cg.{line['pid']}.*"), key=lambda p: int(p.suffix[1:]))
+                totals[str(line["case"])] = [dump_totals(p.read_text()) for p in dumps]
+        shutil.rmtree(out, ignore_errors=True)
+        return self.assign(cases, lines, totals)
+
+    def assign(self, cases: list[str], lines: list[dict[str, object]],
+               totals: dict[str, list[int]]) -> Measured:
+        """Per-call counts from each case's dumps, five per case: the first closes
+        the set-up and warm-up; then the N1 batch, its collection, the N2 batch and
+        its collection."""
+        measured = Measured()
+        reported = {str(line["case"]): line for line in lines}
+        for case in cases:
+            line = reported.get(case)
+            if line is None:
+                measured.skipped[case] = "no result: the worker's process for it died"
+            elif line["status"] == "skipped":
+                measured.skipped[case] = str(line["detail"])
+            elif line["status"] == "failed":
+                measured.skipped[case] = f"failed under callgrind: {line['detail']}"
+            else:
+                dumps = totals.get(case, [])
+                if len(dumps) != MARKERS_PER_CASE:
+                    raise RuntimeError(f"{case}: expected {MARKERS_PER_CASE} callgrind dumps, "
+                                       f"found {len(dumps)}: something else called {MARKER}()")
+                _, first, first_gc, second, second_gc = dumps
+                measured.per_call[case] = per_call(first, second, self.counts)
+                measured.collector[case] = per_call(first_gc, second_gc, self.counts)
         return measured
 
     def _isolated_case(self, src: Path, case: str) -> Measured:
@@ -283,6 +303,5 @@ class Runner:
             results = [future.result() for future in futures]
         merged = {source.label: Measured() for source, _ in plan}
         for (source, _), result in zip(tasks, results, strict=True):
-            merged[source.label].per_call.update(result.per_call)
-            merged[source.label].skipped.update(result.skipped)
+            merged[source.label].update(result)
         return merged

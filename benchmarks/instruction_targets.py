@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from benchmarks.groups import BREAKER_FORMS, PIPELINE, RETRY_SUCCESS, RETRY_TWO_FAILURES
 from benchmarks.harness import Kind, bare_id, case_id
 
-__all__ = ["TARGETS", "Budget", "InstructionTarget", "judge"]
+__all__ = ["TARGETS", "TOLERANCE", "TOLERANCE_SHARE", "Budget", "InstructionTarget", "judge"]
+
+# The same code measures a little differently after importing another source (the
+# async bare call: 1,219 instructions against 1,238), so a quantity within the
+# larger of these of its budget passes.
+TOLERANCE = 25
+TOLERANCE_SHARE = 0.01
 
 BUTTRESS = "buttress"
 HAND_LOOP = "hand-written loop"
@@ -24,16 +30,16 @@ RAISE = "raise and catch"
 @dataclass(frozen=True, slots=True)
 class InstructionTarget:
     """One target: ``case`` minus ``floor`` (the bare call of its kind when None)
-    should stay within ``goal_us``; today it took ``today_us``, measured as ``case``
-    minus ``today_floor``."""
+    should stay within ``factor`` times what ``case`` minus ``today_floor`` took on
+    the baseline (``factor`` = the goal over the issue's "today", ``today_us``)."""
 
     name: str
     kind: Kind
     case: str
-    goal_us: float
-    today_us: float
+    factor: float
     goal: str
     today: str
+    today_us: float | None
     floor: str | None = None
     today_floor: str | None = None
 
@@ -55,13 +61,20 @@ class Budget:
     def budget(self) -> float | None:
         if self.baseline is None:
             return None
-        return self.target.goal_us / self.target.today_us * self.baseline
+        return self.target.factor * self.baseline
+
+    @property
+    def scale(self) -> float | None:
+        """The issue's µs per 1,000 of the baseline's instructions for this quantity."""
+        if self.baseline is None or self.target.today_us is None or self.baseline <= 0:
+            return None
+        return self.target.today_us / self.baseline * 1000
 
     @property
     def passed(self) -> bool | None:
         if self.budget is None or self.measured is None:
             return None
-        return self.measured <= self.budget
+        return self.measured <= self.budget + max(TOLERANCE, TOLERANCE_SHARE * self.budget)
 
     @property
     def result(self) -> str:
@@ -74,26 +87,27 @@ def _form(kind: Kind, form: str) -> str:
 
 def _under(form: str, kind: Kind, today_us: float) -> InstructionTarget:
     return InstructionTarget(f"`{form}`, closed breaker", kind, _form(kind, f"closed {form}"),
-                             0.5, today_us, "< 0.5 µs", f"{today_us:g} µs")
+                             0.5 / today_us, "< 0.5 µs", f"{today_us:g} µs", today_us)
 
 
-def _no_slower(name: str, kind: Kind, case: str, today: str) -> InstructionTarget:
-    return InstructionTarget(name, kind, case, 1.0, 1.0, "no slower than today", today)
+def _no_slower(name: str, kind: Kind, case: str, today_us: float | None) -> InstructionTarget:
+    today = "not given" if today_us is None else f"{today_us:g} µs"
+    return InstructionTarget(name, kind, case, 1.0, "no slower than then", today, today_us)
 
 
 def _retry_decisions(kind: Kind) -> InstructionTarget:
     group = RETRY_TWO_FAILURES
     return InstructionTarget(
         f"2 failures then success, over the hand-written loop ({kind})", kind,
-        case_id(group, kind, BUTTRESS), 4.0, 9.0, "within 4 µs", "8-10 µs (9 used)",
+        case_id(group, kind, BUTTRESS), 4.0 / 9.0, "within 4 µs", "8-10 µs (9 used)", 9.0,
         floor=case_id(group, kind, HAND_LOOP), today_floor=case_id(group, kind, HAND_LOOP))
 
 
 def _rejection(kind: Kind) -> InstructionTarget:
     return InstructionTarget(
         f"open breaker's rejection (decorator), over raise and catch ({kind})", kind,
-        _form(kind, "open decorator"), 1.0, 2.5, "within 1 µs",
-        "2.5 µs (the rejection itself)", floor=_form(kind, RAISE))
+        _form(kind, "open decorator"), 1.0 / 2.5, "within 1 µs",
+        "2.5 µs (the rejection itself)", 2.5, floor=_form(kind, RAISE))
 
 
 TARGETS: tuple[InstructionTarget, ...] = (
@@ -102,19 +116,19 @@ TARGETS: tuple[InstructionTarget, ...] = (
     _under("call", "sync", 1.9),
     _under("acall", "async", 1.0),
     _no_slower("breaker decorator, closed (sync)", "sync", _form("sync", "closed decorator"),
-               "0.2 µs"),
+               0.2),
     _no_slower("breaker decorator, closed (async)", "async", _form("async", "closed decorator"),
-               "0.2 µs"),
+               0.2),
     _retry_decisions("sync"),
     _retry_decisions("async"),
     _rejection("sync"),
     _rejection("async"),
     InstructionTarget("five-strategy async pipeline", "async", case_id(PIPELINE, "async", BUTTRESS),
-                      2.0, 2.9, "< 2 µs", "2.9 µs"),
+                      2.0 / 2.9, "< 2 µs", "2.9 µs", 2.9),
     _no_slower("success-path retry (sync)", "sync", case_id(RETRY_SUCCESS, "sync", BUTTRESS),
-               "0.15 µs"),
+               0.15),
     _no_slower("success-path retry (async)", "async", case_id(RETRY_SUCCESS, "async", BUTTRESS),
-               "not given"),
+               None),
 )
 
 

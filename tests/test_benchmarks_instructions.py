@@ -77,28 +77,32 @@ def test_split_deals_cases_round_robin_and_drops_empty_chunks() -> None:
     assert callgrind.split(["a", "b"], 0) == [["a", "b"]]
 
 
-def test_dumps_line_up_three_per_case_that_ran_and_skipped_cases_take_none() -> None:
+def test_each_cases_five_dumps_give_its_batches_and_their_collections() -> None:
     runner = Runner("valgrind", Path("."), Counts(0, 10, 20), jobs=1)
     lines: list[dict[str, object]] = [
-        {"case": "a", "status": "ok", "detail": None},
+        {"case": "a", "status": "ok", "detail": None, "pid": 11},
         {"case": "b", "status": "skipped", "detail": "no such case in this source"},
-        {"case": "c", "status": "failed", "detail": "RuntimeError: boom"},
-        {"case": "d", "status": "ok", "detail": None},
+        {"case": "c", "status": "failed", "detail": "RuntimeError: boom", "pid": 12},
+        {"case": "d", "status": "ok", "detail": None, "pid": 13},
     ]
-    totals = [999, 100, 200, 5, 5, 5, 999, 1000, 1500]
+    # per case: set-up, N1 batch, its collection, N2 batch, its collection
+    totals = {"a": [999, 100, 7, 200, 7], "c": [5, 5], "d": [999, 1000, 40, 1500, 90]}
 
-    measured = runner._assign(lines, totals)
+    measured = runner.assign(["a", "b", "c", "d", "e"], lines, totals)
 
     assert measured.per_call == {"a": 10.0, "d": 50.0}
+    assert measured.collector == {"a": 0.0, "d": 5.0}
     assert measured.skipped == {"b": "no such case in this source",
-                                "c": "failed under callgrind: RuntimeError: boom"}
+                                "c": "failed under callgrind: RuntimeError: boom",
+                                "e": "no result: the worker's process for it died"}
 
 
-def test_a_stray_marker_call_is_reported_instead_of_shifting_every_case() -> None:
+def test_a_stray_marker_call_is_reported_instead_of_a_wrong_count() -> None:
     runner = Runner("valgrind", Path("."), Counts(0, 10, 20), jobs=1)
+    line: dict[str, object] = {"case": "a", "status": "ok", "detail": None, "pid": 11}
 
-    with pytest.raises(RuntimeError, match="expected 3 callgrind dumps"):
-        runner._assign([{"case": "a", "status": "ok", "detail": None}], [1, 2, 3, 4])
+    with pytest.raises(RuntimeError, match="expected 5 callgrind dumps, found 6"):
+        runner.assign(["a"], [line], {"a": [1, 2, 3, 4, 5, 6]})
 
 
 def test_the_default_selection_is_buttress_and_the_floors_of_issue_11() -> None:
@@ -121,6 +125,15 @@ def test_the_worker_builds_every_default_case_from_the_wall_clock_benchmark() ->
     assert len(statuses) == 29
     assert set(statuses.values()) == {"ok"}
     assert {BARE, WITH, OPEN, RAISE, RETRY2, HAND, "pipeline/async/buttress"} <= set(statuses)
+
+
+def test_a_pattern_brings_the_bare_call_of_each_kind_it_selects() -> None:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert callgrind_worker.main(["--pattern", "sync/closed with", "--check"]) == 0
+
+    cases = [json.loads(line)["case"] for line in out.getvalue().splitlines()[1:]]
+    assert cases == [BARE, WITH]
 
 
 def _now_and_then() -> tuple[dict[str, float], dict[str, float]]:
@@ -162,6 +175,15 @@ def test_the_retry_decisions_are_judged_over_the_hand_written_loop_on_both_sides
     assert retry.result == "MISS"
 
 
+def test_a_quantity_within_the_tolerance_of_its_budget_passes() -> None:
+    now, then = _now_and_then()
+    now[WITH] += 25  # the budget is 5,000 exactly
+    assert {b.target.case: b for b in judge(now, then)}[WITH].result == "pass"
+
+    now[WITH] += 51  # 1% of 5,000 is 50
+    assert {b.target.case: b for b in judge(now, then)}[WITH].result == "MISS"
+
+
 def test_targets_without_a_baseline_or_a_case_are_not_measured() -> None:
     now, _ = _now_and_then()
 
@@ -173,12 +195,12 @@ def test_targets_without_a_baseline_or_a_case_are_not_measured() -> None:
 
 def _report(baseline: bool) -> Report:
     now, then = _now_and_then()
-    measured = {"current": Measured(per_call=now,
+    measured = {"current": Measured(per_call=now, collector={RETRY2: 2_000.0},
                                     skipped={"pipeline/async/buttress": "can not run: boom"})}
     old = None
     if baseline:
         old = Source("baseline", Path("/tmp/old/src"), "commit 8e66685 the old one")
-        measured["baseline"] = Measured(per_call=then)
+        measured["baseline"] = Measured(per_call=then, collector={RETRY2: 9_000.0})
     return Report(date="2026-12-02 05:00 UTC", counts=Counts(100, 500, 1500), isolated=False,
                   python="CPython 3.11.7", valgrind="valgrind-3.19.0",
                   current=Source("current", Path("/src"), "/src (commit abc)"),
@@ -192,18 +214,18 @@ def test_the_report_gives_counts_overheads_and_the_ratio_to_the_baseline() -> No
     assert "- Baseline: commit 8e66685 the old one" in text
     assert "N1 = 500, N2 = 1500" in text
     assert "## b. Two failures, then success, zero delay" in text
-    assert "| bare call | 420 | — | 400 | — | 1.05 |" in text
-    assert "| buttress | 60,000 | 59,580 | 100,000 | 99,600 | 0.60 |" in text
-    assert "| closed with | 5,420 | 5,000 | 16,400 | 16,000 | 0.31 |" in text
-    assert ("| `with`, closed breaker | < 0.5 µs | 1.6 µs | 16,000 | 5,000 | 5,000 | pass |"
-            in text)
+    assert "| bare call | 420 | — | — | 400 | — | — | 1.05 |" in text
+    assert "| buttress | 60,000 | 59,580 | 2,000 | 100,000 | 99,600 | 9,000 | 0.60 |" in text
+    assert "| closed with | 5,420 | 5,000 | — | 16,400 | 16,000 | — | 0.31 |" in text
+    assert ("| `with`, closed breaker | < 0.5 µs | 1.6 µs | 16,000 | 0.100 | 5,000 | 5,000 "
+            "| pass |" in text)
     assert "- current, `pipeline/async/buttress`: can not run: boom" in text
 
 
 def test_without_a_baseline_the_report_says_how_to_get_budgets() -> None:
     text = render(_report(baseline=False))
 
-    assert "| closed with | 5,420 | 5,000 |" in text
+    assert "| closed with | 5,420 | 5,000 | — |" in text
     assert "baseline /call" not in text
     assert "run with `--baseline COMMIT`" in text
 
