@@ -14,13 +14,26 @@ from dataclasses import dataclass
 from benchmarks.groups import BREAKER_FORMS, PIPELINE, RETRY_SUCCESS, RETRY_TWO_FAILURES
 from benchmarks.harness import Kind, bare_id, case_id
 
-__all__ = ["TARGETS", "TOLERANCE", "TOLERANCE_SHARE", "Budget", "InstructionTarget", "judge"]
+__all__ = [
+    "TARGETS",
+    "TOLERANCE",
+    "TOLERANCE_SHARE",
+    "XEON_US_PER_1000",
+    "Budget",
+    "InstructionTarget",
+    "judge",
+]
 
-# The same code measures a little differently after importing another source (the
-# async bare call: 1,219 instructions against 1,238), so a quantity within the
-# larger of these of its budget passes.
+# A repeated run gives the same counts, but another source or selection of cases
+# moves the same code's count by up to about 1% (the async bare call: 1,220
+# instructions against 1,254), so a quantity within the larger of these of its
+# budget passes.
 TOLERANCE = 25
 TOLERANCE_SHARE = 0.01
+
+# The rough time per instruction on the issue's Intel Xeon (the session brief's
+# figure), for a second view: every goal at one scale instead of each case's own.
+XEON_US_PER_1000 = 0.105
 
 BUTTRESS = "buttress"
 HAND_LOOP = "hand-written loop"
@@ -40,6 +53,7 @@ class InstructionTarget:
     goal: str
     today: str
     today_us: float | None
+    goal_us: float | None = None  # None: no slower than the baseline
     floor: str | None = None
     today_floor: str | None = None
 
@@ -49,6 +63,12 @@ class InstructionTarget:
         if self.case not in per_call or under not in per_call:
             return None
         return per_call[self.case] - per_call[under]
+
+
+def _within(measured: float | None, budget: float | None) -> bool | None:
+    if budget is None or measured is None:
+        return None
+    return measured <= budget + max(TOLERANCE, TOLERANCE_SHARE * budget)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +84,17 @@ class Budget:
         return self.target.factor * self.baseline
 
     @property
+    def uniform_budget(self) -> float | None:
+        """The budget at one scale for every case, :data:`XEON_US_PER_1000`."""
+        if self.target.goal_us is None:
+            return self.baseline
+        return self.target.goal_us / XEON_US_PER_1000 * 1000
+
+    @property
+    def uniform_passed(self) -> bool | None:
+        return _within(self.measured, self.uniform_budget)
+
+    @property
     def scale(self) -> float | None:
         """The issue's µs per 1,000 of the baseline's instructions for this quantity."""
         if self.baseline is None or self.target.today_us is None or self.baseline <= 0:
@@ -72,9 +103,7 @@ class Budget:
 
     @property
     def passed(self) -> bool | None:
-        if self.budget is None or self.measured is None:
-            return None
-        return self.measured <= self.budget + max(TOLERANCE, TOLERANCE_SHARE * self.budget)
+        return _within(self.measured, self.budget)
 
     @property
     def result(self) -> str:
@@ -87,7 +116,7 @@ def _form(kind: Kind, form: str) -> str:
 
 def _under(form: str, kind: Kind, today_us: float) -> InstructionTarget:
     return InstructionTarget(f"`{form}`, closed breaker", kind, _form(kind, f"closed {form}"),
-                             0.5 / today_us, "< 0.5 µs", f"{today_us:g} µs", today_us)
+                             0.5 / today_us, "< 0.5 µs", f"{today_us:g} µs", today_us, 0.5)
 
 
 def _no_slower(name: str, kind: Kind, case: str, today_us: float | None) -> InstructionTarget:
@@ -99,7 +128,7 @@ def _retry_decisions(kind: Kind) -> InstructionTarget:
     group = RETRY_TWO_FAILURES
     return InstructionTarget(
         f"2 failures then success, over the hand-written loop ({kind})", kind,
-        case_id(group, kind, BUTTRESS), 4.0 / 9.0, "within 4 µs", "8-10 µs (9 used)", 9.0,
+        case_id(group, kind, BUTTRESS), 4.0 / 9.0, "within 4 µs", "8-10 µs (9 used)", 9.0, 4.0,
         floor=case_id(group, kind, HAND_LOOP), today_floor=case_id(group, kind, HAND_LOOP))
 
 
@@ -107,7 +136,7 @@ def _rejection(kind: Kind) -> InstructionTarget:
     return InstructionTarget(
         f"open breaker's rejection (decorator), over raise and catch ({kind})", kind,
         _form(kind, "open decorator"), 1.0 / 2.5, "within 1 µs",
-        "2.5 µs (the rejection itself)", 2.5, floor=_form(kind, RAISE))
+        "2.5 µs (the rejection itself)", 2.5, 1.0, floor=_form(kind, RAISE))
 
 
 TARGETS: tuple[InstructionTarget, ...] = (
@@ -124,7 +153,7 @@ TARGETS: tuple[InstructionTarget, ...] = (
     _rejection("sync"),
     _rejection("async"),
     InstructionTarget("five-strategy async pipeline", "async", case_id(PIPELINE, "async", BUTTRESS),
-                      2.0 / 2.9, "< 2 µs", "2.9 µs", 2.9),
+                      2.0 / 2.9, "< 2 µs", "2.9 µs", 2.9, 2.0),
     _no_slower("success-path retry (sync)", "sync", case_id(RETRY_SUCCESS, "sync", BUTTRESS),
                0.15),
     _no_slower("success-path retry (async)", "async", case_id(RETRY_SUCCESS, "async", BUTTRESS),

@@ -175,6 +175,18 @@ def test_the_retry_decisions_are_judged_over_the_hand_written_loop_on_both_sides
     assert retry.result == "MISS"
 
 
+def test_the_uniform_budget_puts_every_goal_at_the_old_xeons_scale() -> None:
+    now, then = _now_and_then()
+    budgets = {b.target.case: b for b in judge(now, then)}
+
+    assert budgets[RETRY2].uniform_budget == pytest.approx(4 / 0.105 * 1000)
+    assert budgets[RETRY2].uniform_passed is False  # 50,000 over a 38,095 budget
+    assert budgets[OPEN].uniform_budget == pytest.approx(1 / 0.105 * 1000)
+    no_slower = [b for b in judge(now, then) if b.target.goal_us is None]
+    assert no_slower
+    assert all(b.uniform_budget == b.baseline for b in no_slower)
+
+
 def test_a_quantity_within_the_tolerance_of_its_budget_passes() -> None:
     now, then = _now_and_then()
     now[WITH] += 25  # the budget is 5,000 exactly
@@ -217,8 +229,8 @@ def test_the_report_gives_counts_overheads_and_the_ratio_to_the_baseline() -> No
     assert "| bare call | 420 | — | — | 400 | — | — | 1.05 |" in text
     assert "| buttress | 60,000 | 59,580 | 2,000 | 100,000 | 99,600 | 9,000 | 0.60 |" in text
     assert "| closed with | 5,420 | 5,000 | — | 16,400 | 16,000 | — | 0.31 |" in text
-    assert ("| `with`, closed breaker | < 0.5 µs | 1.6 µs | 16,000 | 0.100 | 5,000 | 5,000 "
-            "| pass |" in text)
+    assert ("| `with`, closed breaker | < 0.5 µs | 1.6 µs | 16,000 | 0.100 | 5,000 "
+            "| 4,762 (MISS) | 5,000 | pass |" in text)
     assert "- current, `pipeline/async/buttress`: can not run: boom" in text
 
 
