@@ -10,10 +10,10 @@ Two ways to get the two batches' counts:
 
 - *dumps* (the default): one valgrind process per chunk of cases forks a child per
   case, which runs the case's batches back to back (every case starts from the same
-  state); ``--dump-before=getppid`` dumps the counters at the marker
-  calls the worker makes around every batch and around the ``gc.collect(0)`` after
-  it, so each has a dump of its own and start-up (about a billion instructions,
-  50 s under callgrind) is paid once per chunk, not twice per case;
+  state); ``--dump-before=getppid`` dumps the counters at the marker calls the child
+  makes around every batch and around the ``gc.collect(0)`` after it, so each has a
+  dump of its own and start-up (about a billion instructions, 50 s under callgrind)
+  is paid once per chunk, not twice per case;
 - *isolated*: two valgrind processes per case, one batch each, and the
   ``Collected`` total of each (``--callgrind-out-file=/dev/null``).
 
