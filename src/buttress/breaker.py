@@ -370,12 +370,14 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             monotonic = _monotonic_of(self.clock)
 
             def protected(*args: Any, **kwargs: Any) -> Any:
-                if report is not None and hub.active:
+                if hub.active and report is not None:
                     return report(*args, **kwargs)
                 ticket = gate.ticket
                 if ticket >= 0:
                     try:
-                        result = fn(*args, **kwargs)
+                        # fn(*args) when there are no keywords: fn(**kwargs) copies the
+                        # dict, ~200 instructions of a ~2,000-instruction wrapper.
+                        result = fn(*args, **kwargs) if kwargs else fn(*args)
                     except Exception as exc:
                         self._failed(ticket, exc, 0.0)
                         raise
@@ -455,12 +457,12 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             monotonic = _monotonic_of(self.clock)
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
-                if report is not None and hub.active:
+                if hub.active and report is not None:
                     return await report(*args, **kwargs)
                 ticket = gate.ticket
                 if ticket >= 0:
                     try:
-                        result = await fn(*args, **kwargs)
+                        result = await (fn(*args, **kwargs) if kwargs else fn(*args))
                     except Exception as exc:
                         self._failed(ticket, exc, 0.0)
                         raise
@@ -544,7 +546,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             ticket = self._gate.ticket
             if ticket >= 0:  # closed: _call_guarded inlined (a frame less, ~1k instructions)
                 try:
-                    result = fn(*args, **kwargs)
+                    result = fn(*args, **kwargs) if kwargs else fn(*args)
                 except BaseException as exc:
                     self._failed(ticket, exc, 0.0)
                     raise
@@ -578,7 +580,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             ticket = self._gate.ticket
             if ticket >= 0:  # closed: _acall_guarded inlined (a coroutine less, ~1.5k instructions)
                 try:
-                    result = await fn(*args, **kwargs)
+                    result = await (fn(*args, **kwargs) if kwargs else fn(*args))
                 except BaseException as exc:
                     self._failed(ticket, exc, 0.0)
                     raise
