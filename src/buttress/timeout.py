@@ -37,16 +37,17 @@ import queue
 import signal
 import threading
 import time
+import types
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import KW_ONLY, dataclass
-from types import FrameType, TracebackType
+from types import CoroutineType, FrameType, TracebackType
 from typing import Any, Final, NamedTuple, TypeVar, Unpack
 
 from buttress._core import validate, workers
 from buttress._core.caller import Caller, run_for
 from buttress._core.caller import current as current_caller
-from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
-from buttress._core.context import CURRENT, NO_ITEMS, CallContext, within
+from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock, reader
+from buttress._core.context import CURRENT, CallContext, within
 from buttress._core.errors import ButtressError, DeadlineExceededError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, TimedOut, deliver
 from buttress._core.operation import Watch
@@ -142,94 +143,98 @@ async def await_with_timeout(
     events: Listeners | None = None,
 ) -> T:
     """Await ``awaitable``, cancelling it after ``seconds``."""
-    result: T = await _Limited(awaitable, seconds, clock, operation, config, events)
+    result: T = await _limiter(lambda: awaitable, seconds, clock, operation, config, events)()
     return result
 
 
-class _Limited(CallContext):
-    """An awaitable that runs another under a time limit, arming the timer only
-    if the other suspends.
+def _limiter(fn: Callable[..., Awaitable[Any]], seconds: float, clock: Clock,
+             operation: str | None, config: TimeoutConfig | None, events: Listeners | None,
+             hub: Listeners | None = None,
+             report: Callable[..., Awaitable[Any]] | None = None,
+             ) -> Callable[..., Awaitable[Any]]:
+    """``fn`` under a time limit of ``seconds``, arming the timer only if its
+    awaitable suspends; while ``hub`` has listeners, ``report`` is called instead
+    (``fn`` under this limit, reported as one operation: see Strategy._heard).
 
-    ``asyncio.timeout`` costs about 3.5 µs per use on CPython 3.11 (a Timeout
-    object, the current task, a TimerHandle pushed on the loop's heap), which
-    is most of a pipeline's overhead for a call that completes without ever
-    waiting (a cache hit, a pooled answer). So the first step runs at once;
-    only when the awaitable actually suspends is ``clock.timeout`` entered,
-    with the time already spent subtracted, and the rest is driven under it.
-    The semantics are those of ``asyncio.timeout``: a synchronous first step
-    can not be interrupted there either, as no timer runs while it does.
-    Measured by ``python -m benchmarks --cases pipeline``.
+    ``asyncio.timeout`` costs about 33,000 instructions per use on CPython 3.11
+    (a Timeout object, the current task, a TimerHandle pushed on the loop's
+    heap), which would be most of a pipeline's overhead for a call that
+    completes without ever waiting (a cache hit, a pooled answer). So the first
+    step runs at once; only when the awaitable actually suspends is
+    ``clock.timeout`` entered, with the time already spent subtracted, and the
+    rest is driven under it (:func:`_rest`). The semantics are those of
+    ``asyncio.timeout``: a synchronous first step can not be interrupted there
+    either, as no timer runs while it does.
 
-    It is also the call's context when no outer one exists (the common case):
-    this object is made per call anyway, and a separate context object, made
-    and filled through a constructor, doubled the timeout's cost for a call
-    that never waits. With an outer context, a derived one is made instead.
+    The first step runs in one coroutine frame, with no awaitable object, no
+    generator and no ABC check on the way (together about 9,000 instructions
+    when they were there): a timeout around a call that returns at once costs
+    a clock read, a context object and one set and reset of the context
+    variable, which code in the first step must see (its deadline).
     """
+    monotonic = reader(clock)
+    get, set_, reset = CURRENT.get, CURRENT.set, CURRENT.reset
 
-    __slots__ = ("_awaitable", "_config", "_events", "_seconds")
-
-    def __init__(self, awaitable: Awaitable[T], seconds: float, clock: Clock,
-                 operation: str | None, config: TimeoutConfig | None,
-                 events: Listeners | None) -> None:
-        # The context's fields; _deadline is set when the call starts.
-        self._operation = operation
-        self._clock = clock
-        self._attempt = 1
-        self._items = NO_ITEMS
-        self._awaitable = awaitable
-        self._seconds = seconds
-        self._config = config
-        self._events = events
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        clock = self._clock
-        start = clock.monotonic()
-        seconds = self._seconds
-        outer = CURRENT.get()
+    async def limited(*args: Any, **kwargs: Any) -> Any:
+        if hub is not None and hub.active:
+            return await report(*args, **kwargs)  # type: ignore[misc]
+        steps: Any = fn(*args, **kwargs)
+        start = monotonic()
+        outer = get()
         own: float | None = None
-        if outer is None:
-            self._deadline = start + seconds
-            call: CallContext = self
+        left = seconds
+        if outer is None:  # the common case: this timeout makes the call's context
+            call: CallContext = CallContext(operation, start + seconds, clock)
         else:
-            call, seconds, bound = within(outer, seconds, clock, start, self._operation)
+            call, left, bound = within(outer, seconds, clock, start, operation)
             if bound:
-                own = self._seconds
-        awaitable = self._awaitable
-        steps: Any = awaitable if isinstance(awaitable, Coroutine) else awaitable.__await__()
-        if own is not None and seconds <= 0.0:
-            close = getattr(steps, "close", None)
-            if close is not None:
-                close()  # never started: no "never awaited" warning
-            raise _expired(seconds, self._operation, self._config, self._events, own)
-        token = CURRENT.set(call)
+                own = seconds
+                if left <= 0.0:
+                    close = getattr(steps, "close", None)
+                    if close is not None:
+                        close()  # never started: no "never awaited" warning
+                    raise _expired(left, operation, config, events, own)
+        token = set_(call)
         try:
+            if type(steps) is not CoroutineType and not isinstance(steps, Coroutine):
+                steps = steps.__await__()  # a future, or another awaitable object
             try:
                 pending = steps.send(None)
             except StopIteration as done:
                 return done.value
-            remaining = max(0.0, seconds - (clock.monotonic() - start))
-            limit: AsyncTimeout = clock.timeout(remaining)
-            yield from limit.__aenter__().__await__()
-            try:
-                result = yield from _drive(steps, pending)
-            except BaseException as exc:
-                try:
-                    yield from limit.__aexit__(
-                        type(exc), exc, exc.__traceback__).__await__()
-                except TimeoutError as expired:
-                    if not limit.expired():
-                        raise
-                    raise _expired(seconds, self._operation, self._config,
-                                   self._events, own) from expired
-                raise
-            yield from limit.__aexit__(None, None, None).__await__()
-            return result
+            return await _rest(steps, pending, left, start, clock, operation, config, events,
+                               own)
         finally:
             # Not contextlib.suppress: this runs on every call, and try costs nothing.
             try:  # noqa: SIM105
-                CURRENT.reset(token)
+                reset(token)
             except ValueError:
                 pass  # closed by the garbage collector, outside the task's context
+
+    return limited
+
+
+@types.coroutine
+def _rest(steps: Any, pending: Any, seconds: float, start: float, clock: Clock,
+          operation: str | None, config: TimeoutConfig | None, events: Listeners | None,
+          own: float | None) -> Generator[Any, Any, Any]:
+    """Drive ``steps``, which suspended on ``pending`` in its first step, under the
+    time left of ``seconds`` since ``start``."""
+    remaining = max(0.0, seconds - (clock.monotonic() - start))
+    limit: AsyncTimeout = clock.timeout(remaining)
+    yield from limit.__aenter__().__await__()
+    try:
+        result = yield from _drive(steps, pending)
+    except BaseException as exc:
+        try:
+            yield from limit.__aexit__(type(exc), exc, exc.__traceback__).__await__()
+        except TimeoutError as expired:
+            if not limit.expired():
+                raise
+            raise _expired(seconds, operation, config, events, own) from expired
+        raise
+    yield from limit.__aexit__(None, None, None).__await__()
+    return result
 
 
 def _drive(steps: Any, pending: Any) -> Generator[Any, Any, Any]:
@@ -557,15 +562,9 @@ class Timeout(Strategy):
         return limited
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        config, clock, events = self.config, self.clock, self.events
-        operation = config.operation_name or operation_name(fn)
-        seconds = config.timeout_seconds
-
-        async def limited(*args: Any, **kwargs: Any) -> Any:
-            # _Limited directly: one coroutine frame fewer than await_with_timeout.
-            return await _Limited(fn(*args, **kwargs), seconds, clock, operation, config, events)
-
-        return limited
+        config = self.config
+        return _limiter(fn, config.timeout_seconds, self.clock,
+                        config.operation_name or operation_name(fn), config, self.events)
 
     async def __aenter__(self) -> Timeout:
         config, clock = self.config, self.clock
