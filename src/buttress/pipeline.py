@@ -124,22 +124,29 @@ class Pipeline(Strategy):
         """:meth:`wrap`, for a caller that keeps this pipeline alive itself as long
         as the result (a per-call wrapper, or an owner holding both): the result
         does not keep the pipeline, and so its listeners, alive."""
-        # Each layer takes the name of the user's function, so every stage
-        # reports under the operation's name, not its inner wrapper's.
-        original = fn
-        for strategy in reversed(self.strategies):
-            fn = functools.wraps(original)(strategy.wrap(fn))
-        return operation.measure(fn, self._outcomes, operation_name_of(self.strategies, original),
-                                 _clock_of(self.strategies))
+        return self._layered(fn, False)
 
     def _chain_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         """:meth:`wrap_async` without keeping the pipeline alive; see :meth:`_chain`."""
+        return self._layered(fn, True)
+
+    def _layered(self, fn: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+        # Each layer takes the name of the user's function, so every stage
+        # reports under the operation's name, not its inner wrapper's.
         original = fn
-        for strategy in reversed(self.strategies):
-            fn = functools.wraps(original)(strategy.wrap_async(fn))
-        return operation.measure_async(fn, self._outcomes,
-                                       operation_name_of(self.strategies, original),
-                                       _clock_of(self.strategies))
+        name = operation_name_of(self.strategies, original)
+        clock = _clock_of(self.strategies)
+        if not self.strategies:
+            measure = operation.measure_async if is_async else operation.measure
+            return measure(fn, self._outcomes, name, clock)
+        outermost, *inner = self.strategies
+        for strategy in reversed(inner):
+            fn = functools.wraps(original)(
+                strategy.wrap_async(fn) if is_async else strategy.wrap(fn))
+        # The outermost layer reports the call as one operation; its own wrapper
+        # checks whether anybody listens, when it can (Strategy._heard).
+        return functools.wraps(original)(
+            outermost._outermost(fn, is_async, self._outcomes, name, clock))
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under this pipeline."""

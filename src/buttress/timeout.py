@@ -566,6 +566,13 @@ class Timeout(Strategy):
         return _limiter(fn, config.timeout_seconds, self.clock,
                         config.operation_name or operation_name(fn), config, self.events)
 
+    def _heard_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners,
+                     report: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        config = self.config
+        return _limiter(fn, config.timeout_seconds, self.clock,
+                        config.operation_name or operation_name(fn), config, self.events,
+                        hub, report)
+
     async def __aenter__(self) -> Timeout:
         config, clock = self.config, self.clock
         watch = None
