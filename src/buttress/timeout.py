@@ -47,7 +47,7 @@ from buttress._core import validate, workers
 from buttress._core.caller import Caller, run_for
 from buttress._core.caller import current as current_caller
 from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock, reader
-from buttress._core.context import CURRENT, CallContext, within
+from buttress._core.context import CURRENT, CallContext, FirstContext, within
 from buttress._core.errors import ButtressError, DeadlineExceededError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, TimedOut, deliver
 from buttress._core.operation import Watch
@@ -184,7 +184,10 @@ def _limiter(fn: Callable[..., Awaitable[Any]], seconds: float, clock: Clock,
         own: float | None = None
         left = seconds
         if outer is None:  # the common case: this timeout makes the call's context
-            call: CallContext = CallContext(operation, start + seconds, clock)
+            call: CallContext = FirstContext()
+            call._operation = operation
+            call._deadline = start + seconds
+            call._clock = clock
         else:
             call, left, bound = within(outer, seconds, clock, start, operation)
             if bound:
@@ -198,12 +201,15 @@ def _limiter(fn: Callable[..., Awaitable[Any]], seconds: float, clock: Clock,
         try:
             if type(steps) is not CoroutineType and not isinstance(steps, Coroutine):
                 steps = steps.__await__()  # a future, or another awaitable object
-            try:
-                pending = steps.send(None)
-            except StopIteration as done:
-                return done.value
-            return await _rest(steps, pending, left, start, clock, operation, config, events,
-                               own)
+            # next() with a default on a generator that returns None raises no
+            # StopIteration, where steps.send(None) would: 600 instructions less.
+            box: list[Any] = []
+            stepper = _stepper(steps, box)
+            pending = next(stepper, _DONE)
+            if pending is _DONE:
+                return box[0]
+            await _rest(stepper, pending, left, start, clock, operation, config, events, own)
+            return box[0]
         finally:
             # Not contextlib.suppress: this runs on every call, and try costs nothing.
             try:  # noqa: SIM105
@@ -214,17 +220,27 @@ def _limiter(fn: Callable[..., Awaitable[Any]], seconds: float, clock: Clock,
     return limited
 
 
+_DONE: Final = object()
+"""What ``next(stepper, _DONE)`` returns when the awaitable completed in its first step."""
+
+
+@types.coroutine
+def _stepper(steps: Any, box: list[Any]) -> Generator[Any, Any, None]:
+    """Await ``steps`` and put its result in ``box``."""
+    box.append((yield from steps))
+
+
 @types.coroutine
 def _rest(steps: Any, pending: Any, seconds: float, start: float, clock: Clock,
           operation: str | None, config: TimeoutConfig | None, events: Listeners | None,
-          own: float | None) -> Generator[Any, Any, Any]:
-    """Drive ``steps``, which suspended on ``pending`` in its first step, under the
-    time left of ``seconds`` since ``start``."""
+          own: float | None) -> Generator[Any, Any, None]:
+    """Drive ``steps`` (a :func:`_stepper`), which suspended on ``pending`` in its
+    first step, to its end under the time left of ``seconds`` since ``start``."""
     remaining = max(0.0, seconds - (clock.monotonic() - start))
     limit: AsyncTimeout = clock.timeout(remaining)
     yield from limit.__aenter__().__await__()
     try:
-        result = yield from _drive(steps, pending)
+        yield from _drive(steps, pending)
     except BaseException as exc:
         try:
             yield from limit.__aexit__(type(exc), exc, exc.__traceback__).__await__()
@@ -234,7 +250,6 @@ def _rest(steps: Any, pending: Any, seconds: float, start: float, clock: Clock,
             raise _expired(seconds, operation, config, events, own) from expired
         raise
     yield from limit.__aexit__(None, None, None).__await__()
-    return result
 
 
 def _drive(steps: Any, pending: Any) -> Generator[Any, Any, Any]:
