@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import Any, Unpack
 
 from buttress._core import caller as _caller
@@ -43,7 +45,7 @@ from buttress._core import forksafe, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import BulkheadFullError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, deliver
-from buttress._core.strategy import Strategy
+from buttress._core.strategy import Steps, Strategy
 from buttress.options import BulkheadOptions
 
 __all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError"]
@@ -332,6 +334,38 @@ class Bulkhead(Strategy):
                 await self.acquire_async()
             try:
                 return await fn(*args, **kwargs)
+            finally:
+                lock()
+                if waiters or self._active <= 0:
+                    unlock()
+                    self._release()
+                else:
+                    self._active -= 1
+                    unlock()
+
+        return limited
+
+    def _steps_async(self, fn: Callable[..., Awaitable[Any]]) -> Steps | None:
+        if type(self).wrap_async is not Bulkhead.wrap_async:
+            return None  # a subclass that wraps differently keeps its layer
+        lock, unlock = self._lock.acquire, self._lock.release
+        waiters, most = self._waiters, self.config.max_concurrent
+
+        @types.coroutine
+        def limited(box: list[Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Generator[Any, Any, None]:
+            lock()
+            if self._active < most and not waiters:  # as in wrap
+                self._active += 1
+                unlock()
+            else:
+                unlock()
+                yield from self.acquire_async().__await__()
+            try:
+                awaitable: Any = fn(*args, **kwargs)
+                if type(awaitable) is not CoroutineType and not isinstance(awaitable, Coroutine):
+                    awaitable = awaitable.__await__()  # a future, or another awaitable object
+                box.append((yield from awaitable))
             finally:
                 lock()
                 if waiters or self._active <= 0:

@@ -76,7 +76,7 @@ class Pipeline(Strategy):
     .. versionchanged:: 0.2 ``ordered``.
     """
 
-    __slots__ = ("_outcomes", "events", "ordered", "strategies")
+    __slots__ = ("_layers", "_outcomes", "events", "ordered", "strategies")
 
     order = 0
     _measures_itself = True
@@ -91,6 +91,9 @@ class Pipeline(Strategy):
         #: The strategies, outermost first: the order they wrap the call in.
         self.strategies: tuple[Strategy, ...] = (
             tuple(strategies) if ordered else tuple(sorted(strategies, key=lambda s: s.order)))
+        # The layers the call goes through: the strategies, with a pair that has
+        # a fused form (a timeout right around a bulkhead) as one layer.
+        self._layers = _fused(self.strategies)
         #: This pipeline's listener hub: ``pipeline.events.add(listener, *kinds)``.
         self.events = Listeners()
         for strategy in self.strategies:
@@ -136,10 +139,10 @@ class Pipeline(Strategy):
         original = fn
         name = operation_name_of(self.strategies, original)
         clock = _clock_of(self.strategies)
-        if not self.strategies:
+        if not self._layers:
             measure = operation.measure_async if is_async else operation.measure
             return measure(fn, self._outcomes, name, clock)
-        outermost, *inner = self.strategies
+        outermost, *inner = self._layers
         for strategy in reversed(inner):
             fn = functools.wraps(original)(
                 strategy.wrap_async(fn) if is_async else strategy.wrap(fn))
@@ -168,6 +171,24 @@ class Pipeline(Strategy):
     def __repr__(self) -> str:
         flag = ", ordered=True" if self.ordered else ""
         return f"Pipeline({', '.join(map(repr, self.strategies))}{flag})"
+
+
+def _fused(strategies: tuple[Strategy, ...]) -> tuple[Strategy, ...]:
+    """``strategies``, each adjacent pair that has a fused form (see
+    :meth:`Strategy._around`) replaced by it, outermost first."""
+    layers: list[Strategy] = []
+    index = 0
+    while index < len(strategies):
+        strategy = strategies[index]
+        if index + 1 < len(strategies):
+            pair = strategy._around(strategies[index + 1])
+            if pair is not None:
+                layers.append(pair)
+                index += 2
+                continue
+        layers.append(strategy)
+        index += 1
+    return tuple(layers)
 
 
 def _check_strategy(strategy: object, what: str) -> None:

@@ -11,7 +11,7 @@ import functools
 import inspect
 import sys
 import types
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import Any, ClassVar, TypeVar
 
 from buttress._core import operation
@@ -20,11 +20,17 @@ from buttress._core.events import Listeners
 from buttress._core.logs import call_hook, describe, logger, redact, should_log
 
 __all__ = [
-    "Strategy", "call_hook", "check_call", "check_protectable", "describe", "is_async_callable",
-    "logger", "operation_name", "operation_name_of", "redact", "should_log",
+    "Steps", "Strategy", "call_hook", "check_call", "check_protectable", "describe",
+    "is_async_callable", "logger", "operation_name", "operation_name_of", "redact", "should_log",
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+Steps = Callable[[list[Any], tuple[Any, ...], dict[str, Any]], Generator[Any, Any, None]]
+"""A layer of an async call as a generator function (see
+:meth:`Strategy._steps_async`): given a box, the arguments and the keyword
+arguments, it makes the call through the layer and appends the result to the
+box."""
 
 
 def is_async_callable(fn: object) -> bool:
@@ -214,6 +220,17 @@ class Strategy:
                      report: Callable[..., Awaitable[Any]]
                      ) -> Callable[..., Awaitable[Any]] | None:
         """The async twin of :meth:`_heard`."""
+        return None
+
+    def _around(self, inner: Strategy) -> Strategy | None:
+        """This strategy and ``inner``, the one right inside it in a pipeline, as
+        one layer that makes fewer frames per call; None when it has no such form."""
+        return None
+
+    def _steps_async(self, fn: Callable[..., Awaitable[Any]]) -> Steps | None:
+        """This strategy around ``fn`` as :data:`Steps`, for a layer outside it
+        that drives generators itself (a timeout, see :meth:`_around`); None when
+        it has no such form."""
         return None
 
     def _outermost(self, fn: Callable[..., Any], is_async: bool, hub: Listeners, name: str,
