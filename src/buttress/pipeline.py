@@ -123,44 +123,50 @@ class Pipeline(Strategy):
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         return self._kept_by(self._chain_async(fn), fn)
 
-    def _chain(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def _chain(self, fn: Callable[..., Any], *, lasting: bool = True) -> Callable[..., Any]:
         """:meth:`wrap`, for a caller that keeps this pipeline alive itself as long
         as the result (a per-call wrapper, or an owner holding both): the result
-        does not keep the pipeline, and so its listeners, alive."""
-        return self._layered(fn, False)
+        does not keep the pipeline, and so its listeners, alive. ``lasting=False``
+        for a wrapper made for one call, which is cheaper to build and slower to run."""
+        return self._layered(fn, False, lasting)
 
-    def _chain_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    def _chain_async(self, fn: Callable[..., Awaitable[Any]], *,
+                     lasting: bool = True) -> Callable[..., Awaitable[Any]]:
         """:meth:`wrap_async` without keeping the pipeline alive; see :meth:`_chain`."""
-        return self._layered(fn, True)
+        return self._layered(fn, True, lasting)
 
-    def _layered(self, fn: Callable[..., Any], is_async: bool) -> Callable[..., Any]:
+    def _layered(self, fn: Callable[..., Any], is_async: bool, lasting: bool
+                 ) -> Callable[..., Any]:
         # Each layer takes the name of the user's function, so every stage
         # reports under the operation's name, not its inner wrapper's.
         original = fn
         name = operation_name_of(self.strategies, original)
         clock = _clock_of(self.strategies)
-        if not self._layers:
-            measure = operation.measure_async if is_async else operation.measure
-            return measure(fn, self._outcomes, name, clock)
-        outermost, *inner = self._layers
-        for strategy in reversed(inner):
+        layers = self._layers
+        if lasting and layers:
+            # The outermost layer's own wrapper checks whether anybody listens
+            # (Strategy._heard): one frame less per unheard call, two wrappers
+            # more to build.
+            for strategy in reversed(layers[1:]):
+                fn = functools.wraps(original)(
+                    strategy.wrap_async(fn) if is_async else strategy.wrap(fn))
+            return layers[0]._outermost(fn, is_async, self._outcomes, name, clock)
+        for strategy in reversed(layers):
             fn = functools.wraps(original)(
                 strategy.wrap_async(fn) if is_async else strategy.wrap(fn))
-        # The outermost layer reports the call as one operation; its own wrapper
-        # checks whether anybody listens, when it can (Strategy._heard).
-        return functools.wraps(original)(
-            outermost._outermost(fn, is_async, self._outcomes, name, clock))
+        measure = operation.measure_async if is_async else operation.measure
+        return measure(fn, self._outcomes, name, clock)
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under this pipeline."""
         if check_call(fn, type(self).__name__):
             raise TypeError(f"{fn!r} is a coroutine function: use `await pipeline.acall(fn)`")
-        return self._chain(fn)(*args, **kwargs)
+        return self._chain(fn, lasting=False)(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` once under this pipeline."""
         check_call(fn, type(self).__name__)
-        return await self._chain_async(fn)(*args, **kwargs)
+        return await self._chain_async(fn, lasting=False)(*args, **kwargs)
 
     def _kept_by(self, wrapper: F, original: object) -> F:
         if wrapper is not original:
