@@ -130,6 +130,11 @@ class FirstContext(CallContext):
     _attempt = 1
     _items = NO_ITEMS
 
+    def __reduce__(self) -> tuple[type[CallContext], tuple[str | None, float | None, Clock]]:
+        # Its class attributes can not be set on an instance: copies are made
+        # (copy.copy, pickle) as the plain CallContext it stands for.
+        return CallContext, (self._operation, self._deadline, self._clock)
+
 
 CURRENT: Final[contextvars.ContextVar[CallContext | None]] = contextvars.ContextVar(
     "buttress.context", default=None)
