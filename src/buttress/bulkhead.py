@@ -270,9 +270,10 @@ class Bulkhead(Strategy):
 
     # The call paths take a free permit and give it back inline, with the
     # lock's own acquire and release rather than ``with`` and a method call:
-    # about 4,000 instructions less per call (python /work/wt/tools/ic2.py,
-    # s_bulkhead). Between the two, plain reads and writes only, as in
-    # _try_acquire and _release, which the rest of the cases go through.
+    # about 3,300 instructions less per sync call on CPython 3.11 (callgrind;
+    # a ``with`` on a lock costs about 1,000 more than acquire and release).
+    # Between the two, plain reads and writes only, as in _try_acquire and
+    # _release, which the other cases go through.
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         return self._wrap(fn, None, None)

@@ -539,9 +539,10 @@ class Timeout(Strategy):
 class _Around(Strategy):
     """A timeout and the strategy right inside it as one layer of a pipeline:
     the async path drives the inner layer as a generator (its ``_steps_async``)
-    in the timeout's own coroutine, sparing the inner coroutine frame (about
-    1,000 instructions per call, a_pipe in /work/wt/tools/ic2.py). The sync path,
-    and everything the call does, are those of the two layers."""
+    in the timeout's own coroutine, sparing the inner coroutine frame, its
+    arguments and its keyword dict (about 1,300 instructions per call, counted
+    with callgrind on CPython 3.11). The sync path, and everything the call
+    does, are those of the two layers."""
 
     __slots__ = ("inner", "timeout")
 
