@@ -30,7 +30,6 @@ import functools
 import inspect
 import logging
 import sys
-import time
 import types
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, TypeVar, Unpack
@@ -44,7 +43,7 @@ from buttress._core.breaker_machine import (
     Transition,
 )
 from buttress._core.breaker_store import BreakerStore, MemoryStore
-from buttress._core.clock import SYSTEM_CLOCK, Clock, SystemClock
+from buttress._core.clock import SYSTEM_CLOCK, Clock, reader
 from buttress._core.errors import CircuitBreakerError
 from buttress._core.events import (
     GLOBAL,
@@ -99,12 +98,6 @@ _FUNCTION: Final = types.FunctionType
 _GENERATORS: Final = inspect.CO_GENERATOR | inspect.CO_ASYNC_GENERATOR
 _NOT_PLAIN: Final = inspect.CO_COROUTINE | _GENERATORS
 _MARKS_COROUTINES: Final = sys.version_info >= (3, 12)  # inspect.markcoroutinefunction
-
-
-def _monotonic_of(clock: Clock) -> Callable[[], float]:
-    """The clock's reading function; for the system clock, ``time.monotonic``
-    itself (a Python frame less on the open breaker's path)."""
-    return time.monotonic if type(clock) is SystemClock else clock.monotonic
 
 
 class CircuitBreaker(BreakerBlocks, Strategy):
@@ -367,7 +360,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             count_rejection = self._count_rejection
             name = self.name
             hub = self.events
-            monotonic = _monotonic_of(self.clock)
+            monotonic = reader(self.clock)
 
             def protected(*args: Any, **kwargs: Any) -> Any:
                 if hub.active and report is not None:
@@ -454,7 +447,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             count_rejection = self._count_rejection
             name = self.name
             hub = self.events
-            monotonic = _monotonic_of(self.clock)
+            monotonic = reader(self.clock)
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
                 if hub.active and report is not None:
