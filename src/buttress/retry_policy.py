@@ -28,6 +28,7 @@ from buttress._core.events import (
     deliver,
 )
 from buttress._core.operation import CallStarted
+from buttress._core.operation import current as current_operation
 from buttress._core.strategy import describe, logger, should_log
 from buttress._core.testmode import TEST_MODE
 from buttress.backoff import DELAY_CEILING, RetryStrategy, schedule
@@ -268,7 +269,12 @@ class RetryPolicy:
         ``deadline`` passed (``Decision.GIVE_UP``), a wait that would end at or
         after the call's deadline (a ``DEADLINE`` decision carrying it).
         """
-        exc = outcome.exception
+        return self._decide(state, outcome.result, outcome.exception, now, left)
+
+    def _decide(self, state: RetryState, result: Any, exc: Exception | None, now: float,
+                left: float | None) -> Decision:
+        # decide() on the outcome's two halves: the runners call this with no
+        # Outcome built (a class call, ~1,700 instructions per retry on 3.11).
         if exc is not None and (
                 not isinstance(exc, self._exceptions) or isinstance(exc, self._excluded)
                 or (self._condition is not None and not self.retryable(exc, state))):
@@ -284,7 +290,7 @@ class RetryPolicy:
                 hint = getattr(exc, "retry_after", None) if hint_of is None \
                     else _judge(hint_of, exc)
             elif self._result_hint_of is not None:
-                hint = _judge(self._result_hint_of, outcome.result)
+                hint = _judge(self._result_hint_of, result)
             else:
                 hint = None
             if hint is not None:
@@ -404,12 +410,12 @@ class RetryPolicy:
                                               None if failure is not None else result))
         state.last_exception = failure
         state.last_result = result
-        now = clock.monotonic() if self._elapsed_limit is not None else 0.0
         call = CURRENT.get()  # inline, not remaining_time(): this runs per retry
-        left = None if call is None or call._deadline is None else call.remaining()
         mode = TEST_MODE
-        policy = self if not mode.active else self.under_test(mode.attempts, mode.cap)
-        decision = policy.decide(state, Outcome(result, failure), now, left)
+        decision = (self if not mode.active else self.under_test(mode.attempts, mode.cap))._decide(
+            state, result, failure,
+            clock.monotonic() if self._elapsed_limit is not None else 0.0,
+            None if call is None or call._deadline is None else call.remaining())
         budget = self._budget
         if budget is not None and decision is not Decision.RAISE:
             budget.on_failure()  # a retryable failure, retried or not
@@ -421,7 +427,14 @@ class RetryPolicy:
         if failure is None and self._dispose is not None:
             state.last_result = None
             self._dispose(result)  # the rejected result is retried away: release it
-        self.notify_retry(state, delay)
+        # notify_retry() inline, down to its cheap checks (~1,500 instructions a
+        # retry): the enclosing operation's count, then a log record or an event
+        # only when one will be made.
+        op = current_operation()
+        if op is not None:
+            op.retries += 1
+        if events.active or logger.isEnabledFor(logging.WARNING):
+            self._announce(state, delay)
         return delay
 
     def finished(self, state: RetryState, result: Any, clock: Clock) -> bool:
@@ -443,6 +456,10 @@ class RetryPolicy:
     def notify_retry(self, state: RetryState, delay: float) -> None:
         """Report the retry about to happen (and log it once, at WARNING)."""
         operation.retried()
+        self._announce(state, delay)
+
+    def _announce(self, state: RetryState, delay: float) -> None:
+        """Log the retry about to happen (once, at WARNING) and report it."""
         if should_log(logging.WARNING):
             failure = state.last_exception
             logger.warning(
