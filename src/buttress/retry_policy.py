@@ -422,6 +422,9 @@ class RetryPolicy:
             if decision.kind is _RETRY and not budget.try_spend():
                 decision = Decision(Decision.BUDGET_KIND, decision.delay)
         if decision.kind is not _RETRY:
+            # The error's traceback holds this frame: it must not hold the error
+            # too (a cycle, left for the garbage collector).
+            failure = result = None
             raise self.final_error(state, decision, clock)
         delay = state.previous_delay = decision.delay
         if failure is None and self._dispose is not None:
