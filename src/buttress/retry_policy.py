@@ -26,6 +26,7 @@ from buttress._core.events import (
     RetryScheduled,
     Succeeded,
     deliver,
+    maker,
 )
 from buttress._core.operation import CallStarted
 from buttress._core.operation import current as current_operation
@@ -130,6 +131,13 @@ Decision.NOW = Decision(Decision.RETRY)  # retry at once: shared, as it is the c
 _REASONS: Final = {Decision.RAISE_KIND: "not_retryable", Decision.GIVE_UP_KIND: "exhausted",
                    Decision.DEADLINE_KIND: "deadline", Decision.BUDGET_KIND: "budget"}
 _RETRY: Final = Decision.RETRY
+# The events of retrying, built without calling their classes (see maker()).
+_attempt_started: Final = maker(AttemptStarted)
+_attempt_failed: Final = maker(AttemptFailed)
+_retry_scheduled: Final = maker(RetryScheduled)
+_succeeded: Final = maker(Succeeded)
+_gave_up: Final = maker(GaveUp)
+_call_started: Final = maker(CallStarted)
 _NUMBER: Final = (int, float)
 
 
@@ -339,13 +347,13 @@ class RetryPolicy:
         last = state.last_exception
         _end_operation(state)
         operation.attempted(state.attempts)
-        gave_up = self.events.of(GaveUp)
+        gave_up = self.events._by_kind.get(GaveUp)  # of(), a frame less
         out_of_time = decision.kind == Decision.DEADLINE_KIND
         denied = decision.kind == Decision.BUDGET_KIND
         if gave_up:
-            deliver(gave_up, GaveUp("retry", state.name, state.attempts, last,
-                                    decision.reason or "exhausted",
-                                    self._duration(state, clock)))
+            deliver(gave_up, _gave_up("retry", state.name, state.attempts, last,
+                                      decision.reason or "exhausted",
+                                      self._duration(state, clock)))
         if decision is Decision.RAISE and last is not None:
             return last
         why = None
@@ -356,7 +364,7 @@ class RetryPolicy:
         elif denied:
             why = ("the retry budget refused the retry (retries across the callers "
                    "sharing it are over their allowance)")
-        if should_log(logging.WARNING):
+        if logger.isEnabledFor(logging.WARNING) and should_log(logging.WARNING):
             logger.warning(
                 "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
                 describe(last) if last is not None else "result rejected",
@@ -386,16 +394,16 @@ class RetryPolicy:
         """Report a call ended by cancellation, an interrupt or an exit: it gave up
         with reason "cancelled" (never retried, and not a verdict on the callee)."""
         _end_operation(state)
-        targets = self.events.of(GaveUp)
+        targets = self.events._by_kind.get(GaveUp)
         if targets:
-            deliver(targets, GaveUp("retry", state.name, state.attempts, exc, "cancelled",
-                                    self._duration(state, clock)))
+            deliver(targets, _gave_up("retry", state.name, state.attempts, exc, "cancelled",
+                                      self._duration(state, clock)))
 
     def started(self, state: RetryState) -> None:
         """Report that attempt ``state.attempts`` starts."""
-        targets = self.events.of(AttemptStarted)
+        targets = self.events._by_kind.get(AttemptStarted)
         if targets:
-            deliver(targets, AttemptStarted("retry", state.name, state.attempts))
+            deliver(targets, _attempt_started("retry", state.name, state.attempts))
 
     def next_delay(self, state: RetryState, failure: Exception | None, result: Any,
                    clock: Clock) -> float:
@@ -404,10 +412,10 @@ class RetryPolicy:
         of a rejected result), or raise what the call ends with."""
         events = self.events
         if events.active:
-            failed = events.of(AttemptFailed)
+            failed = events._by_kind.get(AttemptFailed)
             if failed:
-                deliver(failed, AttemptFailed("retry", state.name, state.attempts, failure,
-                                              None if failure is not None else result))
+                deliver(failed, _attempt_failed("retry", state.name, state.attempts, failure,
+                                                None if failure is not None else result))
         state.last_exception = failure
         state.last_result = result
         call = CURRENT.get()  # inline, not remaining_time(): this runs per retry
@@ -443,17 +451,17 @@ class RetryPolicy:
     def finished(self, state: RetryState, result: Any, clock: Clock) -> bool:
         """After an attempt returned ``result``: whether the call is done (and
         reported as a success)."""
-        if not self.accepts(result, state):
+        if self._reject is not None and not self.accepts(result, state):
             return False
         if self._budget is not None:
             self._budget.on_success()
         _end_operation(state)
         if state.attempts > 1:
             operation.attempted(state.attempts)  # for the enclosing operation's record
-        targets = self.events.of(Succeeded)
+        targets = self.events._by_kind.get(Succeeded)
         if targets:
-            deliver(targets, Succeeded("retry", state.name, state.attempts,
-                                       self._duration(state, clock)))
+            deliver(targets, _succeeded("retry", state.name, state.attempts,
+                                        self._duration(state, clock)))
         return True
 
     def notify_retry(self, state: RetryState, delay: float) -> None:
@@ -463,7 +471,7 @@ class RetryPolicy:
 
     def _announce(self, state: RetryState, delay: float) -> None:
         """Log the retry about to happen (once, at WARNING) and report it."""
-        if should_log(logging.WARNING):
+        if logger.isEnabledFor(logging.WARNING) and should_log(logging.WARNING):
             failure = state.last_exception
             logger.warning(
                 "%s: attempt %d failed (%s); retrying in %.3fs", state.name or "retry",
@@ -472,12 +480,10 @@ class RetryPolicy:
                 extra={"operation": state.name, "attempt": state.attempts,
                        "delay": delay, "outcome": "retry"},
             )
-        events = self.events
-        if events.active:
-            targets = events.of(RetryScheduled)
-            if targets:
-                deliver(targets, RetryScheduled("retry", state.name, state.attempts, delay,
-                                                state.last_exception))
+        targets = self.events._by_kind.get(RetryScheduled)
+        if targets:
+            deliver(targets, _retry_scheduled("retry", state.name, state.attempts, delay,
+                                              state.last_exception))
 
 
 def _end_operation(state: RetryState) -> None:
@@ -496,9 +502,9 @@ def _open_operation(state: RetryState, named: operation.Operation, events: Liste
     # the call for inner layers and listeners (the retry counts its own attempts).
     if operation.current() is None:
         state.operation = operation.open_operation(named)
-        started = events.of(CallStarted)
+        started = events._by_kind.get(CallStarted)
         if started and state.start is not None:  # a start is read whenever anyone listens
-            deliver(started, CallStarted("operation", named.name, state.start))
+            deliver(started, _call_started("operation", named.name, state.start))
 
 
 class _Hook:
