@@ -26,6 +26,7 @@ from buttress import (
     pipeline,
     remove_listener,
 )
+from buttress._core.events import _DRAFTS
 from buttress.events import (
     GLOBAL,
     AttemptFailed,
@@ -353,6 +354,13 @@ def constructions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
             __original(self, *args, **kwargs)
 
         monkeypatch.setattr(kind, "__init__", counting)
+        draft = _DRAFTS.get(kind)
+        if draft is not None:  # hot paths build through maker(kind), which fills a draft
+
+            def counting_draft(self: Event, __name: str = kind.__name__) -> None:
+                built.append(__name)
+
+            monkeypatch.setattr(draft, "__init__", counting_draft)
     return built
 
 

@@ -63,6 +63,7 @@ from buttress._core.events import (
     deliver,
 )
 from buttress._core.operation import CallFinished, CallStarted, outcome_of
+from buttress._core.operation import current as current_operation
 from buttress._core.strategy import is_async_callable, logger, operation_name, redact
 from buttress.bulkhead import BulkheadFullError
 from buttress.chaos import FaultInjected
@@ -131,16 +132,6 @@ class MetricsListener:
             FaultInjected: self.on_fault_injected,
         }
 
-    def _name(self, event: Event) -> str | None:
-        """The name to count a per-call event under: the enclosing operation's (so
-        every stage of one call counts under one name), the event's own outside
-        any; None when the operation is recorded by these metrics' own
-        :func:`with_metrics`, which counts it itself."""
-        op = operation.current()
-        if op is None:
-            return event.name or UNKNOWN
-        return None if op.owner is self.metrics else op.name
-
     def __call__(self, event: Event) -> None:
         handler = self.handlers.get(type(event))
         if handler is not None:
@@ -156,7 +147,7 @@ class MetricsListener:
     def on_succeeded(self, event: Succeeded) -> None:
         """A retried call succeeded: one successful operation (unless the call is
         an operation, whose ``CallFinished`` records it)."""
-        if operation.current() is not None:
+        if current_operation() is not None:
             return
         # ResilienceMetrics._finish inlined, which saves a call (~60 ns).
         metrics = self.metrics
@@ -193,49 +184,59 @@ class MetricsListener:
             outcome = FAILURE if event.exception is None else outcome_of(event.exception)
             self.metrics._end(event.name or UNKNOWN, outcome, event.duration, event.attempts)
 
+    def _tally(self, event: Event, counter: str) -> None:
+        """Add one to ``counter`` of the name a per-call event counts under: the
+        enclosing operation's (so every stage of one call counts under one
+        name), the event's own outside any; nothing when the operation is
+        recorded by these metrics' own :func:`with_metrics`, which counts it
+        itself. (``ResilienceMetrics._count`` inline: a frame less per event.)"""
+        op = current_operation()
+        if op is None:
+            name = event.name or UNKNOWN
+        elif op.owner is self.metrics:
+            return
+        else:
+            name = op.name
+        metrics = self.metrics
+        record = metrics._ops.get(name)
+        if record is None:
+            record = metrics._operation(name)
+        lock = metrics._lock
+        lock.acquire()
+        try:
+            setattr(record, counter, getattr(record, counter) + 1)
+        finally:
+            lock.release()
+
     def on_retry_scheduled(self, event: RetryScheduled) -> None:
         """One more retry."""
-        name = self._name(event)
-        if name is not None:
-            self.metrics._count(name, "retries")
+        self._tally(event, "retries")
 
     def on_call_rejected(self, event: CallRejected) -> None:
         """An open breaker or a full bulkhead refused a call."""
-        name = self._name(event)
-        if name is not None:
-            self.metrics._count(name, "rejections")
+        self._tally(event, "rejections")
 
     def on_timed_out(self, event: TimedOut) -> None:
         """A call ran out of time."""
-        name = self._name(event)
-        if name is not None:
-            self.metrics._count(name, "timeouts")
+        self._tally(event, "timeouts")
 
     def on_fallback_used(self, event: FallbackUsed) -> None:
         """A fallback answered for a failed call."""
-        name = self._name(event)
-        if name is not None:
-            self.metrics._count(name, "fallbacks")
+        self._tally(event, "fallbacks")
 
     def on_hedge_started(self, event: HedgeStarted) -> None:
         """A hedge started another attempt."""
-        name = self._name(event)
-        if name is not None:
-            self.metrics._count(name, "hedges")
+        self._tally(event, "hedges")
 
     def on_fault_injected(self, event: FaultInjected) -> None:
         """Chaos injected a fault (latency, an exception or a result)."""
-        name = self._name(event)
-        if name is not None:
-            self.metrics._count(name, "faults")
+        self._tally(event, "faults")
 
     def on_state_changed(self, event: StateChanged) -> None:
         """Count a breaker's trips (moves to open), under the operation whose call
         tripped it, or the breaker's name outside any."""
         if event.new_state == "open":
-            name = self._name(event)
-            if name is not None:
-                self.metrics._count(name, "trips")
+            self._tally(event, "trips")
 
     def __repr__(self) -> str:
         return f"MetricsListener({self.metrics!r})"
