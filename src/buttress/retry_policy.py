@@ -345,8 +345,10 @@ class RetryPolicy:
     def final_error(self, state: RetryState, decision: Decision, clock: Clock) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
-        _end_operation(state)
-        operation.attempted(state.attempts)
+        if state.operation is not None:
+            _end_operation(state)
+        if current_operation() is not None:  # a frame less without one
+            operation.attempted(state.attempts)
         gave_up = self.events._by_kind.get(GaveUp)  # of(), a frame less
         out_of_time = decision.kind == Decision.DEADLINE_KIND
         denied = decision.kind == Decision.BUDGET_KIND
@@ -455,8 +457,9 @@ class RetryPolicy:
             return False
         if self._budget is not None:
             self._budget.on_success()
-        _end_operation(state)
-        if state.attempts > 1:
+        if state.operation is not None:
+            _end_operation(state)
+        if state.attempts > 1 and current_operation() is not None:
             operation.attempted(state.attempts)  # for the enclosing operation's record
         targets = self.events._by_kind.get(Succeeded)
         if targets:

@@ -67,7 +67,8 @@ def _resume_sync(
                 continue
             failure = None
             if not judges and not events.active:
-                operation.attempted(state.attempts)  # for an enclosing operation's record
+                if current_operation() is not None:  # a frame less without one
+                    operation.attempted(state.attempts)  # for its record
                 if budget is not None:
                     budget.on_success()
                 return result
@@ -112,7 +113,8 @@ async def _resume_async(
                 continue
             failure = None
             if not judges and not events.active:
-                operation.attempted(state.attempts)  # for an enclosing operation's record
+                if current_operation() is not None:  # a frame less without one
+                    operation.attempted(state.attempts)  # for its record
                 if budget is not None:
                     budget.on_success()
                 return result
