@@ -21,7 +21,8 @@ from typing import Any, Literal
 
 from benchmarks.groups import BARE
 
-__all__ = ["KINDS", "Case", "Kind", "Settings", "Timings", "bare_id", "run"]
+__all__ = ["KINDS", "Case", "Kind", "Settings", "Timings", "bare_cases", "bare_id", "run",
+           "time_batch"]
 
 Kind = Literal["sync", "async"]
 KINDS: tuple[Kind, ...] = ("sync", "async")
@@ -80,7 +81,8 @@ def _returning(call: Call) -> Callable[[], Call]:
     return lambda: call
 
 
-def _bare_cases(kinds: Iterable[Kind]) -> list[Case]:
+def bare_cases(kinds: Iterable[Kind]) -> list[Case]:
+    """The bare-call baselines of ``kinds``: a plain function, a bare coroutine."""
     calls: dict[Kind, Call] = {"sync": _bare_sync, "async": _bare_async}
     wanted = set(kinds)
     return [Case(BARE, "bare call", kind, _returning(calls[kind]))
@@ -237,7 +239,7 @@ def run(cases: list[Case], settings: Settings, progress: Progress = lambda _: No
     """Calibrate every case (plus the bare baselines its kinds need), then time
     ``settings.rounds`` shuffled rounds."""
     timings = Timings()
-    prepared = _prepare(_bare_cases(c.kind for c in cases) + cases, settings, timings, progress)
+    prepared = _prepare(bare_cases(c.kind for c in cases) + cases, settings, timings, progress)
     rng = random.Random(settings.seed)
     for number in range(1, settings.rounds + 1):
         progress(f"round {number}/{settings.rounds}")

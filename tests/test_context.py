@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -82,6 +83,24 @@ async def test_an_outer_async_timeout_of_one_second_limits_an_inner_one_of_five(
         return await inner()
 
     assert await Timeout(1.0, clock=clock).wrap_async(outer_call)() == 1.0
+
+
+async def test_an_async_timeout_gives_its_call_a_first_attempt_context_that_copies(
+        clock: VirtualClock) -> None:
+    clock.advance(10.0)
+
+    async def read() -> CallContext | None:
+        return current_context()
+
+    context = await Timeout(2.0, clock=clock, operation_name="fetch").wrap_async(read)()
+    assert context is not None
+    assert (context.operation, context.deadline, context.clock, context.attempt,
+            dict(context.items)) == ("fetch", 12.0, clock, 1, {})
+    twin = copy.copy(context)
+    assert type(twin) is CallContext
+    assert (twin.operation, twin.deadline, twin.clock, twin.attempt, dict(twin.items)) == (
+        "fetch", 12.0, clock, 1, {})
+    assert repr(twin) == repr(context)
 
 
 async def test_async_with_timeout_tightens_the_deadline_for_its_block(

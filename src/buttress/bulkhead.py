@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from dataclasses import dataclass
+from types import CoroutineType
 from typing import Any, Unpack
 
 from buttress._core import caller as _caller
@@ -43,7 +45,7 @@ from buttress._core import forksafe, validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.errors import BulkheadFullError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, deliver
-from buttress._core.strategy import Strategy
+from buttress._core.strategy import Steps, Strategy
 from buttress.options import BulkheadOptions
 
 __all__ = ["Bulkhead", "BulkheadConfig", "BulkheadFullError"]
@@ -266,33 +268,113 @@ class Bulkhead(Strategy):
 
     # call paths
 
+    # The call paths take a free permit and give it back inline, with the
+    # lock's own acquire and release rather than ``with`` and a method call:
+    # about 3,300 instructions less per sync call on CPython 3.11 (callgrind;
+    # a ``with`` on a lock costs about 1,000 more than acquire and release).
+    # Between the two, plain reads and writes only, as in _try_acquire and
+    # _release, which the other cases go through.
+
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        lock, try_acquire = self._lock, self._try_acquire
+        return self._wrap(fn, None, None)
+
+    def _heard(self, fn: Callable[..., Any], hub: Listeners,
+               report: Callable[..., Any]) -> Callable[..., Any]:
+        return self._wrap(fn, hub, report)
+
+    def _wrap(self, fn: Callable[..., Any], hub: Listeners | None,
+              report: Callable[..., Any] | None) -> Callable[..., Any]:
+        lock, unlock = self._lock.acquire, self._lock.release
+        waiters, most = self._waiters, self.config.max_concurrent
 
         def limited(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                free = try_acquire()
-            if not free:
+            if hub is not None and hub.active:
+                return report(*args, **kwargs)  # type: ignore[misc]
+            lock()
+            if self._active < most and not waiters:  # _try_acquire
+                self._active += 1
+                unlock()
+            else:
+                unlock()
                 self.acquire()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self._release()
+                lock()
+                if waiters or self._active <= 0:  # a waiter takes the permit over
+                    unlock()
+                    self._release()
+                else:
+                    self._active -= 1
+                    unlock()
 
         return limited
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        lock, try_acquire = self._lock, self._try_acquire
+        return self._wrap_async(fn, None, None)
+
+    def _heard_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners,
+                     report: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._wrap_async(fn, hub, report)
+
+    def _wrap_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners | None,
+                    report: Callable[..., Awaitable[Any]] | None
+                    ) -> Callable[..., Awaitable[Any]]:
+        lock, unlock = self._lock.acquire, self._lock.release
+        waiters, most = self._waiters, self.config.max_concurrent
 
         async def limited(*args: Any, **kwargs: Any) -> Any:
-            with lock:
-                free = try_acquire()
-            if not free:
+            if hub is not None and hub.active:
+                return await report(*args, **kwargs)  # type: ignore[misc]
+            lock()
+            if self._active < most and not waiters:  # as in wrap
+                self._active += 1
+                unlock()
+            else:
+                unlock()
                 await self.acquire_async()
             try:
                 return await fn(*args, **kwargs)
             finally:
-                self._release()
+                lock()
+                if waiters or self._active <= 0:
+                    unlock()
+                    self._release()
+                else:
+                    self._active -= 1
+                    unlock()
+
+        return limited
+
+    def _steps_async(self, fn: Callable[..., Awaitable[Any]]) -> Steps | None:
+        if type(self).wrap_async is not Bulkhead.wrap_async:
+            return None  # a subclass that wraps differently keeps its layer
+        lock, unlock = self._lock.acquire, self._lock.release
+        waiters, most = self._waiters, self.config.max_concurrent
+
+        @types.coroutine
+        def limited(box: list[Any], args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> Generator[Any, Any, None]:
+            lock()
+            if self._active < most and not waiters:  # as in wrap
+                self._active += 1
+                unlock()
+            else:
+                unlock()
+                yield from self.acquire_async().__await__()
+            try:
+                awaitable: Any = fn(*args, **kwargs)
+                if type(awaitable) is not CoroutineType and not isinstance(awaitable, Coroutine):
+                    awaitable = awaitable.__await__()  # a future, or another awaitable object
+                box.append((yield from awaitable))
+            finally:
+                lock()
+                if waiters or self._active <= 0:
+                    unlock()
+                    self._release()
+                else:
+                    self._active -= 1
+                    unlock()
 
         return limited
 

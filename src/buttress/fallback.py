@@ -90,6 +90,14 @@ class Fallback(Strategy):
         return self._handler(exc, *args, **kwargs)
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self._wrap(fn, None, None)
+
+    def _heard(self, fn: Callable[..., Any], hub: Listeners,
+               report: Callable[..., Any]) -> Callable[..., Any]:
+        return self._wrap(fn, hub, report)
+
+    def _wrap(self, fn: Callable[..., Any], hub: Listeners | None,
+              report: Callable[..., Any] | None) -> Callable[..., Any]:
         if is_async_callable(self._handler):
             # A sync caller would get an un-awaited coroutine instead of an answer.
             raise TypeError(f"fallback {self._handler!r} is a coroutine function; it can only "
@@ -98,6 +106,8 @@ class Fallback(Strategy):
         name = self.name or operation_name(fn)
 
         def with_fallback(*args: Any, **kwargs: Any) -> Any:
+            if hub is not None and hub.active:
+                return report(*args, **kwargs)  # type: ignore[misc]
             try:
                 return fn(*args, **kwargs)
             except exceptions as exc:
@@ -106,10 +116,21 @@ class Fallback(Strategy):
         return with_fallback
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._wrap_async(fn, None, None)
+
+    def _heard_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners,
+                     report: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._wrap_async(fn, hub, report)
+
+    def _wrap_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners | None,
+                    report: Callable[..., Awaitable[Any]] | None
+                    ) -> Callable[..., Awaitable[Any]]:
         exceptions = self.exceptions
         name = self.name or operation_name(fn)
 
         async def with_fallback(*args: Any, **kwargs: Any) -> Any:
+            if hub is not None and hub.active:
+                return await report(*args, **kwargs)  # type: ignore[misc]
             try:
                 return await fn(*args, **kwargs)
             except exceptions as exc:

@@ -76,7 +76,7 @@ class Pipeline(Strategy):
     .. versionchanged:: 0.2 ``ordered``.
     """
 
-    __slots__ = ("_outcomes", "events", "ordered", "strategies")
+    __slots__ = ("_layers", "_outcomes", "events", "ordered", "strategies")
 
     order = 0
     _measures_itself = True
@@ -91,6 +91,9 @@ class Pipeline(Strategy):
         #: The strategies, outermost first: the order they wrap the call in.
         self.strategies: tuple[Strategy, ...] = (
             tuple(strategies) if ordered else tuple(sorted(strategies, key=lambda s: s.order)))
+        # The layers the call goes through: the strategies, with a pair that has
+        # a fused form (a timeout right around a bulkhead) as one layer.
+        self._layers = _fused(self.strategies)
         #: This pipeline's listener hub: ``pipeline.events.add(listener, *kinds)``.
         self.events = Listeners()
         for strategy in self.strategies:
@@ -120,37 +123,50 @@ class Pipeline(Strategy):
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         return self._kept_by(self._chain_async(fn), fn)
 
-    def _chain(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def _chain(self, fn: Callable[..., Any], *, lasting: bool = True) -> Callable[..., Any]:
         """:meth:`wrap`, for a caller that keeps this pipeline alive itself as long
         as the result (a per-call wrapper, or an owner holding both): the result
-        does not keep the pipeline, and so its listeners, alive."""
+        does not keep the pipeline, and so its listeners, alive. ``lasting=False``
+        for a wrapper made for one call, which is cheaper to build and slower to run."""
+        return self._layered(fn, False, lasting)
+
+    def _chain_async(self, fn: Callable[..., Awaitable[Any]], *,
+                     lasting: bool = True) -> Callable[..., Awaitable[Any]]:
+        """:meth:`wrap_async` without keeping the pipeline alive; see :meth:`_chain`."""
+        return self._layered(fn, True, lasting)
+
+    def _layered(self, fn: Callable[..., Any], is_async: bool, lasting: bool
+                 ) -> Callable[..., Any]:
         # Each layer takes the name of the user's function, so every stage
         # reports under the operation's name, not its inner wrapper's.
         original = fn
-        for strategy in reversed(self.strategies):
-            fn = functools.wraps(original)(strategy.wrap(fn))
-        return operation.measure(fn, self._outcomes, operation_name_of(self.strategies, original),
-                                 _clock_of(self.strategies))
-
-    def _chain_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        """:meth:`wrap_async` without keeping the pipeline alive; see :meth:`_chain`."""
-        original = fn
-        for strategy in reversed(self.strategies):
-            fn = functools.wraps(original)(strategy.wrap_async(fn))
-        return operation.measure_async(fn, self._outcomes,
-                                       operation_name_of(self.strategies, original),
-                                       _clock_of(self.strategies))
+        name = operation_name_of(self.strategies, original)
+        clock = _clock_of(self.strategies)
+        layers = self._layers
+        if lasting and layers:
+            # The outermost layer's own wrapper checks whether anybody listens
+            # (Strategy._heard): one frame less per unheard call, two wrappers
+            # more to build.
+            for strategy in reversed(layers[1:]):
+                fn = functools.wraps(original)(
+                    strategy.wrap_async(fn) if is_async else strategy.wrap(fn))
+            return layers[0]._outermost(fn, is_async, self._outcomes, name, clock)
+        for strategy in reversed(layers):
+            fn = functools.wraps(original)(
+                strategy.wrap_async(fn) if is_async else strategy.wrap(fn))
+        measure = operation.measure_async if is_async else operation.measure
+        return measure(fn, self._outcomes, name, clock)
 
     def call(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once under this pipeline."""
         if check_call(fn, type(self).__name__):
             raise TypeError(f"{fn!r} is a coroutine function: use `await pipeline.acall(fn)`")
-        return self._chain(fn)(*args, **kwargs)
+        return self._chain(fn, lasting=False)(*args, **kwargs)
 
     async def acall(self, fn: Callable[..., Awaitable[Any]], /, *args: Any, **kwargs: Any) -> Any:
         """Await ``fn(*args, **kwargs)`` once under this pipeline."""
         check_call(fn, type(self).__name__)
-        return await self._chain_async(fn)(*args, **kwargs)
+        return await self._chain_async(fn, lasting=False)(*args, **kwargs)
 
     def _kept_by(self, wrapper: F, original: object) -> F:
         if wrapper is not original:
@@ -161,6 +177,24 @@ class Pipeline(Strategy):
     def __repr__(self) -> str:
         flag = ", ordered=True" if self.ordered else ""
         return f"Pipeline({', '.join(map(repr, self.strategies))}{flag})"
+
+
+def _fused(strategies: tuple[Strategy, ...]) -> tuple[Strategy, ...]:
+    """``strategies``, each adjacent pair that has a fused form (see
+    :meth:`Strategy._around`) replaced by it, outermost first."""
+    layers: list[Strategy] = []
+    index = 0
+    while index < len(strategies):
+        strategy = strategies[index]
+        if index + 1 < len(strategies):
+            pair = strategy._around(strategies[index + 1])
+            if pair is not None:
+                layers.append(pair)
+                index += 2
+                continue
+        layers.append(strategy)
+        index += 1
+    return tuple(layers)
 
 
 def _check_strategy(strategy: object, what: str) -> None:

@@ -32,12 +32,13 @@ through unchanged.
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 import queue
 import signal
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable
 from dataclasses import KW_ONLY, dataclass
 from types import FrameType, TracebackType
 from typing import Any, Final, NamedTuple, TypeVar, Unpack
@@ -46,13 +47,15 @@ from buttress._core import validate, workers
 from buttress._core.caller import Caller, run_for
 from buttress._core.caller import current as current_caller
 from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
-from buttress._core.context import CURRENT, NO_ITEMS, CallContext, within
+from buttress._core.context import CURRENT, CallContext, within
 from buttress._core.errors import ButtressError, DeadlineExceededError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, TimedOut, deliver
+from buttress._core.lazy_timeout import Expire, limiter
 from buttress._core.operation import Watch
 from buttress._core.operation import begin as begin_operation
 from buttress._core.operation import end as end_operation
 from buttress._core.strategy import (
+    Steps,
     Strategy,
     is_async_callable,
     logger,
@@ -142,115 +145,19 @@ async def await_with_timeout(
     events: Listeners | None = None,
 ) -> T:
     """Await ``awaitable``, cancelling it after ``seconds``."""
-    result: T = await _Limited(awaitable, seconds, clock, operation, config, events)
+    expire = _expiry(operation, config, events)
+    result: T = await limiter(lambda: awaitable, seconds, clock, operation, expire)()
     return result
 
 
-class _Limited(CallContext):
-    """An awaitable that runs another under a time limit, arming the timer only
-    if the other suspends.
+def _expiry(operation: str | None, config: TimeoutConfig | None,
+            events: Listeners | None) -> Expire:
+    """:func:`_expired` for one operation, as the async limiter calls it."""
 
-    ``asyncio.timeout`` costs about 3.5 µs per use on CPython 3.11 (a Timeout
-    object, the current task, a TimerHandle pushed on the loop's heap), which
-    is most of a pipeline's overhead for a call that completes without ever
-    waiting (a cache hit, a pooled answer). So the first step runs at once;
-    only when the awaitable actually suspends is ``clock.timeout`` entered,
-    with the time already spent subtracted, and the rest is driven under it.
-    The semantics are those of ``asyncio.timeout``: a synchronous first step
-    can not be interrupted there either, as no timer runs while it does.
-    Measured by ``python -m benchmarks --cases pipeline``.
+    def expire(seconds: float, own: float | None) -> BaseException:
+        return _expired(seconds, operation, config, events, own)
 
-    It is also the call's context when no outer one exists (the common case):
-    this object is made per call anyway, and a separate context object, made
-    and filled through a constructor, doubled the timeout's cost for a call
-    that never waits. With an outer context, a derived one is made instead.
-    """
-
-    __slots__ = ("_awaitable", "_config", "_events", "_seconds")
-
-    def __init__(self, awaitable: Awaitable[T], seconds: float, clock: Clock,
-                 operation: str | None, config: TimeoutConfig | None,
-                 events: Listeners | None) -> None:
-        # The context's fields; _deadline is set when the call starts.
-        self._operation = operation
-        self._clock = clock
-        self._attempt = 1
-        self._items = NO_ITEMS
-        self._awaitable = awaitable
-        self._seconds = seconds
-        self._config = config
-        self._events = events
-
-    def __await__(self) -> Generator[Any, Any, Any]:
-        clock = self._clock
-        start = clock.monotonic()
-        seconds = self._seconds
-        outer = CURRENT.get()
-        own: float | None = None
-        if outer is None:
-            self._deadline = start + seconds
-            call: CallContext = self
-        else:
-            call, seconds, bound = within(outer, seconds, clock, start, self._operation)
-            if bound:
-                own = self._seconds
-        awaitable = self._awaitable
-        steps: Any = awaitable if isinstance(awaitable, Coroutine) else awaitable.__await__()
-        if own is not None and seconds <= 0.0:
-            close = getattr(steps, "close", None)
-            if close is not None:
-                close()  # never started: no "never awaited" warning
-            raise _expired(seconds, self._operation, self._config, self._events, own)
-        token = CURRENT.set(call)
-        try:
-            try:
-                pending = steps.send(None)
-            except StopIteration as done:
-                return done.value
-            remaining = max(0.0, seconds - (clock.monotonic() - start))
-            limit: AsyncTimeout = clock.timeout(remaining)
-            yield from limit.__aenter__().__await__()
-            try:
-                result = yield from _drive(steps, pending)
-            except BaseException as exc:
-                try:
-                    yield from limit.__aexit__(
-                        type(exc), exc, exc.__traceback__).__await__()
-                except TimeoutError as expired:
-                    if not limit.expired():
-                        raise
-                    raise _expired(seconds, self._operation, self._config,
-                                   self._events, own) from expired
-                raise
-            yield from limit.__aexit__(None, None, None).__await__()
-            return result
-        finally:
-            # Not contextlib.suppress: this runs on every call, and try costs nothing.
-            try:  # noqa: SIM105
-                CURRENT.reset(token)
-            except ValueError:
-                pass  # closed by the garbage collector, outside the task's context
-
-
-def _drive(steps: Any, pending: Any) -> Generator[Any, Any, Any]:
-    """``yield from`` by hand: pass every suspension of ``steps`` up to the task,
-    and every value, exception or close back down."""
-    while True:
-        try:
-            value = yield pending
-        except GeneratorExit:
-            steps.close()
-            raise
-        except BaseException as exc:
-            try:
-                pending = steps.throw(exc)
-            except StopIteration as done:
-                return done.value
-        else:
-            try:
-                pending = steps.send(value)
-            except StopIteration as done:
-                return done.value
+    return expire
 
 
 def _expired(seconds: float, operation: str | None, config: TimeoutConfig | None,
@@ -557,15 +464,27 @@ class Timeout(Strategy):
         return limited
 
     def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        config, clock, events = self.config, self.clock, self.events
+        return self._limiter(fn, None, None)
+
+    def _heard_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners,
+                     report: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._limiter(fn, hub, report)
+
+    def _limiter(self, fn: Callable[..., Awaitable[Any]], hub: Listeners | None,
+                 report: Callable[..., Awaitable[Any]] | None,
+                 steps: Steps | None = None) -> Callable[..., Awaitable[Any]]:
+        config = self.config
         operation = config.operation_name or operation_name(fn)
-        seconds = config.timeout_seconds
+        return limiter(None if steps is not None else fn, config.timeout_seconds, self.clock,
+                       operation, _expiry(operation, config, self.events), hub, report, steps)
 
-        async def limited(*args: Any, **kwargs: Any) -> Any:
-            # _Limited directly: one coroutine frame fewer than await_with_timeout.
-            return await _Limited(fn(*args, **kwargs), seconds, clock, operation, config, events)
-
-        return limited
+    def _around(self, inner: Strategy) -> Strategy | None:
+        # Only what both classes' own wrappers do is fused: a subclass that
+        # wraps differently keeps its layer.
+        if (type(self).wrap_async is not Timeout.wrap_async
+                or type(inner)._steps_async is Strategy._steps_async):
+            return None
+        return _Around(self, inner)
 
     async def __aenter__(self) -> Timeout:
         config, clock = self.config, self.clock
@@ -615,6 +534,39 @@ class Timeout(Strategy):
 
     def __repr__(self) -> str:
         return f"Timeout({self.config.timeout_seconds}s)"
+
+
+class _Around(Strategy):
+    """A timeout and the strategy right inside it as one layer of a pipeline:
+    the async path drives the inner layer as a generator (its ``_steps_async``)
+    in the timeout's own coroutine, sparing the inner coroutine frame, its
+    arguments and its keyword dict (about 1,300 instructions per call, counted
+    with callgrind on CPython 3.11). The sync path, and everything the call
+    does, are those of the two layers."""
+
+    __slots__ = ("inner", "timeout")
+
+    def __init__(self, timeout: Timeout, inner: Strategy) -> None:
+        self.timeout = timeout
+        self.inner = inner
+
+    def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        return self.timeout.wrap(functools.wraps(fn)(self.inner.wrap(fn)))
+
+    def wrap_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._limiter(fn, None, None)
+
+    def _heard_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners,
+                     report: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        return self._limiter(fn, hub, report)
+
+    def _limiter(self, fn: Callable[..., Awaitable[Any]], hub: Listeners | None,
+                 report: Callable[..., Awaitable[Any]] | None) -> Callable[..., Awaitable[Any]]:
+        steps = self.inner._steps_async(fn)
+        if steps is None:  # the inner layer has no generator form after all: two layers
+            return self.timeout._limiter(functools.wraps(fn)(self.inner.wrap_async(fn)), hub,
+                                         report)
+        return self.timeout._limiter(fn, hub, report, steps)
 
 
 def timeout_operation(

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol, runtime_checkable
 
-__all__ = ["SYSTEM_CLOCK", "AsyncTimeout", "Clock", "SystemClock"]
+__all__ = ["SYSTEM_CLOCK", "AsyncTimeout", "Clock", "SystemClock", "reader"]
 
 
 @runtime_checkable
@@ -59,11 +60,11 @@ class SystemClock:
 
     __slots__ = ()
 
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+    # The C functions themselves, not methods calling them: every strategy
+    # reads the clock on its paths, and a Python frame there cost ~0.4k
+    # instructions per reading.
+    monotonic = staticmethod(time.monotonic)
+    sleep = staticmethod(time.sleep)
 
     async def async_sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -81,3 +82,10 @@ class SystemClock:
 
 SYSTEM_CLOCK: Clock = SystemClock()
 """The shared real clock used when a strategy is given none."""
+
+
+def reader(clock: Clock) -> Callable[[], float]:
+    """The clock's reading function, to look up once per decoration: for the
+    system clock ``time.monotonic`` itself, which saves the Python frame of
+    :meth:`SystemClock.monotonic` (about 250 instructions) on every read."""
+    return time.monotonic if type(clock) is SystemClock else clock.monotonic

