@@ -28,6 +28,7 @@ from buttress._core.events import (
     deliver,
     maker,
 )
+from buttress._core.logs import reaches_handler
 from buttress._core.operation import CallStarted
 from buttress._core.operation import current as current_operation
 from buttress._core.strategy import describe, logger, should_log
@@ -345,8 +346,10 @@ class RetryPolicy:
     def final_error(self, state: RetryState, decision: Decision, clock: Clock) -> Exception:
         """The exception a call ends with once the policy stops retrying."""
         last = state.last_exception
-        _end_operation(state)
-        operation.attempted(state.attempts)
+        if state.operation is not None:
+            _end_operation(state)
+        if current_operation() is not None:  # a frame less without one
+            operation.attempted(state.attempts)
         gave_up = self.events._by_kind.get(GaveUp)  # of(), a frame less
         out_of_time = decision.kind == Decision.DEADLINE_KIND
         denied = decision.kind == Decision.BUDGET_KIND
@@ -364,7 +367,7 @@ class RetryPolicy:
         elif denied:
             why = ("the retry budget refused the retry (retries across the callers "
                    "sharing it are over their allowance)")
-        if logger.isEnabledFor(logging.WARNING) and should_log(logging.WARNING):
+        if logger.isEnabledFor(logging.WARNING) and reaches_handler(logging.WARNING):
             logger.warning(
                 "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
                 describe(last) if last is not None else "result rejected",
@@ -440,12 +443,14 @@ class RetryPolicy:
             self._dispose(result)  # the rejected result is retried away: release it
         # notify_retry() inline, down to its cheap checks (~1,500 instructions a
         # retry): the enclosing operation's count, then a log record or an event
-        # only when one will be made.
+        # only when one will be made, each level check made once.
         op = current_operation()
         if op is not None:
             op.retries += 1
-        if events.active or logger.isEnabledFor(logging.WARNING):
-            self._announce(state, delay)
+        if logger.isEnabledFor(logging.WARNING) and reaches_handler(logging.WARNING):
+            self._log_retry(state, delay)
+        if events.active:
+            self._report_retry(state, delay)
         return delay
 
     def finished(self, state: RetryState, result: Any, clock: Clock) -> bool:
@@ -455,8 +460,9 @@ class RetryPolicy:
             return False
         if self._budget is not None:
             self._budget.on_success()
-        _end_operation(state)
-        if state.attempts > 1:
+        if state.operation is not None:
+            _end_operation(state)
+        if state.attempts > 1 and current_operation() is not None:
             operation.attempted(state.attempts)  # for the enclosing operation's record
         targets = self.events._by_kind.get(Succeeded)
         if targets:
@@ -467,19 +473,22 @@ class RetryPolicy:
     def notify_retry(self, state: RetryState, delay: float) -> None:
         """Report the retry about to happen (and log it once, at WARNING)."""
         operation.retried()
-        self._announce(state, delay)
+        if should_log(logging.WARNING):
+            self._log_retry(state, delay)
+        if self.events.active:
+            self._report_retry(state, delay)
 
-    def _announce(self, state: RetryState, delay: float) -> None:
-        """Log the retry about to happen (once, at WARNING) and report it."""
-        if logger.isEnabledFor(logging.WARNING) and should_log(logging.WARNING):
-            failure = state.last_exception
-            logger.warning(
-                "%s: attempt %d failed (%s); retrying in %.3fs", state.name or "retry",
-                state.attempts,
-                describe(failure) if failure is not None else "result rejected", delay,
-                extra={"operation": state.name, "attempt": state.attempts,
-                       "delay": delay, "outcome": "retry"},
-            )
+    @staticmethod
+    def _log_retry(state: RetryState, delay: float) -> None:
+        failure = state.last_exception
+        logger.warning(
+            "%s: attempt %d failed (%s); retrying in %.3fs", state.name or "retry",
+            state.attempts, describe(failure) if failure is not None else "result rejected",
+            delay, extra={"operation": state.name, "attempt": state.attempts,
+                          "delay": delay, "outcome": "retry"},
+        )
+
+    def _report_retry(self, state: RetryState, delay: float) -> None:
         targets = self.events._by_kind.get(RetryScheduled)
         if targets:
             deliver(targets, _retry_scheduled("retry", state.name, state.attempts, delay,

@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import Callable
 
-__all__ = ["call_hook", "describe", "logger", "redact", "should_log"]
+__all__ = ["call_hook", "describe", "logger", "reaches_handler", "redact", "should_log"]
 
 logger = logging.getLogger("buttress")
 # No NullHandler here, on purpose: when the application configured no handler
@@ -98,13 +98,20 @@ def should_log(level: int) -> bool:
 
     ``logger.isEnabledFor`` alone says yes whenever the level allows it, and a
     log record costs about 10 µs to build; when nobody would read it, it is not
-    built. This mirrors :meth:`logging.Logger.callHandlers`: a handler on the
-    way up to the root whose level lets the record through receives it; when
-    no handler at all is found there (not even a ``NullHandler``), the record
-    goes to :data:`logging.lastResort` (stderr, WARNING and above).
+    built. See :func:`reaches_handler`.
     """
-    if not logger.isEnabledFor(level):
-        return False
+    return logger.isEnabledFor(level) and reaches_handler(level)
+
+
+def reaches_handler(level: int) -> bool:
+    """Whether a record at ``level``, once the logger is enabled for it, would
+    reach a real handler: :func:`should_log` after ``logger.isEnabledFor``, for
+    a hot path that asked that first. This mirrors
+    :meth:`logging.Logger.callHandlers`: a handler on the way up to the root
+    whose level lets the record through receives it; when no handler at all is
+    found there (not even a ``NullHandler``), the record goes to
+    :data:`logging.lastResort` (stderr, WARNING and above).
+    """
     found = False
     current: logging.Logger | None = logger
     while current is not None:
