@@ -119,9 +119,8 @@ class CircuitBreaker(BreakerBlocks, Strategy):
     """
 
     __slots__ = (
-        "__weakref__", "_answer", "_count_rejection", "_count_success", "_frames", "_gate",
-        "_lean", "_limit", "_slow_limit",
-        "_store", "_timed", "clock", "config", "events", "name",
+        "__weakref__", "_answer", "_frames", "_gate", "_lean", "_limit", "_rejections",
+        "_slow_limit", "_store", "_successes", "_timed", "clock", "config", "events", "name",
     )
 
     order = 30
@@ -158,8 +157,10 @@ class CircuitBreaker(BreakerBlocks, Strategy):
         self._store: BreakerStore = (MemoryStore if store is None else store)(
             config, _Reporter(self))
         self._gate = self._store.gate
-        self._count_success = self._store.count_success
-        self._count_rejection = self._store.count_rejection
+        # Counters advanced with next(): ~80 instructions less than calling a
+        # bound __next__ (a method-wrapper) on every closed-breaker success.
+        self._successes = self._store.successes
+        self._rejections = self._store.rejections
         if on_state_change is not None:
             self.add_listener(on_state_change)
         # Created on the first ``with`` (most breakers are only ever decorators).
@@ -266,7 +267,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
 
     def _open_rejection(self, now: float, until: float) -> CircuitBreakerError:
         # The open fast path: now < gate.open_until decided it, no store call.
-        self._count_rejection()
+        next(self._rejections)
         remaining = until - now
         if self.events.active:
             targets = self.events.of(CallRejected)
@@ -295,7 +296,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
     def _succeeded(self, epoch: int, duration: float) -> None:
         if self._gate.ticket == epoch:
             # Closed, nothing to record but the count (see BreakerStore.gate).
-            self._count_success()
+            next(self._successes)
             return
         limit = self._slow_limit
         if limit is not None and duration >= limit and epoch != DISABLED:
@@ -356,8 +357,8 @@ class CircuitBreaker(BreakerBlocks, Strategy):
         # nobody hears costs one attribute read here instead of a wrapper frame.
         if self._lean:
             gate = self._gate
-            count_success = self._count_success
-            count_rejection = self._count_rejection
+            successes = self._successes
+            rejections = self._rejections
             name = self.name
             hub = self.events
             monotonic = reader(self.clock)
@@ -375,7 +376,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
                         self._failed(ticket, exc, 0.0)
                         raise
                     if gate.ticket == ticket:
-                        count_success()
+                        next(successes)
                     else:
                         self._succeeded(ticket, 0.0)
                     return result
@@ -385,7 +386,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
                     if hub.active:
                         raise self._open_rejection(now, until)
                     # _open_rejection and CircuitBreakerError.rejecting inlined
-                    count_rejection()
+                    next(rejections)
                     cause = gate.tripped_by
                     if cause is None:
                         raise _new_error(_ERROR, name, _OPEN, until - now)
@@ -418,7 +419,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
                 self._failed(epoch, exc, 0.0)
                 raise
             if self._lean and self._gate.ticket == epoch:
-                self._count_success()
+                next(self._successes)
             else:
                 self._returned(epoch, result, 0.0)
             return result
@@ -443,8 +444,8 @@ class CircuitBreaker(BreakerBlocks, Strategy):
         # See _wrap_sync: the operation is reported only while somebody listens.
         if self._lean:
             gate = self._gate
-            count_success = self._count_success
-            count_rejection = self._count_rejection
+            successes = self._successes
+            rejections = self._rejections
             name = self.name
             hub = self.events
             monotonic = reader(self.clock)
@@ -460,7 +461,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
                         self._failed(ticket, exc, 0.0)
                         raise
                     if gate.ticket == ticket:
-                        count_success()
+                        next(successes)
                     else:
                         self._succeeded(ticket, 0.0)
                     return result
@@ -469,7 +470,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
                 if now < until:  # as in _wrap_sync
                     if hub.active:
                         raise self._open_rejection(now, until)
-                    count_rejection()
+                    next(rejections)
                     cause = gate.tripped_by
                     if cause is None:
                         raise _new_error(_ERROR, name, _OPEN, until - now)
@@ -502,7 +503,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
                 self._failed(epoch, exc, 0.0)
                 raise
             if self._lean and self._gate.ticket == epoch:
-                self._count_success()
+                next(self._successes)
             else:
                 self._returned(epoch, result, 0.0)
             return result
@@ -544,7 +545,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
                     self._failed(ticket, exc, 0.0)
                     raise
                 if self._gate.ticket == ticket:
-                    self._count_success()
+                    next(self._successes)
                 else:
                     self._succeeded(ticket, 0.0)
                 return result
@@ -578,7 +579,7 @@ class CircuitBreaker(BreakerBlocks, Strategy):
                     self._failed(ticket, exc, 0.0)
                     raise
                 if self._gate.ticket == ticket:
-                    self._count_success()
+                    next(self._successes)
                 else:
                     self._succeeded(ticket, 0.0)
                 return result

@@ -15,7 +15,7 @@ no lock.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -67,7 +67,7 @@ class BreakerBlocks:
         _store: BreakerStore
         _timed: bool
         _limit: Timeout | None
-        _count_success: Callable[[], object]
+        _successes: Iterator[object]
         _open_rejection: Callable[[float, float], CircuitBreakerError]
         _rejection: Callable[[float], CircuitBreakerError]
         _succeeded: Callable[[int, float], None]
@@ -168,7 +168,7 @@ class BreakerBlocks:
                     frames.reset(frame[3])
                 except ValueError:
                     _pop(frames, frame[3])
-                self._count_success()
+                next(self._successes)
                 return
         # A sync block can not be interrupted; one that overran ``timeout`` still
         # counts as a failure (its own result stands).
@@ -210,7 +210,7 @@ class BreakerBlocks:
                         frames.reset(frame[3])
                     except ValueError:
                         _pop(frames, frame[3])
-                    self._count_success()
+                    next(self._successes)
                     return
             self._exit(exc)
             return

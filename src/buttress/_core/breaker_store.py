@@ -15,8 +15,8 @@ Rules of a store:
   happened, never while a lock is held, one at a time.
 * ``gate.ticket`` may be read at any time without a lock: the epoch a closed,
   untroubled breaker admits in, or ``-1`` (then ask :meth:`BreakerStore.admit`).
-  A success in the ticket's epoch needs only :meth:`BreakerStore.count_success`
-  while ``gate.ticket`` still equals it.
+  A success in the ticket's epoch needs only ``next(store.successes)`` while
+  ``gate.ticket`` still equals it.
 
 :class:`MemoryStore`, the default, keeps one :class:`BreakerMachine` in the
 process behind a fork-safe lock; admission of a closed breaker and rejection
@@ -38,7 +38,7 @@ epoch move.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import NamedTuple, Protocol
 
 from buttress._core import forksafe
@@ -97,11 +97,18 @@ class BreakerStore(Protocol):
         """The epoch to run a call in, or ``REJECT``/``OBSERVED``/``DISABLED``."""
         ...
 
-    #: Count a success in the epoch of ``gate.ticket`` (nothing else to
-    #: record); an attribute, so that a runner may keep it bound.
-    count_success: Callable[[], object]
-    #: Count a rejection decided by ``now < gate.open_until``.
-    count_rejection: Callable[[], object]
+    @property
+    def successes(self) -> Iterator[object]:
+        """``next(successes)`` counts a success in the epoch of ``gate.ticket``
+        (nothing else to record). Never replaced, so that a runner may keep it
+        bound; ``next()`` on an iterator is cheaper than any bound method."""
+        ...
+
+    @property
+    def rejections(self) -> Iterator[object]:
+        """``next(rejections)`` counts a rejection decided by
+        ``now < gate.open_until``."""
+        ...
 
     def record_success(self, epoch: int, now: float, duration: float) -> None: ...
 
@@ -146,9 +153,8 @@ class MemoryStore:
     """The breaker's state in this process: one :class:`BreakerMachine` behind a
     fork-safe lock, held only while the machine changes."""
 
-    __slots__ = ("_delivering", "_lock", "_m", "_pending", "_rejections", "_report",
-                 "_reset_counts", "_successes", "count_rejection", "count_success",
-                 "gate")
+    __slots__ = ("_delivering", "_lock", "_m", "_pending", "_report",
+                 "_reset_counts", "gate", "rejections", "successes")
 
     def __init__(self, config: BreakerRules, report: Report) -> None:
         self._m = BreakerMachine(config)
@@ -160,12 +166,10 @@ class MemoryStore:
         self._pending: list[Transition] = []
         self._delivering = forksafe.lock()
         # Counted without the lock (itertools.count is atomic under the GIL).
-        self._successes = itertools.count()
-        self._rejections = itertools.count()
-        self.count_success: Callable[[], object] = self._successes.__next__
-        self.count_rejection: Callable[[], object] = self._rejections.__next__
+        self.successes = itertools.count()
+        self.rejections = itertools.count()
         # What the counters read at the last reset (they are never replaced, so
-        # a runner may keep count_success bound).
+        # a runner may keep them bound).
         self._reset_counts = (0, 0)
 
     # changes
@@ -196,7 +200,7 @@ class MemoryStore:
         verdict = m.peek(now)
         if verdict != DECIDE:
             if verdict == REJECT:
-                next(self._rejections)
+                next(self.rejections)
             return verdict
         with self._lock:
             verdict, moved = m.admit(now)
@@ -208,7 +212,7 @@ class MemoryStore:
     def record_success(self, epoch: int, now: float, duration: float) -> None:
         if epoch == DISABLED:
             return
-        next(self._successes)
+        next(self.successes)
         with self._lock:
             self._changed(self._m.record_success(epoch, now, duration))
         if self._pending:
@@ -238,7 +242,7 @@ class MemoryStore:
     def reset(self) -> None:
         with self._lock:
             self._changed(self._m.reset())
-            self._reset_counts = (_counted(self._successes), _counted(self._rejections))
+            self._reset_counts = (_counted(self.successes), _counted(self.rejections))
         self._deliver()
 
     @property
@@ -275,10 +279,10 @@ class MemoryStore:
             m = self._m
             return BreakerCounts(
                 state=m.state,
-                successes=_counted(self._successes) - self._reset_counts[0],
+                successes=_counted(self.successes) - self._reset_counts[0],
                 failed=m.failed,
                 ignored=m.ignored,
-                rejected=m.rejected + _counted(self._rejections) - self._reset_counts[1],
+                rejected=m.rejected + _counted(self.rejections) - self._reset_counts[1],
                 slow=m.slow,
                 state_changes=m.state_changes,
                 trips=m.trips,
