@@ -25,6 +25,7 @@ only update the statistics, never the state.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import functools
 import inspect
@@ -32,7 +33,7 @@ import logging
 import sys
 import types
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, TypeVar, Unpack
+from typing import Any, Final, Self, TypeVar, Unpack
 
 from buttress._core import live, operation
 from buttress._core.breaker_machine import (
@@ -119,7 +120,8 @@ class CircuitBreaker(BreakerBlocks, Strategy):
     """
 
     __slots__ = (
-        "__weakref__", "_answer", "_frames", "_gate", "_lean", "_limit", "_rejections",
+        "__weakref__", "_answer", "_entered", "_exited", "_frames", "_gate", "_lean", "_limit",
+        "_rejections",
         "_slow_limit", "_store", "_successes", "_timed", "clock", "config", "events", "name",
     )
 
@@ -165,6 +167,9 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             self.add_listener(on_state_change)
         # Created on the first ``with`` (most breakers are only ever decorators).
         self._frames: contextvars.ContextVar[_Frame | None] | None = None
+        # Made on the first ``async with`` under asyncio (see BreakerBlocks.__aenter__).
+        self._entered: asyncio.Future[Self] | None = None
+        self._exited: asyncio.Future[None] | None = None
         self._slow_limit = config.slow_call_duration
         # Whether a call's duration is needed (a slow-call rule, a timeout).
         self._timed = config.slow_call_duration is not None or config.timeout is not None
