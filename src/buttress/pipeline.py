@@ -27,6 +27,7 @@ from buttress.bulkhead import Bulkhead, BulkheadConfig
 from buttress.chaos import Chaos, ChaosConfig
 from buttress.fallback import CachedFallback, Fallback
 from buttress.hedge import Hedge, HedgeConfig
+from buttress.pipeline_fused import take
 from buttress.ratelimit import RateLimiter, RateLimiterConfig
 from buttress.retry import Retry, RetryConfig
 from buttress.throttle import AdaptiveThrottle, AdaptiveThrottleConfig
@@ -181,10 +182,16 @@ class Pipeline(Strategy):
 
 def _fused(strategies: tuple[Strategy, ...]) -> tuple[Strategy, ...]:
     """``strategies``, each adjacent pair that has a fused form (see
-    :meth:`Strategy._around`) replaced by it, outermost first."""
+    :meth:`Strategy._around`) and each retry and breaker (after a fallback, or
+    not) replaced by one layer (:mod:`buttress.pipeline_fused`), outermost first."""
     layers: list[Strategy] = []
     index = 0
     while index < len(strategies):
+        fused = take(strategies, index)
+        if fused is not None:
+            layers.append(fused[0])
+            index += fused[1]
+            continue
         strategy = strategies[index]
         if index + 1 < len(strategies):
             pair = strategy._around(strategies[index + 1])
