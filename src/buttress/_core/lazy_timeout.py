@@ -61,7 +61,9 @@ def limiter(fn: Callable[..., Awaitable[Any]] | None, seconds: float, clock: Clo
             return await report(*args, **kwargs)  # type: ignore[misc]
         # Called before the clock starts and outside this context, as an
         # awaitable given to await_with_timeout would have been.
-        awaitable: Any = fn(*args, **kwargs) if steps is None else None  # type: ignore[misc]
+        awaitable: Any = None
+        if steps is None:  # fn(*args) without keywords: fn(**kwargs) copies the dict
+            awaitable = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[misc]
         start = monotonic()
         outer = get()
         own: float | None = None
