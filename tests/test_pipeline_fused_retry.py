@@ -18,12 +18,16 @@ from buttress import (
     CircuitBreakerError,
     CircuitState,
     Fallback,
+    Bulkhead,
+    OperationTimeoutError,
     Pipeline,
     Retry,
     RetryConfig,
     Timeout,
+    remaining_time,
 )
 from buttress.pipeline_fused import _Fused
+from buttress.timeout import _Around
 from buttress.testing import VirtualClock
 
 
@@ -54,7 +58,8 @@ class Flaky:
 def build(fused: bool, *, answer: bool = True, threshold: int = 5,
           fallback_on: tuple[type[BaseException], ...] = (Exception,),
           retry_on: tuple[type[BaseException], ...] = (ConnectionError,),
-          attempts: int = 3) -> tuple[Pipeline, CircuitBreaker, VirtualClock]:
+          attempts: int = 3, bulkhead: Bulkhead | None = None,
+          ) -> tuple[Pipeline, CircuitBreaker, VirtualClock]:
     clock = VirtualClock()
     kind = Retry if fused else SeparateRetry
     retry = kind(RetryConfig(max_attempts=attempts, base_delay=1.0, jitter=0,
@@ -62,6 +67,8 @@ def build(fused: bool, *, answer: bool = True, threshold: int = 5,
     breaker = CircuitBreaker("fused-dependency",
                              failure_threshold=threshold, recovery_timeout=60, clock=clock)
     parts: list[Any] = [retry, breaker, Timeout(10.0, clock=clock)]
+    if bulkhead is not None:
+        parts.append(bulkhead)
     if answer:
         parts.append(Fallback(fallback=lambda exc, *a, **k: ("answered", type(exc).__name__),
                               exceptions=fallback_on))
@@ -114,6 +121,14 @@ def test_a_breaker_with_its_own_fallback_keeps_its_own_layers() -> None:
     assert not any(isinstance(layer, _Fused) for layer in pipe._layers)
 
 
+def test_all_five_strategies_become_one_layer() -> None:
+    pipe, _, _ = build(True, bulkhead=Bulkhead(max_concurrent=2))
+    (layer,) = pipe._layers
+    assert isinstance(layer, _Fused)
+    assert isinstance(layer.inner, _Around)
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["four", "five"])
 @pytest.mark.parametrize("listen", [False, True], ids=["unheard", "heard"])
 @pytest.mark.parametrize(("failures", "expected"), [
     (0, (("ok", (1,), {"key": "v"}), 1, (CircuitState.CLOSED, 1, 0, 0), 0.0)),
@@ -121,9 +136,11 @@ def test_a_breaker_with_its_own_fallback_keeps_its_own_layers() -> None:
     (9, (("answered", "RetryExhaustedError"), 3, (CircuitState.CLOSED, 0, 3, 0), 3.0)),
 ], ids=["at-once", "two-failures", "exhausted"])
 async def test_the_fused_layer_does_what_the_separate_layers_do(
-        failures: int, expected: tuple[Any, ...], listen: bool) -> None:
-    fused = await run(True, failures, listen=listen)
-    separate = await run(False, failures, listen=listen)
+        failures: int, expected: tuple[Any, ...], listen: bool, limited: bool) -> None:
+    bulkheads = [Bulkhead(max_concurrent=1) if limited else None for _ in range(2)]
+    fused = await run(True, failures, listen=listen, bulkhead=bulkheads[0])
+    separate = await run(False, failures, listen=listen, bulkhead=bulkheads[1])
+    assert [b.active for b in bulkheads if b is not None] == [0, 0] * limited
     assert fused == separate
     assert fused[:4] == expected
     kinds = [kind for kind, _, _ in fused[4]]
@@ -221,3 +238,59 @@ async def test_the_retry_logs_each_failed_attempt_under_the_function_s_name(
     assert logged[0] == logged[1]
     assert logged[0][0] == ("test_pipeline_fused_retry.run.<locals>.dependency: attempt 1 "
                             "failed (ConnectionError: failure 1); retrying in 1.000s")
+
+
+
+async def test_a_call_that_waits_runs_under_the_timeout_and_the_bulkhead() -> None:
+    bulkhead = Bulkhead(max_concurrent=1)
+    pipe, breaker, _ = build(True, bulkhead=bulkhead)
+    seen: list[Any] = []
+
+    @pipe
+    async def waits(x: int) -> int:
+        seen.append((bulkhead.active, remaining_time()))
+        await asyncio.sleep(0)
+        seen.append(bulkhead.active)
+        return x * 2
+
+    assert await waits(21) == 42
+    assert seen == [(1, 10.0), 1]
+    assert (bulkhead.active, breaker.stats.successful_calls) == (0, 1)
+
+
+async def test_a_first_attempt_that_times_out_is_a_failure_the_fallback_answers() -> None:
+    bulkhead = Bulkhead(max_concurrent=1)
+    pipe, breaker, clock = build(True, bulkhead=bulkhead)
+    started = asyncio.Event()
+
+    @pipe
+    async def hangs() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(hangs())
+    await started.wait()
+    assert bulkhead.active == 1
+    clock.advance(10.0)
+    assert await task == ("answered", OperationTimeoutError.__name__)
+    assert (bulkhead.active, breaker.stats.failed_calls) == (0, 1)
+    assert remaining_time() is None
+
+
+async def test_cancelling_a_waiting_first_attempt_frees_the_permit_and_counts_nothing() -> None:
+    bulkhead = Bulkhead(max_concurrent=1)
+    pipe, breaker, _ = build(True, bulkhead=bulkhead)
+    started = asyncio.Event()
+
+    @pipe
+    async def hangs() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = asyncio.create_task(hangs())
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    stats = breaker.stats
+    assert (bulkhead.active, stats.failed_calls, stats.successful_calls) == (0, 0, 0)

@@ -27,7 +27,7 @@ from buttress.bulkhead import Bulkhead, BulkheadConfig
 from buttress.chaos import Chaos, ChaosConfig
 from buttress.fallback import CachedFallback, Fallback
 from buttress.hedge import Hedge, HedgeConfig
-from buttress.pipeline_fused import take
+from buttress.pipeline_fused import join, take
 from buttress.ratelimit import RateLimiter, RateLimiterConfig
 from buttress.retry import Retry, RetryConfig
 from buttress.throttle import AdaptiveThrottle, AdaptiveThrottleConfig
@@ -183,24 +183,26 @@ class Pipeline(Strategy):
 def _fused(strategies: tuple[Strategy, ...]) -> tuple[Strategy, ...]:
     """``strategies``, each adjacent pair that has a fused form (see
     :meth:`Strategy._around`) and each retry and breaker (after a fallback, or
-    not) replaced by one layer (:mod:`buttress.pipeline_fused`), outermost first."""
+    not) replaced by one layer (:mod:`buttress.pipeline_fused`), which also
+    takes in the layer right inside it when it can; outermost first."""
     layers: list[Strategy] = []
     index = 0
     while index < len(strategies):
+        layer: Strategy = strategies[index]
+        used = 1
         fused = take(strategies, index)
         if fused is not None:
-            layers.append(fused[0])
-            index += fused[1]
-            continue
-        strategy = strategies[index]
-        if index + 1 < len(strategies):
-            pair = strategy._around(strategies[index + 1])
+            layer, used = fused
+        elif index + 1 < len(strategies):
+            pair = layer._around(strategies[index + 1])
             if pair is not None:
-                layers.append(pair)
-                index += 2
-                continue
-        layers.append(strategy)
-        index += 1
+                layer, used = pair, 2
+        index += used
+        joined = join(layers[-1], layer) if layers else None
+        if joined is not None:
+            layers[-1] = joined
+        else:
+            layers.append(layer)
     return tuple(layers)
 
 

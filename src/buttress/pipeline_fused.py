@@ -33,13 +33,20 @@ from typing import Any
 from buttress._core import operation
 from buttress._core.clock import Clock
 from buttress._core.events import Listeners
+from buttress._core.lazy_timeout import DONE, finish
 from buttress._core.strategy import Strategy, operation_name
 from buttress.breaker import CircuitBreaker
 from buttress.fallback import Fallback
 from buttress.retry_policy import RetryState
 from buttress.retry_runner import Retry, _resume_async
 
-__all__ = ["take"]
+__all__ = ["join", "take"]
+
+
+def join(layer: Strategy, inner: Strategy) -> Strategy | None:
+    """``layer`` made by :func:`take` with ``inner``, the layer right inside it,
+    as one layer; None when they have no such form."""
+    return layer._around(inner) if isinstance(layer, _Fused) else None
 
 
 def take(strategies: tuple[Strategy, ...], index: int) -> tuple[Strategy, int] | None:
@@ -78,19 +85,27 @@ def _breaks(strategy: Strategy) -> bool:
 
 class _Fused(Strategy):
     """An optional fallback, a retry and a circuit breaker, outermost first, as
-    one layer of a pipeline (see the module's documentation)."""
+    one layer of a pipeline (see the module's documentation), and optionally the
+    layer right inside them, driven as its generator (:meth:`Strategy._steps_async`)."""
 
-    __slots__ = ("answer", "breaker", "retry")
+    __slots__ = ("answer", "breaker", "inner", "retry")
 
-    def __init__(self, answer: Fallback | None, retry: Retry, breaker: CircuitBreaker) -> None:
+    def __init__(self, answer: Fallback | None, retry: Retry, breaker: CircuitBreaker,
+                 inner: Strategy | None = None) -> None:
         self.answer = answer
         self.retry = retry
         self.breaker = breaker
+        self.inner = inner
 
     def _parts(self) -> tuple[Strategy, ...]:
-        if self.answer is None:
-            return (self.retry, self.breaker)
-        return (self.answer, self.retry, self.breaker)
+        parts = (self.retry, self.breaker) if self.answer is None else (
+            self.answer, self.retry, self.breaker)
+        return parts if self.inner is None else (*parts, self.inner)
+
+    def _around(self, inner: Strategy) -> Strategy | None:
+        if self.inner is not None or type(inner)._steps_async is Strategy._steps_async:
+            return None
+        return _Fused(self.answer, self.retry, self.breaker, inner)
 
     def _layers(self, fn: Callable[..., Any], parts: tuple[Strategy, ...],
                 is_async: bool) -> Callable[..., Any]:
@@ -127,11 +142,13 @@ class _Fused(Strategy):
 
     def _fused(self, fn: Callable[..., Awaitable[Any]], hub: Listeners | None,
                report: Callable[..., Awaitable[Any]] | None) -> Callable[..., Awaitable[Any]]:
-        answer, retry, breaker = self.answer, self.retry, self.breaker
+        answer, retry, breaker, inner = self.answer, self.retry, self.breaker, self.inner
+        steps = None if inner is None else inner._steps_async(fn)
         # The separate layers, for the calls the fused wrapper does not serve
         # (what take() checked is fixed when each strategy is made), and the
         # names each of them reports under.
-        protected = functools.wraps(fn)(breaker.wrap_async(fn))
+        inside = fn if inner is None else functools.wraps(fn)(inner.wrap_async(fn))
+        protected = functools.wraps(fn)(breaker.wrap_async(inside))
         retrying = functools.wraps(fn)(retry.wrap_async(protected))
         layers = retrying if answer is None else answer.wrap_async(retrying)
         policy, clock, events = retry.policy, retry.clock, retry.policy.events
@@ -144,6 +161,14 @@ class _Fused(Strategy):
         handle = None if answer is None else answer._answer
         answered = "" if answer is None else (answer.name or operation_name(retrying))
 
+        async def again(state: RetryState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            """The retry's loop after a failed first attempt, answered by the fallback."""
+            try:
+                return await _resume_async(policy, clock, protected, args, kwargs, state)
+            except exceptions as exc:
+                reply = handle(exc, args, kwargs, answered)  # type: ignore[misc]
+                return (await reply) if inspect.isawaitable(reply) else reply
+
         async def fused(*args: Any, **kwargs: Any) -> Any:
             if hub is not None and hub.active:
                 return await report(*args, **kwargs)  # type: ignore[misc]
@@ -151,26 +176,57 @@ class _Fused(Strategy):
             if events.active or ticket < 0:
                 return await layers(*args, **kwargs)
             try:
-                try:
-                    # fn(*args) when there are no keywords: fn(**kwargs) copies the dict.
-                    result = await (fn(*args, **kwargs) if kwargs else fn(*args))
-                except Exception as exc:
-                    failed(ticket, exc, 0.0)  # the breaker's, then the retry's
-                    state = RetryState(None, 1, name, args, kwargs)
-                    state.last_exception = exc  # not a local: see _resume_sync
+                # fn(*args) when there are no keywords: fn(**kwargs) copies the dict.
+                result = await (fn(*args, **kwargs) if kwargs else fn(*args))
+            except Exception as exc:
+                failed(ticket, exc, 0.0)  # the breaker's, then the retry's
+                state = RetryState(None, 1, name, args, kwargs)
+                state.last_exception = exc  # not a local: see _resume_sync
+            except exceptions as exc:  # not an Exception, and answered all the same
+                reply = handle(exc, args, kwargs, answered)  # type: ignore[misc]
+                return (await reply) if inspect.isawaitable(reply) else reply
+            else:
+                if gate.ticket == ticket:
+                    count_success()
                 else:
-                    if gate.ticket == ticket:
-                        count_success()
-                    else:
-                        succeeded(ticket, 0.0)
-                    return result
-                # Outside the except block, as in the retry's own wrapper.
-                return await _resume_async(policy, clock, protected, args, kwargs, state)
+                    succeeded(ticket, 0.0)
+                return result
+            # Outside the except block, as in the retry's own wrapper.
+            return await again(state, args, kwargs)
+
+        if steps is None:
+            return fused
+
+        async def fused_steps(*args: Any, **kwargs: Any) -> Any:
+            # fused(), with the inner layer's first step run by next() in this
+            # frame (see buttress._core.lazy_timeout): no coroutine of its own.
+            if hub is not None and hub.active:
+                return await report(*args, **kwargs)  # type: ignore[misc]
+            ticket = gate.ticket
+            if events.active or ticket < 0:
+                return await layers(*args, **kwargs)
+            box: list[Any] = []
+            try:
+                stepper = steps(box, args, kwargs)
+                pending = next(stepper, DONE)
+                if pending is not DONE:
+                    await finish(stepper, pending)
+            except Exception as exc:
+                failed(ticket, exc, 0.0)
+                state = RetryState(None, 1, name, args, kwargs)
+                state.last_exception = exc
             except exceptions as exc:
                 reply = handle(exc, args, kwargs, answered)  # type: ignore[misc]
                 return (await reply) if inspect.isawaitable(reply) else reply
+            else:
+                if gate.ticket == ticket:
+                    count_success()
+                else:
+                    succeeded(ticket, 0.0)
+                return box[0]
+            return await again(state, args, kwargs)
 
-        return fused
+        return fused_steps
 
     def __repr__(self) -> str:
         return f"_Fused({', '.join(map(repr, self._parts()))})"
