@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from buttress import (
+    Bulkhead,
     CircuitBreaker,
     CircuitBreakerError,
     CircuitState,
     Fallback,
-    Bulkhead,
     OperationTimeoutError,
     Pipeline,
     Retry,
@@ -27,8 +27,8 @@ from buttress import (
     remaining_time,
 )
 from buttress.pipeline_fused import _Fused
-from buttress.timeout import _Around
 from buttress.testing import VirtualClock
+from buttress.timeout import _Around
 
 
 class SeparateRetry(Retry):
@@ -294,3 +294,12 @@ async def test_cancelling_a_waiting_first_attempt_frees_the_permit_and_counts_no
         await task
     stats = breaker.stats
     assert (bulkhead.active, stats.failed_calls, stats.successful_calls) == (0, 0, 0)
+
+
+async def test_acall_runs_a_call_through_the_same_five_strategies() -> None:
+    bulkhead = Bulkhead(max_concurrent=1)
+    pipe, breaker, clock = build(True, bulkhead=bulkhead)
+    flaky = Flaky(2)
+    assert await pipe.acall(flaky, 7) == ("ok", (7,), {})
+    assert (flaky.calls, breaker.stats.failed_calls, clock.monotonic()) == (3, 2, 3.0)
+    assert bulkhead.active == 0

@@ -40,13 +40,19 @@ from buttress.fallback import Fallback
 from buttress.retry_policy import RetryState
 from buttress.retry_runner import Retry, _resume_async
 
-__all__ = ["join", "take"]
+__all__ = ["join", "separate", "take"]
 
 
 def join(layer: Strategy, inner: Strategy) -> Strategy | None:
     """``layer`` made by :func:`take` with ``inner``, the layer right inside it,
     as one layer; None when they have no such form."""
     return layer._around(inner) if isinstance(layer, _Fused) else None
+
+
+def separate(layers: tuple[Strategy, ...]) -> tuple[Strategy, ...]:
+    """``layers`` with each layer made by :func:`take` replaced by its parts."""
+    return tuple(part for layer in layers
+                 for part in (layer._parts() if isinstance(layer, _Fused) else (layer,)))
 
 
 def take(strategies: tuple[Strategy, ...], index: int) -> tuple[Strategy, int] | None:
