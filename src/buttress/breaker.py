@@ -375,12 +375,13 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             count_success = self._count_success
             count_rejection = self._count_rejection
             name = self.name
-            hub = self.events
-            listened = hub if heard is None else heard
+            # The pipeline's hub hears this breaker's listeners too: when it is
+            # heard, a rejection takes _open_rejection, which does the same.
+            hub = self.events if heard is None else heard
             monotonic = reader(self.clock)
 
             def protected(*args: Any, **kwargs: Any) -> Any:
-                if listened.active and report is not None:
+                if hub.active and report is not None:
                     return report(*args, **kwargs)
                 ticket = gate.ticket
                 if ticket >= 0:
@@ -463,12 +464,13 @@ class CircuitBreaker(BreakerBlocks, Strategy):
             count_success = self._count_success
             count_rejection = self._count_rejection
             name = self.name
-            hub = self.events
-            listened = hub if heard is None else heard
+            # The pipeline's hub hears this breaker's listeners too: when it is
+            # heard, a rejection takes _open_rejection, which does the same.
+            hub = self.events if heard is None else heard
             monotonic = reader(self.clock)
 
             async def protected(*args: Any, **kwargs: Any) -> Any:
-                if listened.active and report is not None:
+                if hub.active and report is not None:
                     return await report(*args, **kwargs)
                 ticket = gate.ticket
                 if ticket >= 0:
