@@ -355,17 +355,35 @@ class CircuitBreaker(BreakerBlocks, Strategy):
         protected = self._wrap_sync(inner, None)
         return protected if self._answer is None else self._answer.wrap(protected)
 
-    def _wrap_sync(self, fn: Callable[..., Any],
-                   report: Callable[..., Any] | None) -> Callable[..., Any]:
-        # ``report`` (decorators only) is ``fn`` under this breaker, reported as
-        # one operation; it is taken only while somebody listens, so a call
-        # nobody hears costs one attribute read here instead of a wrapper frame.
+    def _heard(self, fn: Callable[..., Any], hub: Listeners,
+               report: Callable[..., Any]) -> Callable[..., Any] | None:
+        # The outermost layer of a pipeline: the lean wrapper itself takes
+        # ``report`` while ``hub`` (the pipeline's) is heard.
+        if not self._lean or type(self).wrap is not CircuitBreaker.wrap:
+            return None
+        return self._wrap_sync(fn, report, hub)
+
+    def _heard_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners,
+                     report: Callable[..., Awaitable[Any]]
+                     ) -> Callable[..., Awaitable[Any]] | None:
+        if not self._lean or type(self).wrap_async is not CircuitBreaker.wrap_async:
+            return None
+        return self._wrap_async(fn, report, hub)
+
+    def _wrap_sync(self, fn: Callable[..., Any], report: Callable[..., Any] | None,
+                   heard: Listeners | None = None) -> Callable[..., Any]:
+        # ``report`` (a decorator, or the outermost layer of a pipeline) is
+        # ``fn`` under this breaker, reported as one operation; it is taken only
+        # while ``heard`` (this breaker's hub unless given) has listeners, so a
+        # call nobody hears costs one attribute read here instead of a wrapper frame.
         if self._lean:
             gate = self._gate
             successes = self._successes
             rejections = self._rejections
             name = self.name
-            hub = self.events
+            # The pipeline's hub hears this breaker's listeners too: when it is
+            # heard, a rejection takes _open_rejection, which does the same.
+            hub = self.events if heard is None else heard
             monotonic = reader(self.clock)
 
             def protected(*args: Any, **kwargs: Any) -> Any:
@@ -444,15 +462,17 @@ class CircuitBreaker(BreakerBlocks, Strategy):
         return protected if self._answer is None else self._answer.wrap_async(protected)
 
     def _wrap_async(self, fn: Callable[..., Awaitable[Any]],
-                    report: Callable[..., Awaitable[Any]] | None
-                    ) -> Callable[..., Awaitable[Any]]:
+                    report: Callable[..., Awaitable[Any]] | None,
+                    heard: Listeners | None = None) -> Callable[..., Awaitable[Any]]:
         # See _wrap_sync: the operation is reported only while somebody listens.
         if self._lean:
             gate = self._gate
             successes = self._successes
             rejections = self._rejections
             name = self.name
-            hub = self.events
+            # The pipeline's hub hears this breaker's listeners too: when it is
+            # heard, a rejection takes _open_rejection, which does the same.
+            hub = self.events if heard is None else heard
             monotonic = reader(self.clock)
 
             async def protected(*args: Any, **kwargs: Any) -> Any:

@@ -27,6 +27,7 @@ from buttress.bulkhead import Bulkhead, BulkheadConfig
 from buttress.chaos import Chaos, ChaosConfig
 from buttress.fallback import CachedFallback, Fallback
 from buttress.hedge import Hedge, HedgeConfig
+from buttress.pipeline_fused import join, separate, take
 from buttress.ratelimit import RateLimiter, RateLimiterConfig
 from buttress.retry import Retry, RetryConfig
 from buttress.throttle import AdaptiveThrottle, AdaptiveThrottleConfig
@@ -76,7 +77,7 @@ class Pipeline(Strategy):
     .. versionchanged:: 0.2 ``ordered``.
     """
 
-    __slots__ = ("_layers", "_outcomes", "events", "ordered", "strategies")
+    __slots__ = ("_layers", "_one_call", "_outcomes", "events", "ordered", "strategies")
 
     order = 0
     _measures_itself = True
@@ -94,6 +95,9 @@ class Pipeline(Strategy):
         # The layers the call goes through: the strategies, with a pair that has
         # a fused form (a timeout right around a bulkhead) as one layer.
         self._layers = _fused(self.strategies)
+        # For a wrapper made for one call (acall): the fused layers' parts, which
+        # are cheaper to build than the fused wrapper is.
+        self._one_call = separate(self._layers)
         #: This pipeline's listener hub: ``pipeline.events.add(listener, *kinds)``.
         self.events = Listeners()
         for strategy in self.strategies:
@@ -151,7 +155,7 @@ class Pipeline(Strategy):
                 fn = functools.wraps(original)(
                     strategy.wrap_async(fn) if is_async else strategy.wrap(fn))
             return layers[0]._outermost(fn, is_async, self._outcomes, name, clock)
-        for strategy in reversed(layers):
+        for strategy in reversed(self._one_call):
             fn = functools.wraps(original)(
                 strategy.wrap_async(fn) if is_async else strategy.wrap(fn))
         measure = operation.measure_async if is_async else operation.measure
@@ -181,19 +185,27 @@ class Pipeline(Strategy):
 
 def _fused(strategies: tuple[Strategy, ...]) -> tuple[Strategy, ...]:
     """``strategies``, each adjacent pair that has a fused form (see
-    :meth:`Strategy._around`) replaced by it, outermost first."""
+    :meth:`Strategy._around`) and each retry and breaker (after a fallback, or
+    not) replaced by one layer (:mod:`buttress.pipeline_fused`), which also
+    takes in the layer right inside it when it can; outermost first."""
     layers: list[Strategy] = []
     index = 0
     while index < len(strategies):
-        strategy = strategies[index]
-        if index + 1 < len(strategies):
-            pair = strategy._around(strategies[index + 1])
+        layer: Strategy = strategies[index]
+        used = 1
+        fused = take(strategies, index)
+        if fused is not None:
+            layer, used = fused
+        elif index + 1 < len(strategies):
+            pair = layer._around(strategies[index + 1])
             if pair is not None:
-                layers.append(pair)
-                index += 2
-                continue
-        layers.append(strategy)
-        index += 1
+                layer, used = pair, 2
+        index += used
+        joined = join(layers[-1], layer) if layers else None
+        if joined is not None:
+            layers[-1] = joined
+        else:
+            layers.append(layer)
     return tuple(layers)
 
 

@@ -50,7 +50,7 @@ from buttress._core.clock import SYSTEM_CLOCK, AsyncTimeout, Clock, SystemClock
 from buttress._core.context import CURRENT, CallContext, within
 from buttress._core.errors import ButtressError, DeadlineExceededError, OperationTimeoutError
 from buttress._core.events import GLOBAL, CallRejected, Listeners, TimedOut, deliver
-from buttress._core.lazy_timeout import Expire, limiter
+from buttress._core.lazy_timeout import Expire, limiter, limiter_steps
 from buttress._core.operation import Watch
 from buttress._core.operation import begin as begin_operation
 from buttress._core.operation import end as end_operation
@@ -559,6 +559,16 @@ class _Around(Strategy):
     def _heard_async(self, fn: Callable[..., Awaitable[Any]], hub: Listeners,
                      report: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         return self._limiter(fn, hub, report)
+
+    def _steps_async(self, fn: Callable[..., Awaitable[Any]]) -> Steps | None:
+        steps = self.inner._steps_async(fn)
+        if steps is None:
+            return None
+        timeout = self.timeout
+        config = timeout.config
+        operation = config.operation_name or operation_name(fn)
+        return limiter_steps(config.timeout_seconds, timeout.clock, operation,
+                             _expiry(operation, config, timeout.events), steps)
 
     def _limiter(self, fn: Callable[..., Awaitable[Any]], hub: Listeners | None,
                  report: Callable[..., Awaitable[Any]] | None) -> Callable[..., Awaitable[Any]]:
