@@ -159,7 +159,7 @@ class _Fused(Strategy):
         layers = retrying if answer is None else answer.wrap_async(retrying)
         policy, clock, events = retry.policy, retry.clock, retry.policy.events
         name = retry.config.name or operation_name(protected)
-        gate, count_success = breaker._gate, breaker._count_success
+        gate, successes = breaker._gate, breaker._successes
         failed, succeeded = breaker._failed, breaker._succeeded
         # No fallback: an empty tuple, which no exception matches (a try that
         # raises nothing costs nothing on CPython 3.11).
@@ -193,7 +193,7 @@ class _Fused(Strategy):
                 return (await reply) if inspect.isawaitable(reply) else reply
             else:
                 if gate.ticket == ticket:
-                    count_success()
+                    next(successes)
                 else:
                     succeeded(ticket, 0.0)
                 return result
@@ -226,7 +226,7 @@ class _Fused(Strategy):
                 return (await reply) if inspect.isawaitable(reply) else reply
             else:
                 if gate.ticket == ticket:
-                    count_success()
+                    next(successes)
                 else:
                     succeeded(ticket, 0.0)
                 return box[0]
