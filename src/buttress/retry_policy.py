@@ -140,6 +140,7 @@ _succeeded: Final = maker(Succeeded)
 _gave_up: Final = maker(GaveUp)
 _call_started: Final = maker(CallStarted)
 _NUMBER: Final = (int, float)
+_WARNING: Final = logging.WARNING
 
 
 class RetryState:
@@ -177,7 +178,7 @@ class RetryPolicy:
     __slots__ = ("_budget", "_condition", "_condition_call", "_constant", "_dispose",
                  "_elapsed_limit", "_exceptions", "_excluded", "_hint_cap", "_hint_of",
                  "_limit", "_reject", "_reject_call", "_result_hint_of", "_tested", "_wait",
-                 "_zero", "config", "events", "is_lean", "is_timed", "judges_results")
+                 "_zero", "config", "events", "is_lean", "is_timed", "judges_results", "quick")
 
     def __init__(self, config: RetryConfig, events: Listeners | None = None) -> None:
         self.config = config
@@ -225,6 +226,16 @@ class RetryPolicy:
         self._hint_cap = min(config.max_delay, DELAY_CEILING)
         self._dispose = config.dispose
         self._tested: tuple[tuple[int, bool], RetryPolicy] | None = None
+        #: What the runners need to decide a failure themselves, for the common
+        #: policy whose rules come down to two isinstance checks, an attempt
+        #: count and a constant wait (no predicate, hook, budget or deadline, no
+        #: judged result): (exceptions, excluded, max_attempts, wait), else None.
+        #: They ask decide() whenever these do not settle it as a retry.
+        self.quick: tuple[tuple[type[Exception], ...], tuple[type[Exception], ...], int,
+                          float] | None = None
+        if (self.is_lean and self._constant is not None and self._limit is not None
+                and self._condition is None and self._hint_of is None and self._budget is None):
+            self.quick = (self._exceptions, self._excluded, self._limit, self._constant)
 
     def begin(self, clock: Clock, name: str | None, attempts: int = 1,
               args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] = _NO_KWARGS) -> RetryState:
@@ -367,7 +378,7 @@ class RetryPolicy:
         elif denied:
             why = ("the retry budget refused the retry (retries across the callers "
                    "sharing it are over their allowance)")
-        if logger.isEnabledFor(logging.WARNING) and reaches_handler(logging.WARNING):
+        if logger.isEnabledFor(_WARNING) and reaches_handler(_WARNING):
             logger.warning(
                 "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
                 describe(last) if last is not None else "result rejected",
@@ -447,7 +458,7 @@ class RetryPolicy:
         op = current_operation()
         if op is not None:
             op.retries += 1
-        if logger.isEnabledFor(logging.WARNING) and reaches_handler(logging.WARNING):
+        if logger.isEnabledFor(_WARNING) and reaches_handler(_WARNING):
             self._log_retry(state, delay)
         if events.active:
             self._report_retry(state, delay)
@@ -473,26 +484,30 @@ class RetryPolicy:
     def notify_retry(self, state: RetryState, delay: float) -> None:
         """Report the retry about to happen (and log it once, at WARNING)."""
         operation.retried()
-        if should_log(logging.WARNING):
+        if should_log(_WARNING):
             self._log_retry(state, delay)
         if self.events.active:
             self._report_retry(state, delay)
 
     @staticmethod
     def _log_retry(state: RetryState, delay: float) -> None:
-        failure = state.last_exception
-        logger.warning(
-            "%s: attempt %d failed (%s); retrying in %.3fs", state.name or "retry",
-            state.attempts, describe(failure) if failure is not None else "result rejected",
-            delay, extra={"operation": state.name, "attempt": state.attempts,
-                          "delay": delay, "outcome": "retry"},
-        )
+        log_retry(state.name, state.attempts, state.last_exception, delay)
 
     def _report_retry(self, state: RetryState, delay: float) -> None:
         targets = self.events._by_kind.get(RetryScheduled)
         if targets:
             deliver(targets, _retry_scheduled("retry", state.name, state.attempts, delay,
                                               state.last_exception))
+
+
+def log_retry(name: str | None, attempts: int, failure: Exception | None, delay: float) -> None:
+    """Log the retry after attempt ``attempts`` failed (with ``failure``, or
+    with a rejected result), at WARNING; the caller checked that it is heard."""
+    logger.warning(
+        "%s: attempt %d failed (%s); retrying in %.3fs", name or "retry", attempts,
+        describe(failure) if failure is not None else "result rejected", delay,
+        extra={"operation": name, "attempt": attempts, "delay": delay, "outcome": "retry"},
+    )
 
 
 def _end_operation(state: RetryState) -> None:
