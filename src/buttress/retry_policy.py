@@ -28,7 +28,6 @@ from buttress._core.events import (
     deliver,
     maker,
 )
-from buttress._core.logs import reaches_handler
 from buttress._core.operation import CallStarted
 from buttress._core.operation import current as current_operation
 from buttress._core.strategy import describe, logger, should_log
@@ -378,7 +377,7 @@ class RetryPolicy:
         elif denied:
             why = ("the retry budget refused the retry (retries across the callers "
                    "sharing it are over their allowance)")
-        if logger.isEnabledFor(_WARNING) and reaches_handler(_WARNING):
+        if should_log(_WARNING):
             logger.warning(
                 "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
                 describe(last) if last is not None else "result rejected",
@@ -458,7 +457,7 @@ class RetryPolicy:
         op = current_operation()
         if op is not None:
             op.retries += 1
-        if logger.isEnabledFor(_WARNING) and reaches_handler(_WARNING):
+        if should_log(_WARNING):
             self._log_retry(state, delay)
         if events.active:
             self._report_retry(state, delay)

@@ -18,7 +18,7 @@ from buttress._core import operation
 from buttress._core.clock import SYSTEM_CLOCK, Clock
 from buttress._core.context import CURRENT, CallContext, RetryContext, retry_context
 from buttress._core.events import AttemptStarted, Succeeded, deliver, listener_raised
-from buttress._core.logs import logger, reaches_handler
+from buttress._core.logs import should_log
 from buttress._core.operation import CallStarted, close_operation, open_operation
 from buttress._core.operation import current as current_operation
 from buttress._core.strategy import Strategy, check_protectable, operation_name
@@ -83,7 +83,7 @@ def _quick_sync(
                 delay = wait
                 if op is not None:
                     op.retries += 1
-                if logger.isEnabledFor(_WARNING) and reaches_handler(_WARNING):
+                if should_log(_WARNING):
                     log_retry(name, attempts, failure, delay)
                 if delay > 0.0:
                     clock.sleep(delay)
@@ -203,7 +203,7 @@ async def _quick_async(
                 delay = wait
                 if op is not None:
                     op.retries += 1
-                if logger.isEnabledFor(_WARNING) and reaches_handler(_WARNING):
+                if should_log(_WARNING):
                     log_retry(name, attempts, failure, delay)
                 if delay > 0.0:
                     await clock.async_sleep(delay)
