@@ -1,32 +1,27 @@
-"""The retry runners: the :class:`Retry` strategy and the loops that act on its policy.
+"""The retry runners: the :class:`Retry` strategy and the wrappers it builds.
 
-Two short loops drive :class:`~buttress.retry_policy.RetryPolicy`, one sync and
-one async; they are the only code of retrying that sleeps. The success path of
-a decorated call is one ``try`` and the call. :class:`Attempt` is the same loop
-turned inside out, for ``for attempt in retry.attempts(): with attempt: ...``.
+A decorated call's first attempt runs in its wrapper (on the success path, one
+``try`` and the call); after a failure the loops of :mod:`buttress.retry_loops`
+drive :class:`~buttress.retry_policy.RetryPolicy`. :class:`Attempt` is the same
+loop turned inside out, for ``for attempt in retry.attempts(): with attempt: ...``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextvars import Token
 from types import TracebackType
-from typing import Any, Final, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack
 
 from buttress._core import operation
 from buttress._core.clock import SYSTEM_CLOCK, Clock
-from buttress._core.context import CURRENT, CallContext, RetryContext, retry_context
 from buttress._core.events import AttemptStarted, Succeeded, deliver, listener_raised
-from buttress._core.logs import should_log
 from buttress._core.operation import CallStarted, close_operation, open_operation
 from buttress._core.operation import current as current_operation
 from buttress._core.strategy import Strategy, check_protectable, operation_name
-from buttress._core.testmode import TEST_MODE
 from buttress.options import RetryOptions
 from buttress.retry_config import RetryConfig
+from buttress.retry_loops import quick_async, quick_sync, resume_async, resume_sync
 from buttress.retry_policy import (
-    Decision,
     RetryPolicy,
     RetryState,
     _attempt_started,
@@ -34,260 +29,11 @@ from buttress.retry_policy import (
     _end_operation,
     _open_operation,
     _succeeded,
-    log_retry,
 )
 
 __all__ = ["Attempt", "Retry"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-_WARNING: Final = logging.WARNING
-
-
-def _quick_sync(
-    policy: RetryPolicy,
-    clock: Clock,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    failure: Exception | None,
-    name: str | None,
-) -> Any:
-    """Continue a call of a lean retry nobody listens to after its first attempt
-    failed with ``failure``, deciding itself while ``policy.quick`` settles the
-    failure as a retry (see :func:`_settled`); anything else (a stop, a hint, a
-    deadline, test mode, a listener) goes to :func:`_resume_sync` at once.
-
-    Per retry this makes no Python call but the attempt (and the log check): the
-    decision through next_delay() and decide() and a RetryState and context
-    built by Python ``__init__`` cost about 6,000 instructions a retried call."""
-    exceptions, excluded, limit, wait = policy.quick  # type: ignore[misc]
-    events = policy.events
-    outer = CURRENT.get()
-    timeless = outer is None or outer._deadline is None
-    op = current_operation()
-    attempts = 1
-    delay = 0.0
-    state: RetryState | None = None
-    context: RetryContext | None = None
-    token: Token[CallContext | None] | None = None
-    try:
-        while True:
-            if (timeless and not events.active and not TEST_MODE.active
-                    and isinstance(failure, exceptions) and not isinstance(failure, excluded)
-                    and getattr(failure, "retry_after", None) is None):
-                # decide() for this policy, inline: retry after ``wait``, or give up.
-                if attempts >= limit:
-                    state = RetryState(None, attempts, name, args, kwargs)
-                    state.previous_delay, state.last_exception = delay, failure
-                    raise policy.final_error(state, Decision.GIVE_UP, clock)
-                delay = wait
-                if op is not None:
-                    op.retries += 1
-                if should_log(_WARNING):
-                    log_retry(name, attempts, failure, delay)
-                if delay > 0.0:
-                    clock.sleep(delay)
-            else:
-                state = RetryState(None, attempts, name, args, kwargs)
-                state.previous_delay, state.last_exception = delay, failure
-                failure = None
-                handed, token = token, None  # _resume_sync resets it
-                return _resume_sync(policy, clock, fn, args, kwargs, state, context, handed)
-            attempts += 1
-            if context is None:  # from here on the context counts this call's attempts
-                context = retry_context(outer, name, clock, attempts)
-                token = CURRENT.set(context)
-            else:
-                context._attempt = attempts
-            try:
-                result = fn(*args, **kwargs) if kwargs else fn(*args)
-            except Exception as exc:
-                failure = exc
-                continue
-            if events.active:  # a listener came during the call
-                state = RetryState(None, attempts, name, args, kwargs)
-                policy.finished(state, result, clock)
-            elif op is not None and attempts > op.attempts:
-                op.attempts = attempts  # for the enclosing operation's record
-            return result
-    finally:
-        # A failed attempt's traceback holds this frame and the caller's: neither
-        # may hold an exception when it ends, or each retried call leaves a cycle
-        # for the garbage collector (~6,000 instructions a call).
-        failure = state = None
-        if token is not None:
-            CURRENT.reset(token)
-
-
-def _resume_sync(
-    policy: RetryPolicy,
-    clock: Clock,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    state: RetryState,
-    context: RetryContext | None = None,
-    token: Token[CallContext | None] | None = None,
-) -> Any:
-    """Continue a sync call after its first attempt failed (``state.last_exception``)
-    or its result was rejected (``state.last_result``); with ``context`` set
-    (``token``), from a later attempt."""
-    outer = CURRENT.get()
-    failure, result = state.last_exception, state.last_result
-    events, judges, budget = policy.events, policy.judges_results, policy.config.budget
-    try:
-        while True:
-            delay = policy.next_delay(state, failure, result, clock)
-            if delay > 0.0:
-                clock.sleep(delay)
-            state.attempts += 1
-            if context is None:  # from here on the context counts this call's attempts
-                context = retry_context(outer, state.name, clock, state.attempts)
-                token = CURRENT.set(context)
-            else:
-                context._attempt = state.attempts
-            if events.active:
-                policy.started(state)
-            try:
-                result = fn(*args, **kwargs) if kwargs else fn(*args)
-            except Exception as exc:
-                failure = exc
-                continue
-            failure = None
-            if not judges and not events.active:
-                if current_operation() is not None:  # a frame less without one
-                    operation.attempted(state.attempts)  # for its record
-                if budget is not None:
-                    budget.on_success()
-                return result
-            if policy.finished(state, result, clock):
-                return result
-    finally:
-        # A failed attempt's traceback holds this frame, the caller's and next_delay's:
-        # none of them may hold an exception when it ends, or each retried call
-        # leaves a cycle for the garbage collector (~6,000 instructions a call).
-        failure = state.last_exception = None
-        if token is not None:
-            CURRENT.reset(token)
-
-
-async def _quick_async(
-    policy: RetryPolicy,
-    clock: Clock,
-    fn: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    failure: Exception | None,
-    name: str | None,
-) -> Any:
-    """The async twin of :func:`_quick_sync`."""
-    exceptions, excluded, limit, wait = policy.quick  # type: ignore[misc]
-    events = policy.events
-    outer = CURRENT.get()
-    timeless = outer is None or outer._deadline is None
-    op = current_operation()
-    attempts = 1
-    delay = 0.0
-    state: RetryState | None = None
-    context: RetryContext | None = None
-    token: Token[CallContext | None] | None = None
-    try:
-        while True:
-            if (timeless and not events.active and not TEST_MODE.active
-                    and isinstance(failure, exceptions) and not isinstance(failure, excluded)
-                    and getattr(failure, "retry_after", None) is None):
-                if attempts >= limit:
-                    state = RetryState(None, attempts, name, args, kwargs)
-                    state.previous_delay, state.last_exception = delay, failure
-                    raise policy.final_error(state, Decision.GIVE_UP, clock)
-                delay = wait
-                if op is not None:
-                    op.retries += 1
-                if should_log(_WARNING):
-                    log_retry(name, attempts, failure, delay)
-                if delay > 0.0:
-                    await clock.async_sleep(delay)
-            else:
-                state = RetryState(None, attempts, name, args, kwargs)
-                state.previous_delay, state.last_exception = delay, failure
-                failure = None
-                handed, token = token, None  # _resume_async resets it
-                return await _resume_async(policy, clock, fn, args, kwargs, state, context,
-                                           handed)
-            attempts += 1
-            if context is None:
-                context = retry_context(outer, name, clock, attempts)
-                token = CURRENT.set(context)
-            else:
-                context._attempt = attempts
-            try:
-                result = await (fn(*args, **kwargs) if kwargs else fn(*args))
-            except Exception as exc:
-                failure = exc
-                continue
-            if events.active:
-                state = RetryState(None, attempts, name, args, kwargs)
-                policy.finished(state, result, clock)
-            elif op is not None and attempts > op.attempts:
-                op.attempts = attempts
-            return result
-    finally:
-        failure = state = None  # no cycle: see _quick_sync
-        if token is not None:
-            try:  # noqa: SIM105 - as cheap as it gets on the way out
-                CURRENT.reset(token)
-            except ValueError:
-                pass  # closed by the garbage collector, outside the task's context
-
-
-async def _resume_async(
-    policy: RetryPolicy,
-    clock: Clock,
-    fn: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    state: RetryState,
-    context: RetryContext | None = None,
-    token: Token[CallContext | None] | None = None,
-) -> Any:
-    """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
-    outer = CURRENT.get()
-    failure, result = state.last_exception, state.last_result
-    events, judges, budget = policy.events, policy.judges_results, policy.config.budget
-    try:
-        while True:
-            delay = policy.next_delay(state, failure, result, clock)
-            if delay > 0.0:
-                await clock.async_sleep(delay)
-            state.attempts += 1
-            if context is None:  # from here on the context counts this call's attempts
-                context = retry_context(outer, state.name, clock, state.attempts)
-                token = CURRENT.set(context)
-            else:
-                context._attempt = state.attempts
-            if events.active:
-                policy.started(state)
-            try:
-                result = await (fn(*args, **kwargs) if kwargs else fn(*args))
-            except Exception as exc:
-                failure = exc
-                continue
-            failure = None
-            if not judges and not events.active:
-                if current_operation() is not None:  # a frame less without one
-                    operation.attempted(state.attempts)  # for its record
-                if budget is not None:
-                    budget.on_success()
-                return result
-            if policy.finished(state, result, clock):
-                return result
-    finally:
-        failure = state.last_exception = None  # no cycle: see _resume_sync
-        if token is not None:
-            try:  # noqa: SIM105 - as cheap as it gets on the way out
-                CURRENT.reset(token)
-            except ValueError:
-                pass  # closed by the garbage collector, outside the task's context
 
 
 class Attempt:
@@ -403,12 +149,12 @@ class Retry(Strategy):
                 try:
                     result = fn(*args, **kwargs)
                 except Exception as exc:
-                    state.last_exception = exc  # not a local: see _resume_sync
+                    state.last_exception = exc  # not a local: see retry_loops
                 else:
                     if policy.finished(state, result, clock):
                         return result
                     state.last_result = result
-                return _resume_sync(policy, clock, fn, args, kwargs, state)
+                return resume_sync(policy, clock, fn, args, kwargs, state)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
@@ -441,7 +187,7 @@ class Retry(Strategy):
                 result = fn(*args, **kwargs) if kwargs else fn(*args)
             except Exception as exc:
                 state = RetryState(start, 1, name, args, kwargs)
-                state.last_exception = exc  # not a local: see _resume_sync
+                state.last_exception = exc  # not a local: see retry_loops
             except BaseException as exc:
                 state = RetryState(start, 1, name, args, kwargs)
                 state.operation = token
@@ -463,7 +209,7 @@ class Retry(Strategy):
                 return result
             state.operation = token
             try:
-                return _resume_sync(policy, clock, fn, args, kwargs, state)
+                return resume_sync(policy, clock, fn, args, kwargs, state)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
@@ -482,43 +228,30 @@ class Retry(Strategy):
                     result = fn(*args, **kwargs) if kwargs else fn(*args)
                 except Exception as exc:
                     state = RetryState(None, 1, name, args, kwargs)
-                    state.last_exception = exc  # not a local: see _resume_sync
+                    state.last_exception = exc  # not a local: see retry_loops
                 else:
                     on_success()
                     return result
-                return _resume_sync(policy, clock, fn, args, kwargs, state)
+                return resume_sync(policy, clock, fn, args, kwargs, state)
 
             return retrying_on_budget
 
-        if policy.quick is not None:
-
-            def retrying_quick(*args: Any, **kwargs: Any) -> Any:
-                if events.active:
-                    return retrying_heard(args, kwargs)
-                try:
-                    # fn(*args) when there are no keywords: fn(**kwargs) copies the
-                    # dict, ~200 instructions of a ~2,000-instruction wrapper.
-                    return fn(*args, **kwargs) if kwargs else fn(*args)
-                except Exception as exc:
-                    failure: Exception | None = exc
-                # Resumed outside the except block so that later failures are not
-                # chained onto this one through __context__.
-                try:
-                    return _quick_sync(policy, clock, fn, args, kwargs, failure, name)
-                finally:
-                    failure = None  # no cycle: see _quick_sync
-
-            return retrying_quick
+        if policy.quick is not None:  # the commonest retry: see retry_loops
+            return quick_sync(policy, clock, fn, name, retrying_heard)
 
         def retrying(*args: Any, **kwargs: Any) -> Any:
             if events.active:
                 return retrying_heard(args, kwargs)
             try:
+                # fn(*args) when there are no keywords: fn(**kwargs) copies the
+                # dict, ~200 instructions of a ~2,000-instruction wrapper.
                 return fn(*args, **kwargs) if kwargs else fn(*args)
             except Exception as exc:
                 state = RetryState(None, 1, name, args, kwargs)
-                state.last_exception = exc  # not a local: see _resume_sync
-            return _resume_sync(policy, clock, fn, args, kwargs, state)
+                state.last_exception = exc  # not a local: see retry_loops
+            # Resumed outside the except block so that later failures are not
+            # chained onto this one through __context__.
+            return resume_sync(policy, clock, fn, args, kwargs, state)
 
         return retrying
 
@@ -536,12 +269,12 @@ class Retry(Strategy):
                 try:
                     result = await fn(*args, **kwargs)
                 except Exception as exc:
-                    state.last_exception = exc  # not a local: see _resume_sync
+                    state.last_exception = exc  # not a local: see retry_loops
                 else:
                     if policy.finished(state, result, clock):
                         return result
                     state.last_result = result
-                return await _resume_async(policy, clock, fn, args, kwargs, state)
+                return await resume_async(policy, clock, fn, args, kwargs, state)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
@@ -571,7 +304,7 @@ class Retry(Strategy):
                 result = await (fn(*args, **kwargs) if kwargs else fn(*args))
             except Exception as exc:
                 state = RetryState(start, 1, name, args, kwargs)
-                state.last_exception = exc  # not a local: see _resume_sync
+                state.last_exception = exc  # not a local: see retry_loops
             except BaseException as exc:
                 state = RetryState(start, 1, name, args, kwargs)
                 state.operation = token
@@ -593,7 +326,7 @@ class Retry(Strategy):
                 return result
             state.operation = token
             try:
-                return await _resume_async(policy, clock, fn, args, kwargs, state)
+                return await resume_async(policy, clock, fn, args, kwargs, state)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
@@ -612,29 +345,16 @@ class Retry(Strategy):
                     result = await (fn(*args, **kwargs) if kwargs else fn(*args))
                 except Exception as exc:
                     state = RetryState(None, 1, name, args, kwargs)
-                    state.last_exception = exc  # not a local: see _resume_sync
+                    state.last_exception = exc  # not a local: see retry_loops
                 else:
                     on_success()
                     return result
-                return await _resume_async(policy, clock, fn, args, kwargs, state)
+                return await resume_async(policy, clock, fn, args, kwargs, state)
 
             return retrying_on_budget
 
         if policy.quick is not None:
-
-            async def retrying_quick(*args: Any, **kwargs: Any) -> Any:
-                if events.active:
-                    return await retrying_heard(args, kwargs)
-                try:
-                    return await (fn(*args, **kwargs) if kwargs else fn(*args))
-                except Exception as exc:
-                    failure: Exception | None = exc
-                try:
-                    return await _quick_async(policy, clock, fn, args, kwargs, failure, name)
-                finally:
-                    failure = None  # no cycle: see _quick_sync
-
-            return retrying_quick
+            return quick_async(policy, clock, fn, name, retrying_heard)
 
         async def retrying(*args: Any, **kwargs: Any) -> Any:
             if events.active:
@@ -643,8 +363,8 @@ class Retry(Strategy):
                 return await (fn(*args, **kwargs) if kwargs else fn(*args))
             except Exception as exc:
                 state = RetryState(None, 1, name, args, kwargs)
-                state.last_exception = exc  # not a local: see _resume_sync
-            return await _resume_async(policy, clock, fn, args, kwargs, state)
+                state.last_exception = exc  # not a local: see retry_loops
+            return await resume_async(policy, clock, fn, args, kwargs, state)
 
         return retrying
 
