@@ -40,7 +40,7 @@ from buttress._core.context import (
 from buttress._core.logs import should_log
 from buttress._core.operation import current as current_operation
 from buttress._core.testmode import TEST_MODE
-from buttress.retry_policy import Decision, RetryPolicy, RetryState, log_retry
+from buttress.retry_policy import Decision, RetryPolicy, RetryState, log_gave_up, log_retry
 
 __all__ = ["quick_async", "quick_sync", "resume_async", "resume_sync"]
 
@@ -63,7 +63,7 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
     twice then succeeds.
     """
     exceptions, excluded, limit, wait = policy.quick  # type: ignore[misc]
-    events = policy.events
+    events, reraise = policy.events, policy.config.reraise
 
     def retrying_quick(*args: Any, **kwargs: Any) -> Any:
         if events.active:
@@ -91,6 +91,12 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
                         and getattr(failure, "retry_after", None) is None):
                     # decide() for this policy, inline: retry after ``wait``, or give up.
                     if attempts >= limit:
+                        if reraise:  # final_error() for this call, inline
+                            if op is not None and attempts > op.attempts:
+                                op.attempts = attempts  # for the enclosing operation's record
+                            if should_log(_WARNING):
+                                log_gave_up(name, attempts, failure, None)
+                            raise failure
                         state = RetryState(None, attempts, name, args, kwargs)
                         state.previous_delay, state.last_exception = delay, failure
                         raise policy.final_error(state, Decision.GIVE_UP, clock)
@@ -203,7 +209,7 @@ def quick_async(policy: RetryPolicy, clock: Clock, fn: Callable[..., Awaitable[A
                 ) -> Callable[..., Awaitable[Any]]:
     """The async twin of :func:`quick_sync`."""
     exceptions, excluded, limit, wait = policy.quick  # type: ignore[misc]
-    events = policy.events
+    events, reraise = policy.events, policy.config.reraise
 
     async def retrying_quick(*args: Any, **kwargs: Any) -> Any:
         if events.active:
@@ -226,6 +232,12 @@ def quick_async(policy: RetryPolicy, clock: Clock, fn: Callable[..., Awaitable[A
                         and isinstance(failure, exceptions) and not isinstance(failure, excluded)
                         and getattr(failure, "retry_after", None) is None):
                     if attempts >= limit:
+                        if reraise:  # final_error() for this call, inline
+                            if op is not None and attempts > op.attempts:
+                                op.attempts = attempts  # for the enclosing operation's record
+                            if should_log(_WARNING):
+                                log_gave_up(name, attempts, failure, None)
+                            raise failure
                         state = RetryState(None, attempts, name, args, kwargs)
                         state.previous_delay, state.last_exception = delay, failure
                         raise policy.final_error(state, Decision.GIVE_UP, clock)

@@ -378,13 +378,7 @@ class RetryPolicy:
             why = ("the retry budget refused the retry (retries across the callers "
                    "sharing it are over their allowance)")
         if should_log(_WARNING):
-            logger.warning(
-                "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
-                describe(last) if last is not None else "result rejected",
-                f"; {why}" if why else "",
-                extra={"operation": state.name, "attempts": state.attempts,
-                       "outcome": "gave_up"},
-            )
+            log_gave_up(state.name, state.attempts, last, why)
         if (self.config.reraise or denied) and last is not None:
             # A denied retry ends with the dependency's own error: the call was
             # not exhausted, the budget protected an overloaded dependency.
@@ -506,6 +500,17 @@ def log_retry(name: str | None, attempts: int, failure: Exception | None, delay:
         "%s: attempt %d failed (%s); retrying in %.3fs", name or "retry", attempts,
         describe(failure) if failure is not None else "result rejected", delay,
         extra={"operation": name, "attempt": attempts, "delay": delay, "outcome": "retry"},
+    )
+
+
+def log_gave_up(name: str | None, attempts: int, last: Exception | None, why: str | None) -> None:
+    """Log that a call gives up after ``attempts`` attempts, the last failing with
+    ``last`` (None: its result was rejected), at WARNING; the caller checked
+    that it is heard."""
+    logger.warning(
+        "%s: giving up after %d attempts (%s)%s", name or "retry", attempts,
+        describe(last) if last is not None else "result rejected", f"; {why}" if why else "",
+        extra={"operation": name, "attempts": attempts, "outcome": "gave_up"},
     )
 
 
