@@ -77,16 +77,14 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
         # Retried outside the except block so that later failures are not
         # chained onto this one through __context__.
         outer = CURRENT.get()
-        timeless = outer is None or outer._deadline is None
         op = current_operation()
         attempts = 1
-        delay = 0.0
-        state: RetryState | None = None
         context: RetryContext | None = None
         token: Token[CallContext | None] | None = None
         try:
             while True:
-                if (timeless and not events.active and not TEST_MODE.active
+                if ((outer is None or outer._deadline is None)
+                        and not events.active and not TEST_MODE.active
                         and isinstance(failure, exceptions) and not isinstance(failure, excluded)
                         and getattr(failure, "retry_after", None) is None):
                     # decide() for this policy, inline: retry after ``wait``, or give up.
@@ -97,22 +95,19 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
                             if should_log(_WARNING):
                                 log_gave_up(name, attempts, failure, None)
                             raise failure
-                        state = RetryState(None, attempts, name, args, kwargs)
-                        state.previous_delay, state.last_exception = delay, failure
-                        raise policy.final_error(state, Decision.GIVE_UP, clock)
-                    delay = wait
+                        raise policy.final_error(
+                            _state(attempts, name, args, kwargs, wait, failure),
+                            Decision.GIVE_UP, clock)
                     if op is not None:
                         op.retries += 1
                     if should_log(_WARNING):
-                        log_retry(name, attempts, failure, delay)
-                    if delay > 0.0:
-                        clock.sleep(delay)
+                        log_retry(name, attempts, failure, wait)
+                    if wait > 0.0:
+                        clock.sleep(wait)
                 else:
-                    state = RetryState(None, attempts, name, args, kwargs)
-                    state.previous_delay, state.last_exception = delay, failure
-                    failure = None
-                    handed, token = token, None  # resume_sync resets it
-                    return resume_sync(policy, clock, fn, args, kwargs, state, context, handed)
+                    return resume_sync(policy, clock, fn, args, kwargs,
+                                       _state(attempts, name, args, kwargs, wait, failure),
+                                       context)
                 attempts += 1
                 if context is None:  # from here on the context counts this call's attempts
                     # retry_context() inline: a frame less per retried call.
@@ -145,11 +140,21 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
             # A failed attempt's traceback holds this frame: it may not hold an
             # exception when it ends, or each retried call leaves a cycle for
             # the garbage collector (~6,000 instructions a call).
-            failure = state = None
+            failure = None
             if token is not None:
                 CURRENT.reset(token)
 
     return retrying_quick
+
+
+def _state(attempts: int, name: str | None, args: tuple[Any, ...], kwargs: dict[str, Any],
+           wait: float, failure: Exception | None) -> RetryState:
+    """The state of a quick call after failed attempt ``attempts``, for the
+    general loop (or final_error()) to carry on with."""
+    state = RetryState(None, attempts, name, args, kwargs)
+    state.previous_delay = wait if attempts > 1 else 0.0
+    state.last_exception = failure
+    return state
 
 
 def resume_sync(
@@ -160,12 +165,12 @@ def resume_sync(
     kwargs: dict[str, Any],
     state: RetryState,
     context: RetryContext | None = None,
-    token: Token[CallContext | None] | None = None,
 ) -> Any:
     """Continue a sync call after its first attempt failed (``state.last_exception``)
-    or its result was rejected (``state.last_result``); with ``context`` set
-    (``token``), from a later attempt."""
+    or its result was rejected (``state.last_result``); with ``context`` (set
+    by the caller, who resets it), from a later attempt."""
     outer = CURRENT.get()
+    token: Token[CallContext | None] | None = None  # set here, reset here
     failure, result = state.last_exception, state.last_result
     events, judges, budget = policy.events, policy.judges_results, policy.config.budget
     try:
@@ -219,16 +224,14 @@ def quick_async(policy: RetryPolicy, clock: Clock, fn: Callable[..., Awaitable[A
         except Exception as exc:
             failure: Exception | None = exc
         outer = CURRENT.get()
-        timeless = outer is None or outer._deadline is None
         op = current_operation()
         attempts = 1
-        delay = 0.0
-        state: RetryState | None = None
         context: RetryContext | None = None
         token: Token[CallContext | None] | None = None
         try:
             while True:
-                if (timeless and not events.active and not TEST_MODE.active
+                if ((outer is None or outer._deadline is None)
+                        and not events.active and not TEST_MODE.active
                         and isinstance(failure, exceptions) and not isinstance(failure, excluded)
                         and getattr(failure, "retry_after", None) is None):
                     if attempts >= limit:
@@ -238,23 +241,19 @@ def quick_async(policy: RetryPolicy, clock: Clock, fn: Callable[..., Awaitable[A
                             if should_log(_WARNING):
                                 log_gave_up(name, attempts, failure, None)
                             raise failure
-                        state = RetryState(None, attempts, name, args, kwargs)
-                        state.previous_delay, state.last_exception = delay, failure
-                        raise policy.final_error(state, Decision.GIVE_UP, clock)
-                    delay = wait
+                        raise policy.final_error(
+                            _state(attempts, name, args, kwargs, wait, failure),
+                            Decision.GIVE_UP, clock)
                     if op is not None:
                         op.retries += 1
                     if should_log(_WARNING):
-                        log_retry(name, attempts, failure, delay)
-                    if delay > 0.0:
-                        await clock.async_sleep(delay)
+                        log_retry(name, attempts, failure, wait)
+                    if wait > 0.0:
+                        await clock.async_sleep(wait)
                 else:
-                    state = RetryState(None, attempts, name, args, kwargs)
-                    state.previous_delay, state.last_exception = delay, failure
-                    failure = None
-                    handed, token = token, None  # resume_async resets it
-                    return await resume_async(policy, clock, fn, args, kwargs, state, context,
-                                              handed)
+                    return await resume_async(policy, clock, fn, args, kwargs,
+                                              _state(attempts, name, args, kwargs, wait, failure),
+                                              context)
                 attempts += 1
                 if context is None:
                     context = RetryContext()
@@ -283,7 +282,7 @@ def quick_async(policy: RetryPolicy, clock: Clock, fn: Callable[..., Awaitable[A
                     op.attempts = attempts
                 return result
         finally:
-            failure = state = None  # no cycle: see quick_sync
+            failure = None  # no cycle: see quick_sync
             if token is not None:
                 try:  # noqa: SIM105 - as cheap as it gets on the way out
                     CURRENT.reset(token)
@@ -301,10 +300,10 @@ async def resume_async(
     kwargs: dict[str, Any],
     state: RetryState,
     context: RetryContext | None = None,
-    token: Token[CallContext | None] | None = None,
 ) -> Any:
     """The async twin of :func:`resume_sync`; the decisions are the same calls."""
     outer = CURRENT.get()
+    token: Token[CallContext | None] | None = None  # set here, reset here
     failure, result = state.last_exception, state.last_result
     events, judges, budget = policy.events, policy.judges_results, policy.config.budget
     try:
