@@ -57,10 +57,10 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
     isinstance checks, no ``retry_after`` attribute, the attempt count, the
     constant wait. Anything else (a stop for another reason, a hint, a deadline,
     test mode, a listener arriving) goes to :func:`resume_sync` with the state
-    so far. One frame for the whole call, as next_delay() and decide() per
-    retry, a second frame per call and a RetryState and a context built by
-    Python ``__init__`` cost about 11,000 instructions in a call that fails
-    twice then succeeds.
+    so far. One frame for the whole call: next_delay() and decide() per retry,
+    a second frame per call, and a RetryState and a context built by Python
+    ``__init__`` cost about 12,000 instructions in a call that fails twice then
+    succeeds (CPython 3.11).
     """
     exceptions, excluded, limit, wait = policy.quick  # type: ignore[misc]
     events, reraise = policy.events, policy.config.reraise

@@ -115,8 +115,8 @@ def should_log(level: int) -> bool:
     One frame, as a retry asks it once per retry: ``isEnabledFor`` is read from
     the logger's own cache (``Logger._cache``, cleared by logging on every level
     change) and the buttress logger's handlers before the loop over its
-    parents, about 1,800 instructions less than ``isEnabledFor`` and
-    :func:`reaches_handler` (3,650) on CPython 3.11.
+    parents: about 2,500 instructions where ``isEnabledFor`` and
+    :func:`reaches_handler` took 3,650 on CPython 3.11.
     """
     if logger.disabled:
         return False
