@@ -165,6 +165,97 @@ def test_with_no_handler_anywhere_warnings_are_built_for_the_last_resort_handler
     assert not should_log(logging.WARNING)
 
 
+class _Collect(logging.Handler):
+    def __init__(self, level: int = logging.NOTSET) -> None:
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+_SETUPS = {
+    "a NullHandler, nothing above": ([logging.NullHandler()], True, [], None),
+    "a NullHandler, a handler on root": ([logging.NullHandler()], True, [_Collect()], None),
+    "a NullHandler, root's handler at ERROR": (
+        [logging.NullHandler()], True, [_Collect(logging.ERROR)], None),
+    "its own handler at ERROR, not propagating": ([_Collect(logging.ERROR)], False, [], None),
+    "no handler anywhere": ([], True, [], None),
+    "the logger at ERROR": ([_Collect()], True, [], logging.ERROR),
+    "the logger at DEBUG": ([logging.NullHandler()], True, [_Collect(logging.INFO)],
+                            logging.DEBUG),
+}
+
+
+@pytest.mark.parametrize("setup", list(_SETUPS))
+@pytest.mark.parametrize("level", [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR])
+def test_should_log_answers_as_is_enabled_for_and_the_handler_walk_do(
+    monkeypatch: pytest.MonkeyPatch, setup: str, level: int,
+) -> None:
+    from buttress._core.logs import logger, reaches_handler, should_log
+
+    handlers, propagate, root_handlers, logger_level = _SETUPS[setup]
+    monkeypatch.setattr(logger, "handlers", handlers)
+    monkeypatch.setattr(logger, "propagate", propagate)
+    monkeypatch.setattr(logging.root, "handlers", root_handlers)
+    previous = logger.level
+    try:
+        logger.setLevel(logger_level if logger_level is not None else logging.NOTSET)
+        expected = logger.isEnabledFor(level) and reaches_handler(level)
+        assert should_log(level) is expected
+        assert should_log(level) is expected  # from isEnabledFor's cache, this time
+        logger.disabled = True
+        assert should_log(level) is False
+    finally:
+        logger.disabled = False
+        logger.setLevel(previous)
+
+
+def test_should_log_sees_a_level_change_and_logging_disable_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from buttress._core.logs import logger, should_log
+
+    monkeypatch.setattr(logger, "handlers", [_Collect()])
+    previous = logger.level
+    try:
+        assert should_log(logging.WARNING)
+        logger.setLevel(logging.ERROR)
+        assert not should_log(logging.WARNING)
+        logger.setLevel(logging.NOTSET)
+        assert should_log(logging.WARNING)
+        logging.disable(logging.WARNING)
+        assert not should_log(logging.WARNING)
+    finally:
+        logging.disable(logging.NOTSET)
+        logger.setLevel(previous)
+
+
+def test_a_handler_added_between_two_retries_of_one_call_gets_the_second_retrys_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from buttress._core.logs import logger
+
+    collect = _Collect()
+    monkeypatch.setattr(logger, "handlers", [logging.NullHandler()])
+    monkeypatch.setattr(logger, "propagate", False)
+    calls = 0
+
+    def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            logger.addHandler(collect)  # the application configures logging meanwhile
+        if calls < 3:
+            raise ConnectionError("reset")
+        return "ok"
+
+    retry = Retry(max_attempts=3, base_delay=0, jitter=0, name="users", clock=VirtualClock())
+    assert retry(flaky)() == "ok"
+    assert collect.messages == [
+        "users: attempt 2 failed (ConnectionError: reset); retrying in 0.000s"]
+
+
 # --- what a service sees, in a fresh interpreter ---------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent

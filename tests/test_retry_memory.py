@@ -138,3 +138,36 @@ async def test_an_exhausted_async_call_leaves_its_failures_freed(
             await make()(aflaky(5))()
         assert len(Down.made) == 3
         assert alive() == 0
+
+
+async def test_an_exhausted_async_call_that_reraises_leaves_its_failures_freed() -> None:
+    with collector_off():
+        with suppress(Down):
+            await Retry(config(reraise=True))(aflaky(5))()
+        assert len(Down.made) == 3
+        assert alive() == 0
+
+
+class Hinted(Down):
+    """A failure with a zero ``retry_after`` hint: the quick loop hands the call
+    to the general one."""
+
+    retry_after = 0
+
+
+def test_a_quick_call_handed_to_the_general_loop_leaves_its_failures_freed() -> None:
+    calls = 0
+
+    def call() -> str:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise Down()
+        if calls == 2:
+            raise Hinted()
+        return "ok"
+
+    with collector_off():
+        assert Retry(config())(call)() == "ok"
+        assert len(Down.made) == 2
+        assert alive() == 0

@@ -28,7 +28,6 @@ from buttress._core.events import (
     deliver,
     maker,
 )
-from buttress._core.logs import reaches_handler
 from buttress._core.operation import CallStarted
 from buttress._core.operation import current as current_operation
 from buttress._core.strategy import describe, logger, should_log
@@ -140,6 +139,7 @@ _succeeded: Final = maker(Succeeded)
 _gave_up: Final = maker(GaveUp)
 _call_started: Final = maker(CallStarted)
 _NUMBER: Final = (int, float)
+_WARNING: Final = logging.WARNING
 
 
 class RetryState:
@@ -177,7 +177,7 @@ class RetryPolicy:
     __slots__ = ("_budget", "_condition", "_condition_call", "_constant", "_dispose",
                  "_elapsed_limit", "_exceptions", "_excluded", "_hint_cap", "_hint_of",
                  "_limit", "_reject", "_reject_call", "_result_hint_of", "_tested", "_wait",
-                 "_zero", "config", "events", "is_lean", "is_timed", "judges_results")
+                 "_zero", "config", "events", "is_lean", "is_timed", "judges_results", "quick")
 
     def __init__(self, config: RetryConfig, events: Listeners | None = None) -> None:
         self.config = config
@@ -225,6 +225,16 @@ class RetryPolicy:
         self._hint_cap = min(config.max_delay, DELAY_CEILING)
         self._dispose = config.dispose
         self._tested: tuple[tuple[int, bool], RetryPolicy] | None = None
+        #: What the runners need to decide a failure themselves, for the common
+        #: policy whose rules come down to two isinstance checks, an attempt
+        #: count and a constant wait (no predicate, hook, budget or deadline, no
+        #: judged result): (exceptions, excluded, max_attempts, wait), else None.
+        #: They ask decide() whenever these do not settle it as a retry.
+        self.quick: tuple[tuple[type[Exception], ...], tuple[type[Exception], ...], int,
+                          float] | None = None
+        if (self.is_lean and self._constant is not None and self._limit is not None
+                and self._condition is None and self._hint_of is None and self._budget is None):
+            self.quick = (self._exceptions, self._excluded, self._limit, self._constant)
 
     def begin(self, clock: Clock, name: str | None, attempts: int = 1,
               args: tuple[Any, ...] = (), kwargs: Mapping[str, Any] = _NO_KWARGS) -> RetryState:
@@ -367,14 +377,8 @@ class RetryPolicy:
         elif denied:
             why = ("the retry budget refused the retry (retries across the callers "
                    "sharing it are over their allowance)")
-        if logger.isEnabledFor(logging.WARNING) and reaches_handler(logging.WARNING):
-            logger.warning(
-                "%s: giving up after %d attempts (%s)%s", state.name or "retry", state.attempts,
-                describe(last) if last is not None else "result rejected",
-                f"; {why}" if why else "",
-                extra={"operation": state.name, "attempts": state.attempts,
-                       "outcome": "gave_up"},
-            )
+        if should_log(_WARNING):
+            log_gave_up(state.name, state.attempts, last, why)
         if (self.config.reraise or denied) and last is not None:
             # A denied retry ends with the dependency's own error: the call was
             # not exhausted, the budget protected an overloaded dependency.
@@ -447,7 +451,7 @@ class RetryPolicy:
         op = current_operation()
         if op is not None:
             op.retries += 1
-        if logger.isEnabledFor(logging.WARNING) and reaches_handler(logging.WARNING):
+        if should_log(_WARNING):
             self._log_retry(state, delay)
         if events.active:
             self._report_retry(state, delay)
@@ -473,26 +477,41 @@ class RetryPolicy:
     def notify_retry(self, state: RetryState, delay: float) -> None:
         """Report the retry about to happen (and log it once, at WARNING)."""
         operation.retried()
-        if should_log(logging.WARNING):
+        if should_log(_WARNING):
             self._log_retry(state, delay)
         if self.events.active:
             self._report_retry(state, delay)
 
     @staticmethod
     def _log_retry(state: RetryState, delay: float) -> None:
-        failure = state.last_exception
-        logger.warning(
-            "%s: attempt %d failed (%s); retrying in %.3fs", state.name or "retry",
-            state.attempts, describe(failure) if failure is not None else "result rejected",
-            delay, extra={"operation": state.name, "attempt": state.attempts,
-                          "delay": delay, "outcome": "retry"},
-        )
+        log_retry(state.name, state.attempts, state.last_exception, delay)
 
     def _report_retry(self, state: RetryState, delay: float) -> None:
         targets = self.events._by_kind.get(RetryScheduled)
         if targets:
             deliver(targets, _retry_scheduled("retry", state.name, state.attempts, delay,
                                               state.last_exception))
+
+
+def log_retry(name: str | None, attempts: int, failure: Exception | None, delay: float) -> None:
+    """Log the retry after attempt ``attempts`` failed (with ``failure``, or
+    with a rejected result), at WARNING; the caller checked that it is heard."""
+    logger.warning(
+        "%s: attempt %d failed (%s); retrying in %.3fs", name or "retry", attempts,
+        describe(failure) if failure is not None else "result rejected", delay,
+        extra={"operation": name, "attempt": attempts, "delay": delay, "outcome": "retry"},
+    )
+
+
+def log_gave_up(name: str | None, attempts: int, last: Exception | None, why: str | None) -> None:
+    """Log that a call gives up after ``attempts`` attempts, the last failing with
+    ``last`` (None: its result was rejected), at WARNING; the caller checked
+    that it is heard."""
+    logger.warning(
+        "%s: giving up after %d attempts (%s)%s", name or "retry", attempts,
+        describe(last) if last is not None else "result rejected", f"; {why}" if why else "",
+        extra={"operation": name, "attempts": attempts, "outcome": "gave_up"},
+    )
 
 
 def _end_operation(state: RetryState) -> None:

@@ -1,9 +1,9 @@
-"""The retry runners: the :class:`Retry` strategy and the loops that act on its policy.
+"""The retry runners: the :class:`Retry` strategy and the wrappers it builds.
 
-Two short loops drive :class:`~buttress.retry_policy.RetryPolicy`, one sync and
-one async; they are the only code of retrying that sleeps. The success path of
-a decorated call is one ``try`` and the call. :class:`Attempt` is the same loop
-turned inside out, for ``for attempt in retry.attempts(): with attempt: ...``.
+A decorated call's first attempt runs in its wrapper (on the success path, one
+``try`` and the call); after a failure the loops of :mod:`buttress.retry_loops`
+drive :class:`~buttress.retry_policy.RetryPolicy`. :class:`Attempt` is the same
+loop turned inside out, for ``for attempt in retry.attempts(): with attempt: ...``.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ from typing import Any, TypeVar, Unpack
 
 from buttress._core import operation
 from buttress._core.clock import SYSTEM_CLOCK, Clock
-from buttress._core.context import CURRENT, RetryContext
 from buttress._core.events import AttemptStarted, Succeeded, deliver, listener_raised
 from buttress._core.operation import CallStarted, close_operation, open_operation
 from buttress._core.operation import current as current_operation
 from buttress._core.strategy import Strategy, check_protectable, operation_name
 from buttress.options import RetryOptions
 from buttress.retry_config import RetryConfig
+from buttress.retry_loops import quick_async, quick_sync, resume_async, resume_sync
 from buttress.retry_policy import (
     RetryPolicy,
     RetryState,
@@ -34,99 +34,6 @@ from buttress.retry_policy import (
 __all__ = ["Attempt", "Retry"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _resume_sync(
-    policy: RetryPolicy,
-    clock: Clock,
-    fn: Callable[..., Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    state: RetryState,
-) -> Any:
-    """Continue a sync call after its first attempt failed (``state.last_exception``)
-    or its result was rejected (``state.last_result``)."""
-    outer = CURRENT.get()
-    token = None
-    failure, result = state.last_exception, state.last_result
-    events, judges, budget = policy.events, policy.judges_results, policy.config.budget
-    try:
-        while True:
-            delay = policy.next_delay(state, failure, result, clock)
-            if delay > 0.0:
-                clock.sleep(delay)
-            state.attempts += 1
-            if token is None:  # from here on the context counts this call's attempts
-                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
-            if events.active:
-                policy.started(state)
-            try:
-                result = fn(*args, **kwargs) if kwargs else fn(*args)
-            except Exception as exc:
-                failure = exc
-                continue
-            failure = None
-            if not judges and not events.active:
-                if current_operation() is not None:  # a frame less without one
-                    operation.attempted(state.attempts)  # for its record
-                if budget is not None:
-                    budget.on_success()
-                return result
-            if policy.finished(state, result, clock):
-                return result
-    finally:
-        # A failed attempt's traceback holds this frame, the caller's and next_delay's:
-        # none of them may hold an exception when it ends, or each retried call
-        # leaves a cycle for the garbage collector (~6,000 instructions a call).
-        failure = state.last_exception = None
-        if token is not None:
-            CURRENT.reset(token)
-
-
-async def _resume_async(
-    policy: RetryPolicy,
-    clock: Clock,
-    fn: Callable[..., Awaitable[Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    state: RetryState,
-) -> Any:
-    """The async twin of :func:`_resume_sync`; the decisions are the same calls."""
-    outer = CURRENT.get()
-    token = None
-    failure, result = state.last_exception, state.last_result
-    events, judges, budget = policy.events, policy.judges_results, policy.config.budget
-    try:
-        while True:
-            delay = policy.next_delay(state, failure, result, clock)
-            if delay > 0.0:
-                await clock.async_sleep(delay)
-            state.attempts += 1
-            if token is None:  # from here on the context counts this call's attempts
-                token = CURRENT.set(RetryContext(outer, state, state.name, clock))
-            if events.active:
-                policy.started(state)
-            try:
-                result = await (fn(*args, **kwargs) if kwargs else fn(*args))
-            except Exception as exc:
-                failure = exc
-                continue
-            failure = None
-            if not judges and not events.active:
-                if current_operation() is not None:  # a frame less without one
-                    operation.attempted(state.attempts)  # for its record
-                if budget is not None:
-                    budget.on_success()
-                return result
-            if policy.finished(state, result, clock):
-                return result
-    finally:
-        failure = state.last_exception = None  # no cycle: see _resume_sync
-        if token is not None:
-            try:  # noqa: SIM105 - as cheap as it gets on the way out
-                CURRENT.reset(token)
-            except ValueError:
-                pass  # closed by the garbage collector, outside the task's context
 
 
 class Attempt:
@@ -242,12 +149,12 @@ class Retry(Strategy):
                 try:
                     result = fn(*args, **kwargs)
                 except Exception as exc:
-                    state.last_exception = exc  # not a local: see _resume_sync
+                    state.last_exception = exc  # not a local: see retry_loops
                 else:
                     if policy.finished(state, result, clock):
                         return result
                     state.last_result = result
-                return _resume_sync(policy, clock, fn, args, kwargs, state)
+                return resume_sync(policy, clock, fn, args, kwargs, state)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
@@ -280,7 +187,7 @@ class Retry(Strategy):
                 result = fn(*args, **kwargs) if kwargs else fn(*args)
             except Exception as exc:
                 state = RetryState(start, 1, name, args, kwargs)
-                state.last_exception = exc  # not a local: see _resume_sync
+                state.last_exception = exc  # not a local: see retry_loops
             except BaseException as exc:
                 state = RetryState(start, 1, name, args, kwargs)
                 state.operation = token
@@ -302,7 +209,7 @@ class Retry(Strategy):
                 return result
             state.operation = token
             try:
-                return _resume_sync(policy, clock, fn, args, kwargs, state)
+                return resume_sync(policy, clock, fn, args, kwargs, state)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
@@ -321,13 +228,16 @@ class Retry(Strategy):
                     result = fn(*args, **kwargs) if kwargs else fn(*args)
                 except Exception as exc:
                     state = RetryState(None, 1, name, args, kwargs)
-                    state.last_exception = exc  # not a local: see _resume_sync
+                    state.last_exception = exc  # not a local: see retry_loops
                 else:
                     on_success()
                     return result
-                return _resume_sync(policy, clock, fn, args, kwargs, state)
+                return resume_sync(policy, clock, fn, args, kwargs, state)
 
             return retrying_on_budget
+
+        if policy.quick is not None:  # the commonest retry: see retry_loops
+            return quick_sync(policy, clock, fn, name, retrying_heard)
 
         def retrying(*args: Any, **kwargs: Any) -> Any:
             if events.active:
@@ -338,10 +248,10 @@ class Retry(Strategy):
                 return fn(*args, **kwargs) if kwargs else fn(*args)
             except Exception as exc:
                 state = RetryState(None, 1, name, args, kwargs)
-                state.last_exception = exc  # not a local: see _resume_sync
+                state.last_exception = exc  # not a local: see retry_loops
             # Resumed outside the except block so that later failures are not
             # chained onto this one through __context__.
-            return _resume_sync(policy, clock, fn, args, kwargs, state)
+            return resume_sync(policy, clock, fn, args, kwargs, state)
 
         return retrying
 
@@ -359,12 +269,12 @@ class Retry(Strategy):
                 try:
                     result = await fn(*args, **kwargs)
                 except Exception as exc:
-                    state.last_exception = exc  # not a local: see _resume_sync
+                    state.last_exception = exc  # not a local: see retry_loops
                 else:
                     if policy.finished(state, result, clock):
                         return result
                     state.last_result = result
-                return await _resume_async(policy, clock, fn, args, kwargs, state)
+                return await resume_async(policy, clock, fn, args, kwargs, state)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
@@ -394,7 +304,7 @@ class Retry(Strategy):
                 result = await (fn(*args, **kwargs) if kwargs else fn(*args))
             except Exception as exc:
                 state = RetryState(start, 1, name, args, kwargs)
-                state.last_exception = exc  # not a local: see _resume_sync
+                state.last_exception = exc  # not a local: see retry_loops
             except BaseException as exc:
                 state = RetryState(start, 1, name, args, kwargs)
                 state.operation = token
@@ -416,7 +326,7 @@ class Retry(Strategy):
                 return result
             state.operation = token
             try:
-                return await _resume_async(policy, clock, fn, args, kwargs, state)
+                return await resume_async(policy, clock, fn, args, kwargs, state)
             except BaseException as exc:
                 if not isinstance(exc, Exception):
                     policy.interrupted(state, exc, clock)
@@ -435,13 +345,16 @@ class Retry(Strategy):
                     result = await (fn(*args, **kwargs) if kwargs else fn(*args))
                 except Exception as exc:
                     state = RetryState(None, 1, name, args, kwargs)
-                    state.last_exception = exc  # not a local: see _resume_sync
+                    state.last_exception = exc  # not a local: see retry_loops
                 else:
                     on_success()
                     return result
-                return await _resume_async(policy, clock, fn, args, kwargs, state)
+                return await resume_async(policy, clock, fn, args, kwargs, state)
 
             return retrying_on_budget
+
+        if policy.quick is not None:
+            return quick_async(policy, clock, fn, name, retrying_heard)
 
         async def retrying(*args: Any, **kwargs: Any) -> Any:
             if events.active:
@@ -450,8 +363,8 @@ class Retry(Strategy):
                 return await (fn(*args, **kwargs) if kwargs else fn(*args))
             except Exception as exc:
                 state = RetryState(None, 1, name, args, kwargs)
-                state.last_exception = exc  # not a local: see _resume_sync
-            return await _resume_async(policy, clock, fn, args, kwargs, state)
+                state.last_exception = exc  # not a local: see retry_loops
+            return await resume_async(policy, clock, fn, args, kwargs, state)
 
         return retrying
 
