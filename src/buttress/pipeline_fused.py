@@ -17,7 +17,7 @@ Invariants:
   layers then report every attempt) and the breaker is closed. Otherwise the
   call goes through the separate layers, built next to it.
 * A failed first attempt is counted by the breaker, then decided on by the
-  retry's own loop (``_resume_async``), whose later attempts go through the
+  retry's own loop (``retry_loops.resume_async``), whose later attempts go through the
   breaker's own wrapper; what the retry finally raises is answered by the
   fallback as its wrapper would.
 * The sync wrappers are those of the separate layers.
@@ -37,8 +37,9 @@ from buttress._core.lazy_timeout import DONE, finish
 from buttress._core.strategy import Strategy, operation_name
 from buttress.breaker import CircuitBreaker
 from buttress.fallback import Fallback
+from buttress.retry_loops import resume_async
 from buttress.retry_policy import RetryState
-from buttress.retry_runner import Retry, _resume_async
+from buttress.retry_runner import Retry
 
 __all__ = ["join", "separate", "take"]
 
@@ -170,7 +171,7 @@ class _Fused(Strategy):
         async def again(state: RetryState, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             """The retry's loop after a failed first attempt, answered by the fallback."""
             try:
-                return await _resume_async(policy, clock, protected, args, kwargs, state)
+                return await resume_async(policy, clock, protected, args, kwargs, state)
             except exceptions as exc:
                 reply = handle(exc, args, kwargs, answered)  # type: ignore[misc]
                 return (await reply) if inspect.isawaitable(reply) else reply
