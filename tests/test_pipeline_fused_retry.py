@@ -197,7 +197,7 @@ async def test_a_cancelled_first_attempt_is_neither_a_failure_nor_answered() -> 
     @pipe
     async def hangs() -> None:
         started.set()
-        await asyncio.sleep(3600)
+        await asyncio.Event().wait()  # never set: only the cancellation ends it
 
     task = asyncio.ensure_future(hangs())
     await started.wait()
