@@ -32,7 +32,6 @@ from buttress._core import operation
 from buttress._core.clock import Clock
 from buttress._core.context import (
     CURRENT,
-    NO_ITEMS,
     CallContext,
     RetryContext,
     retry_context,
@@ -55,15 +54,16 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
 
     A failure that ``policy.quick`` settles is decided here, inline: two
     isinstance checks, no ``retry_after`` attribute, the attempt count, the
-    constant wait. Anything else (a stop for another reason, a hint, a deadline,
-    test mode, a listener arriving) goes to :func:`resume_sync` with the state
-    so far. One frame for the whole call: next_delay() and decide() per retry,
-    a second frame per call, and a RetryState and a context built by Python
-    ``__init__`` cost about 12,000 instructions in a call that fails twice then
-    succeeds (CPython 3.11).
+    constant wait (:func:`_quick_step`, shared with :func:`quick_async`). Anything
+    else (a stop for another reason, a hint, a deadline, test mode, a listener
+    arriving) goes to :func:`resume_sync` with the state so far. One frame for
+    the whole call and one small step per retry: next_delay() and decide() per
+    retry, a second frame per call, and a RetryState built by Python
+    ``__init__`` cost about 10,000 instructions more in a call that fails twice
+    then succeeds (CPython 3.11).
     """
-    exceptions, excluded, limit, wait = policy.quick  # type: ignore[misc]
-    events, reraise = policy.events, policy.config.reraise
+    wait = policy.quick[3]  # type: ignore[index]
+    events = policy.events
 
     def retrying_quick(*args: Any, **kwargs: Any) -> Any:
         if events.active:
@@ -83,46 +83,18 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
         token: Token[CallContext | None] | None = None
         try:
             while True:
-                if ((outer is None or outer._deadline is None)
-                        and not events.active and not TEST_MODE.active
-                        and isinstance(failure, exceptions) and not isinstance(failure, excluded)
-                        and getattr(failure, "retry_after", None) is None):
-                    # decide() for this policy, inline: retry after ``wait``, or give up.
-                    if attempts >= limit:
-                        if reraise:  # final_error() for this call, inline
-                            if op is not None and attempts > op.attempts:
-                                op.attempts = attempts  # for the enclosing operation's record
-                            if should_log(_WARNING):
-                                log_gave_up(name, attempts, failure, None)
-                            raise failure
-                        raise policy.final_error(
-                            _state(attempts, name, args, kwargs, wait, failure),
-                            Decision.GIVE_UP, clock)
-                    if op is not None:
-                        op.retries += 1
-                    if should_log(_WARNING):
-                        log_retry(name, attempts, failure, wait)
-                    if wait > 0.0:
-                        clock.sleep(wait)
-                else:
+                step = _quick_step(policy, clock, outer, op, name, attempts, failure, args, kwargs)
+                if step is None:
                     return resume_sync(policy, clock, fn, args, kwargs,
                                        _state(attempts, name, args, kwargs, wait, failure),
                                        context)
+                if isinstance(step, BaseException):
+                    raise step
+                if step > 0.0:
+                    clock.sleep(step)
                 attempts += 1
                 if context is None:  # from here on the context counts this call's attempts
-                    # retry_context() inline: a frame less per retried call.
-                    context = RetryContext()
-                    if outer is None:
-                        context._operation = name
-                        context._deadline = None
-                        context._clock = clock
-                        context._items = NO_ITEMS
-                    else:
-                        context._operation = outer._operation or name
-                        context._deadline = outer._deadline
-                        context._clock = outer._clock
-                        context._items = outer._items
-                    context._attempt = attempts
+                    context = retry_context(outer, name, clock, attempts)
                     token = CURRENT.set(context)
                 else:
                     context._attempt = attempts
@@ -140,11 +112,42 @@ def quick_sync(policy: RetryPolicy, clock: Clock, fn: Callable[..., Any], name: 
             # A failed attempt's traceback holds this frame: it may not hold an
             # exception when it ends, or each retried call leaves a cycle for
             # the garbage collector (~6,000 instructions a call).
-            failure = None
+            failure = step = None
             if token is not None:
                 CURRENT.reset(token)
 
     return retrying_quick
+
+
+def _quick_step(policy: RetryPolicy, clock: Clock, outer: CallContext | None,
+                op: operation.Operation | None, name: str | None, attempts: int,
+                failure: Exception | None, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> float | BaseException | None:
+    """``decide()`` for a quick policy after failed attempt ``attempts``, shared
+    by both quick wrappers: the wait before the next attempt, the error the call
+    ends with, or None when the general loop must decide (a deadline, a
+    listener, test mode, a failure not listed or carrying a ``retry_after``)."""
+    exceptions, excluded, limit, wait = policy.quick  # type: ignore[misc]
+    if ((outer is not None and outer._deadline is not None)
+            or policy.events.active or TEST_MODE.active
+            or not isinstance(failure, exceptions) or isinstance(failure, excluded)
+            or getattr(failure, "retry_after", None) is not None):
+        return None
+    if attempts >= limit:
+        if not policy.config.reraise:
+            return policy.final_error(_state(attempts, name, args, kwargs, wait, failure),
+                                      Decision.GIVE_UP, clock)
+        # final_error() for this call, inline: the failure itself is raised.
+        if op is not None and attempts > op.attempts:
+            op.attempts = attempts  # for the enclosing operation's record
+        if should_log(_WARNING):
+            log_gave_up(name, attempts, failure, None)
+        return failure
+    if op is not None:
+        op.retries += 1
+    if should_log(_WARNING):
+        log_retry(name, attempts, failure, wait)
+    return wait
 
 
 def _state(attempts: int, name: str | None, args: tuple[Any, ...], kwargs: dict[str, Any],
@@ -213,8 +216,8 @@ def quick_async(policy: RetryPolicy, clock: Clock, fn: Callable[..., Awaitable[A
                 name: str | None, heard: Callable[..., Awaitable[Any]],
                 ) -> Callable[..., Awaitable[Any]]:
     """The async twin of :func:`quick_sync`."""
-    exceptions, excluded, limit, wait = policy.quick  # type: ignore[misc]
-    events, reraise = policy.events, policy.config.reraise
+    wait = policy.quick[3]  # type: ignore[index]
+    events = policy.events
 
     async def retrying_quick(*args: Any, **kwargs: Any) -> Any:
         if events.active:
@@ -230,44 +233,18 @@ def quick_async(policy: RetryPolicy, clock: Clock, fn: Callable[..., Awaitable[A
         token: Token[CallContext | None] | None = None
         try:
             while True:
-                if ((outer is None or outer._deadline is None)
-                        and not events.active and not TEST_MODE.active
-                        and isinstance(failure, exceptions) and not isinstance(failure, excluded)
-                        and getattr(failure, "retry_after", None) is None):
-                    if attempts >= limit:
-                        if reraise:  # final_error() for this call, inline
-                            if op is not None and attempts > op.attempts:
-                                op.attempts = attempts  # for the enclosing operation's record
-                            if should_log(_WARNING):
-                                log_gave_up(name, attempts, failure, None)
-                            raise failure
-                        raise policy.final_error(
-                            _state(attempts, name, args, kwargs, wait, failure),
-                            Decision.GIVE_UP, clock)
-                    if op is not None:
-                        op.retries += 1
-                    if should_log(_WARNING):
-                        log_retry(name, attempts, failure, wait)
-                    if wait > 0.0:
-                        await clock.async_sleep(wait)
-                else:
+                step = _quick_step(policy, clock, outer, op, name, attempts, failure, args, kwargs)
+                if step is None:
                     return await resume_async(policy, clock, fn, args, kwargs,
                                               _state(attempts, name, args, kwargs, wait, failure),
                                               context)
+                if isinstance(step, BaseException):
+                    raise step
+                if step > 0.0:
+                    await clock.async_sleep(step)
                 attempts += 1
                 if context is None:
-                    context = RetryContext()
-                    if outer is None:
-                        context._operation = name
-                        context._deadline = None
-                        context._clock = clock
-                        context._items = NO_ITEMS
-                    else:
-                        context._operation = outer._operation or name
-                        context._deadline = outer._deadline
-                        context._clock = outer._clock
-                        context._items = outer._items
-                    context._attempt = attempts
+                    context = retry_context(outer, name, clock, attempts)
                     token = CURRENT.set(context)
                 else:
                     context._attempt = attempts
@@ -282,7 +259,7 @@ def quick_async(policy: RetryPolicy, clock: Clock, fn: Callable[..., Awaitable[A
                     op.attempts = attempts
                 return result
         finally:
-            failure = None  # no cycle: see quick_sync
+            failure = step = None  # no cycle: see quick_sync
             if token is not None:
                 try:  # noqa: SIM105 - as cheap as it gets on the way out
                     CURRENT.reset(token)
