@@ -189,18 +189,7 @@ class BreakerBlocks:
         entered = self._entered
         if entered is None:
             return self._aenter()
-        gate = self._gate
-        epoch = gate.ticket
-        frames = self._frames
-        if epoch < 0 or self._timed or frames is None or self.events.active:
-            if epoch < 0:  # as in __enter__
-                now = self.clock.monotonic()
-                if now < gate.open_until and not self.events.active:
-                    raise self._open_rejection(now, gate.open_until)
-            self._enter(None)
-        else:
-            frame: _Frame = [epoch, 0.0, None, None]
-            frame[3] = frames.set(frame)
+        self.__enter__()  # no timeout= (else no done future): the same entry
         return entered
 
     def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
